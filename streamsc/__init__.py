@@ -1,0 +1,17 @@
+"""streamsc: online, differentiable sparse coding.
+
+The system of Bradley & Bagnell, "Differentiable Sparse Coding" (NIPS 2008) as a streaming
+learner: KL-regularised codes by EGD or a dual Newton solver, online basis learning, implicit
+gradients of the codes, numba kernels and river's estimator interface.
+"""
+
+from .coding import ConvergenceWarning, calibrate_tol, default_tol, encode
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConvergenceWarning",
+    "calibrate_tol",
+    "default_tol",
+    "encode",
+]

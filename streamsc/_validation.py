@@ -1,0 +1,118 @@
+"""Argument checking shared by the functional API and every estimator.
+
+Every check raises ``TypeError`` (wrong kind of value) or ``ValueError`` (right kind, bad
+value) with a message naming the argument, before any state is touched.
+"""
+
+import numbers
+
+import numpy as np
+
+PRIORS = ("kl", "l1", "l2")
+LOSSES = ("squared", "kl")
+SOLVERS = ("newton", "egd")
+
+
+def check_choice(name, value, choices):
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be one of {choices}, got {value!r} ({type(value).__name__})")
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
+def check_bool(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {value!r} ({type(value).__name__})")
+    return bool(value)
+
+
+def check_real(name, value, *, low=None, high=None, low_inclusive=False, allow_none=False):
+    """A finite real number, optionally bounded: ``low < value`` (or ``<=``) and ``value <= high``."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if low is not None:
+        if low_inclusive and value < low:
+            raise ValueError(f"{name} must be >= {low}, got {value!r}")
+        if not low_inclusive and value <= low:
+            raise ValueError(f"{name} must be > {low}, got {value!r}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be <= {high}, got {value!r}")
+    return value
+
+
+def check_int(name, value, *, low=None, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    value = int(value)
+    if low is not None and value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value!r}")
+    return value
+
+
+def as_float_array(name, X, *, ndims=(1, 2), dtype=np.float64):
+    """A finite numeric array of one of the given numbers of dimensions, as a C-contiguous
+    array of ``dtype`` (copied only when needed)."""
+    try:
+        arr = np.asarray(X)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{name} must be array-like of numbers: {exc}") from None
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
+    ):
+        raise TypeError(f"{name} must contain real numbers, got dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise TypeError(f"{name} must contain real numbers, got dtype {arr.dtype}")
+    if arr.ndim not in ndims:
+        want = " or ".join(f"{d}-D" for d in ndims)
+        raise ValueError(f"{name} must be {want}, got an array of shape {arr.shape}")
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.all(np.isfinite(arr)):
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise ValueError(
+            f"{name} contains NaN or infinity (first at index {tuple(int(i) for i in bad)})"
+        )
+    return arr
+
+
+def check_basis(B, *, dtype=np.float64):
+    """The basis: a finite (m, k) array with no zero column."""
+    B = as_float_array("B", B, ndims=(2,), dtype=dtype)
+    m, k = B.shape
+    if m < 1 or k < 1:
+        raise ValueError(f"B must have at least one row and one column, got shape {B.shape}")
+    norms = np.sqrt(np.einsum("ij,ij->j", B, B, dtype=np.float64))
+    zero = np.flatnonzero(norms == 0.0)
+    if zero.size:
+        raise ValueError(f"B has a zero column (column {int(zero[0])}): every atom needs a direction")
+    return B
+
+
+def resolve_p(p, k, *, dtype=np.float64):
+    """The KL prior mean as a length-k array. ``None`` means 1/k for every atom (the paper's
+    uniform vector whose L1 mass is 1, the expected mass of a code of a unit-norm input)."""
+    if p is None:
+        return np.full(k, 1.0 / k, dtype=dtype)
+    if np.ndim(p) == 0:
+        value = check_real("p", p, low=0.0)
+        return np.full(k, value, dtype=dtype)
+    arr = as_float_array("p", p, ndims=(1,), dtype=dtype)
+    if arr.shape[0] != k:
+        raise ValueError(f"p must be a scalar or have one entry per atom ({k}), got {arr.shape[0]}")
+    if np.any(arr <= 0):
+        raise ValueError("p must be > 0 for every atom")
+    return arr
+
+
+def check_x_matches(name, X, m):
+    if X.shape[-1] != m:
+        raise ValueError(
+            f"{name} has {X.shape[-1]} features but the basis B has {m} rows (m): they must match"
+        )

@@ -1,0 +1,337 @@
+"""The functional API: sparse codes of examples under a fixed basis."""
+
+import warnings
+
+import numba
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from . import _validation as v
+from ._kernels import kl as kl_kernels
+from ._kernels import lasso as lasso_kernels
+
+__all__ = ["encode", "calibrate_tol", "default_tol", "ConvergenceWarning"]
+
+#: defaults of the dual Newton solver's Hessian approximation (see ``_kernels.kl``)
+HESS_DROP = 0.1
+MAX_KEPT = 64
+MAX_ITER = {"newton": 100, "egd": 5000, "cd": 1000}
+
+
+class ConvergenceWarning(UserWarning):
+    """A solver stopped at ``max_iter`` before reaching ``tol``."""
+
+
+def default_tol(lam):
+    """The default stopping threshold: ``1e-6 * lam`` on the largest violation of the
+    optimality conditions. Near the optimum a KL code's log-coordinates move by about
+    ``violation / lam``, so this keeps every coordinate to about 1e-6 relative accuracy."""
+    return 1e-6 * lam
+
+
+def _split_signed(code, p):
+    """Halves (w+, w-) of the expanded-basis code with w+ - w- = code and w+ w- = p^2, the
+    relation every KL optimum satisfies (w+- = p exp(+-z)). Used for warm starts."""
+    half = np.sqrt(code * code + 4.0 * p * p)
+    wp = 0.5 * (code + half)
+    return wp, wp - code
+
+
+def encode(
+    X,
+    B,
+    *,
+    prior="kl",
+    lam=0.1,
+    p=None,
+    signed=False,
+    tol=None,
+    solver="newton",
+    max_iter=None,
+    init=None,
+    return_halves=False,
+    return_n_iter=False,
+    n_threads=None,
+):
+    r"""Sparse code(s) of ``X`` under the basis ``B``: the MAP estimate of the paper's eq. (3).
+
+    For each example :math:`x \in \mathbb{R}^m` and basis :math:`B \in \mathbb{R}^{m\times k}`
+    (one atom per column)
+
+    .. math::
+
+        \hat w = \arg\min_w \tfrac12 \|x - Bw\|^2 + \lambda\, R(w)
+
+    with the prior term :math:`R` chosen by ``prior``:
+
+    * ``"kl"`` — the unnormalised KL divergence to the prior mean ``p``,
+      :math:`R(w) = \sum_j w_j \log(w_j/p_j) - w_j + p_j` over :math:`w > 0`. With
+      ``signed=True`` it is taken on the expanded basis :math:`[B, -B]` (never formed) and the
+      code is :math:`w^+ - w^-` (the paper's Appendix B).
+    * ``"l1"`` — :math:`R(w) = \|w\|_1`, over :math:`w \ge 0` unless ``signed``.
+    * ``"l2"`` — :math:`R(w) = \tfrac12\|w\|^2`; closed form when ``signed``, coordinate descent
+      over :math:`w \ge 0` otherwise.
+
+    Parameters
+    ----------
+    X : array-like of shape (m,) or (n, m)
+        One example, or one per row.
+    B : array-like of shape (m, k)
+        The basis, one atom per column; no column may be zero.
+    prior : {"kl", "l1", "l2"}
+    lam : float
+        Regularisation weight :math:`\lambda > 0`.
+    p : float or array-like of shape (k,), optional
+        KL prior mean (> 0). Default ``1/k`` for every atom: the paper's uniform vector whose
+        L1 mass matches that of a code of a unit-norm input. Ignored by ``"l1"``/``"l2"``.
+    signed : bool
+        Allow negative coefficients (see ``prior``).
+    tol : float, "auto" or None
+        Stop when the largest violation of the optimality conditions
+        (:math:`\max_j |\partial L/\partial w_j|` for KL, the minimum-norm subgradient for L1)
+        is at most ``tol``. ``None`` means ``1e-6 * lam``; at that default KL and L1 codes
+        agree with the exact solution to about 1e-6 relative (tested: ``tests/test_coding.py``).
+        ``"auto"`` is the paper's calibration: :func:`calibrate_tol` on up to 32 rows of ``X``.
+    solver : {"newton", "egd"}
+        KL solver. ``"egd"`` is the paper's exponentiated gradient descent with backtracking
+        and a step adapted by ±10%; ``"newton"`` (default, faster at every shape measured by
+        ``benchmarks/encode.py``) is damped Newton on the m-dimensional Fenchel dual. Both
+        stop on the same primal criterion.
+    max_iter : int, optional
+        Iteration cap (Newton steps, EGD steps or coordinate-descent sweeps).
+    init : array-like, optional
+        Warm start, shaped like the result (codes, not halves).
+    return_halves : bool
+        With ``prior="kl", signed=True``: also return ``(w_plus, w_minus)``.
+    return_n_iter : bool
+        Also return the iterations used per example.
+    n_threads : int, optional
+        Threads for a 2-D batch (one example per thread); default: numba's setting.
+
+    Returns
+    -------
+    codes : ndarray of shape (k,) or (n, k)
+    (w_plus, w_minus) : ndarrays, if ``return_halves``
+    n_iter : int or ndarray of shape (n,), if ``return_n_iter``
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import streamsc
+    >>> rng = np.random.default_rng(0)
+    >>> B = rng.standard_normal((8, 12))
+    >>> B /= np.linalg.norm(B, axis=0)
+    >>> x = 2.0 * B[:, 3] + 0.5 * B[:, 7]
+    >>> w = streamsc.encode(x, B, prior="kl", lam=0.05)
+    >>> w.shape, bool(np.all(w > 0))
+    ((12,), True)
+    >>> [int(j) for j in np.argsort(w)[::-1][:2]]   # the two atoms that made x
+    [3, 7]
+    >>> streamsc.encode(x, B, prior="l1", lam=0.05).round(2)
+    array([0.  , 0.  , 0.  , 1.93, 0.  , 0.  , 0.  , 0.42, 0.  , 0.  , 0.  , 0.  ])
+    """
+    prior = v.check_choice("prior", prior, v.PRIORS)
+    B = v.check_basis(B)
+    m, k = B.shape
+    X = v.as_float_array("X", X)
+    v.check_x_matches("X", X, m)
+    lam = v.check_real("lam", lam, low=0.0)
+    signed = v.check_bool("signed", signed)
+    solver = v.check_choice("solver", solver, v.SOLVERS)
+    p = v.resolve_p(p, k)
+    max_iter = v.check_int("max_iter", max_iter, low=1, allow_none=True)
+    n_threads = v.check_int("n_threads", n_threads, low=1, allow_none=True)
+    return_halves = v.check_bool("return_halves", return_halves)
+    if return_halves and not (prior == "kl" and signed):
+        raise ValueError("return_halves=True needs prior='kl' and signed=True")
+    single = X.ndim == 1
+    X2 = X[None, :] if single else X
+    n = X2.shape[0]
+    if init is not None:
+        init = v.as_float_array("init", init, ndims=(X.ndim,))
+        if init.shape != X.shape[:-1] + (k,):
+            raise ValueError(f"init must have shape {X.shape[:-1] + (k,)}, got {init.shape}")
+        if prior == "kl" and not signed and np.any(init < 0):
+            raise ValueError("init must be >= 0 for unsigned KL codes")
+        init = init[None, :] if single else init
+    if isinstance(tol, str):
+        if tol != "auto":
+            raise ValueError(f"tol must be a positive number, 'auto' or None, got {tol!r}")
+        tol = calibrate_tol(X2, B, prior=prior, lam=lam, p=p, signed=signed, solver=solver)
+    elif tol is None:
+        tol = default_tol(lam)
+    else:
+        tol = v.check_real("tol", tol, low=0.0)
+
+    W, halves, n_iter, viol = solve(
+        X2, B, prior=prior, lam=lam, p=p, signed=signed, tol=tol, solver=solver,
+        max_iter=max_iter, init=init, n_threads=n_threads,
+    )
+    bad = int(np.sum(viol > tol))
+    if bad:
+        warnings.warn(
+            f"{bad} of {n} codes stopped before reaching tol={tol:.3g} "
+            f"(largest optimality violation {viol.max():.3g}); raise max_iter or tol",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
+    out = W[0] if single else W
+    result = (out,)
+    if return_halves:
+        result += ((halves[0][0], halves[1][0]) if single else halves,)
+    if return_n_iter:
+        result += (int(n_iter[0]) if single else n_iter,)
+    return result[0] if len(result) == 1 else result
+
+
+def solve(X, B, *, prior, lam, p, signed, tol, solver="newton", max_iter=None, init=None,
+          n_threads=None):
+    """Codes of the rows of X with no argument checking: the one entry point to the kernels
+    shared by :func:`encode` and every estimator.
+
+    X (n, m) and B (m, k) are C-contiguous float64, p a length-k array, tol a float, init
+    None or (n, k) codes. A single row runs the per-example kernel in the calling thread;
+    several rows run one per thread. Returns ``(W, halves, n_iter, violation)`` where
+    ``halves`` is ``(W+, W-)`` for signed KL codes and None otherwise.
+    """
+    n, m = X.shape
+    k = B.shape[1]
+    one = n == 1
+    n_iter = np.zeros(n, dtype=np.int64)
+    viol = np.zeros(n)
+    halves = None
+    with _threads(n_threads, n):
+        if prior == "kl":
+            H = np.empty((n, 2 * k if signed else k))
+            if solver == "newton":
+                cap = max_iter or MAX_ITER["newton"]
+                Nu = np.zeros((n, m)) if init is None else X - init @ B.T
+                if one:
+                    n_iter[0], viol[0] = kl_kernels.kl_newton(
+                        X[0], B, p, lam, signed, tol, cap, Nu[0], HESS_DROP, MAX_KEPT, H[0]
+                    )
+                else:
+                    kl_kernels.kl_newton_batch(
+                        X, B, p, lam, signed, tol, cap, Nu, HESS_DROP, MAX_KEPT, H, n_iter, viol
+                    )
+            else:
+                cap = max_iter or MAX_ITER["egd"]
+                if init is None:
+                    H[:] = np.tile(p, 2 if signed else 1)
+                elif signed:
+                    H[:] = np.hstack(_split_signed(init, p))
+                else:
+                    H[:] = init
+                U = np.log(np.maximum(H, 1e-300))
+                if one:
+                    n_iter[0], _, viol[0] = kl_kernels.kl_egd(
+                        X[0], B, p, lam, signed, tol, cap, U[0], 1.0, np.empty(0)
+                    )
+                else:
+                    kl_kernels.kl_egd_batch(X, B, p, lam, signed, tol, cap, U, 1.0, n_iter, viol)
+                H = np.exp(U)
+            if signed:
+                W = H[:, :k] - H[:, k:]
+                halves = (H[:, :k], H[:, k:])
+            else:
+                W = H
+        elif prior == "l2" and signed:
+            W = np.empty((n, k))
+            lasso_kernels.ridge(X, B, lam, W)
+        else:
+            l1, l2 = (lam, 0.0) if prior == "l1" else (0.0, lam)
+            W = np.zeros((n, k)) if init is None else init.copy()
+            cap = max_iter or MAX_ITER["cd"]
+            if one:
+                n_iter[0], viol[0] = lasso_kernels.enet_cd(
+                    X[0], B, l1, l2, not signed, tol, cap, W[0]
+                )
+            else:
+                lasso_kernels.enet_cd_batch(X, B, l1, l2, not signed, tol, cap, W, n_iter, viol)
+    return W, halves, n_iter, viol
+
+
+class _threads:
+    """Pin BLAS to one thread (the kernels parallelise over examples) and set numba's
+    thread count for the duration of a batch call. Single examples skip the (~20 us) BLAS
+    pinning: their kernels call no BLAS except for tiny Cholesky factors."""
+
+    def __init__(self, n_threads, n_rows):
+        self.n_threads = n_threads
+        self.batch = n_rows > 1
+
+    def __enter__(self):
+        self._limits = threadpool_limits(1, user_api="blas") if self.batch else None
+        if self.n_threads is not None:
+            self._old = numba.get_num_threads()
+            numba.set_num_threads(min(self.n_threads, numba.config.NUMBA_NUM_THREADS))
+        return self
+
+    def __exit__(self, *exc):
+        if self.n_threads is not None:
+            numba.set_num_threads(self._old)
+        if self._limits is not None:
+            self._limits.unregister()
+        return False
+
+
+def calibrate_tol(
+    X, B, *, prior="kl", lam=0.1, p=None, signed=False, solver="newton", eps=1e-4,
+    n_samples=32, seed=0,
+):
+    """The paper's automatic tolerance calibration (section 4).
+
+    Solves a random subset of the examples "to the limits of machine precision", then returns
+    the largest stopping threshold from a grid (``lam * 10**-1 ... lam * 10**-12``) whose codes
+    are all within ``eps`` of the exact ones (``max_j |w_j - w*_j| / max_j |w*_j|``).
+
+    Parameters
+    ----------
+    X : array-like of shape (n, m)
+    B : array-like of shape (m, k)
+    prior, lam, p, signed, solver
+        As in :func:`encode`.
+    eps : float
+        Accuracy wanted, relative to the largest coefficient.
+    n_samples : int
+        Examples used (at most ``n``).
+    seed : int
+        Which examples are used.
+
+    Returns
+    -------
+    tol : float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import streamsc
+    >>> rng = np.random.default_rng(0)
+    >>> B = rng.standard_normal((16, 32))
+    >>> X = rng.standard_normal((50, 16))
+    >>> tol = streamsc.calibrate_tol(X, B, lam=0.1, eps=1e-3)
+    >>> 0 < tol <= 0.01
+    True
+    """
+    X = v.as_float_array("X", X, ndims=(2,))
+    eps = v.check_real("eps", eps, low=0.0)
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(X.shape[0], size=min(n_samples, X.shape[0]), replace=False)
+    S = X[np.sort(idx)]
+    kw = dict(prior=prior, lam=lam, p=p, signed=signed, solver=solver)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        exact = encode(S, B, tol=1e-14 * lam, max_iter=10 * MAX_ITER[_solver_key(prior, signed, solver)], **kw)
+        scale = np.maximum(np.abs(exact).max(axis=1), np.finfo(float).tiny)
+        for e in range(1, 13):
+            tol = lam * 10.0 ** (-e)
+            approx = encode(S, B, tol=tol, **kw)
+            if np.all(np.abs(approx - exact).max(axis=1) / scale <= eps):
+                return tol
+    return 1e-12 * lam
+
+
+def _solver_key(prior, signed, solver):
+    if prior == "kl":
+        return solver
+    return "cd"
