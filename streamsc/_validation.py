@@ -10,7 +10,7 @@ import numpy as np
 
 PRIORS = ("kl", "l1", "l2")
 LOSSES = ("squared", "kl")
-SOLVERS = ("newton", "egd")
+SOLVERS = ("newton", "egd", "egd_diag")
 
 
 def check_choice(name, value, choices):
@@ -116,3 +116,28 @@ def check_x_matches(name, X, m):
         raise ValueError(
             f"{name} has {X.shape[-1]} features but the basis B has {m} rows (m): they must match"
         )
+
+
+def resolve_solver(solver, loss, prior):
+    """The KL solver: ``None`` picks Newton for the squared loss and EGD for the KL loss."""
+    if loss == "kl" and prior != "kl":
+        raise ValueError(f"loss='kl' needs prior='kl', got prior={prior!r}")
+    if solver is None:
+        return "egd" if loss == "kl" else "newton"
+    solver = check_choice("solver", solver, SOLVERS)
+    if loss == "kl" and solver == "newton":
+        raise ValueError(
+            "loss='kl' is solved by EGD only: pass solver='egd' or 'egd_diag', or leave solver=None"
+        )
+    return solver
+
+
+def as_distribution(name, X):
+    """Rows of non-negative counts (or weights) normalised to sum to one; a row that is
+    negative somewhere or sums to zero is an error (the KL loss compares distributions)."""
+    if np.any(X < 0):
+        raise ValueError(f"{name} has negative entries: the KL loss needs non-negative counts")
+    sums = X.sum(axis=-1, keepdims=True)
+    if np.any(sums <= 0):
+        raise ValueError(f"{name} has an all-zero row: the KL loss needs at least one count")
+    return np.ascontiguousarray(X / sums)

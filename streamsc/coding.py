@@ -15,7 +15,9 @@ __all__ = ["encode", "calibrate_tol", "default_tol", "ConvergenceWarning"]
 #: defaults of the dual Newton solver's Hessian approximation (see ``_kernels.kl``)
 HESS_DROP = 0.1
 MAX_KEPT = 64
-MAX_ITER = {"newton": 100, "egd": 5000, "cd": 1000}
+MAX_ITER = {"newton": 100, "egd": 5000, "egd_diag": 5000, "cd": 1000}
+#: the ``loss`` argument of the kernels
+LOSS_CODES = {"squared": 0, "kl": 1}
 
 
 class ConvergenceWarning(UserWarning):
@@ -41,12 +43,13 @@ def encode(
     X,
     B,
     *,
+    loss="squared",
     prior="kl",
     lam=0.1,
     p=None,
     signed=False,
     tol=None,
-    solver="newton",
+    solver=None,
     max_iter=None,
     init=None,
     return_halves=False,
@@ -60,9 +63,18 @@ def encode(
 
     .. math::
 
-        \hat w = \arg\min_w \tfrac12 \|x - Bw\|^2 + \lambda\, R(w)
+        \hat w = \arg\min_w D(x \,\|\, f(Bw)) + \lambda\, R(w)
 
-    with the prior term :math:`R` chosen by ``prior``:
+    with a matched loss/transfer pair chosen by ``loss`` (which keeps the problem convex in w):
+
+    * ``"squared"`` — :math:`D = \tfrac12\|x - Bw\|^2`, linear transfer :math:`f(z) = z`;
+    * ``"kl"`` — for count data (word counts): :math:`x` is normalised to a distribution
+      :math:`\bar x = x / \sum_i x_i` and :math:`D = \mathrm{KL}(\bar x \,\|\, \mathrm{softmax}(Bw))`,
+      the normalised-exponential transfer of the paper's Appendix D (equivalent to the
+      "constrained Poisson" document model; the document length only rescales ``lam``).
+      Needs ``prior="kl"``; x must be non-negative with a positive sum.
+
+    and the prior term :math:`R` chosen by ``prior``:
 
     * ``"kl"`` — the unnormalised KL divergence to the prior mean ``p``,
       :math:`R(w) = \sum_j w_j \log(w_j/p_j) - w_j + p_j` over :math:`w > 0`. With
@@ -78,6 +90,7 @@ def encode(
         One example, or one per row.
     B : array-like of shape (m, k)
         The basis, one atom per column; no column may be zero.
+    loss : {"squared", "kl"}
     prior : {"kl", "l1", "l2"}
     lam : float
         Regularisation weight :math:`\lambda > 0`.
@@ -92,11 +105,12 @@ def encode(
         is at most ``tol``. ``None`` means ``1e-6 * lam``; at that default KL and L1 codes
         agree with the exact solution to about 1e-6 relative (tested: ``tests/test_coding.py``).
         ``"auto"`` is the paper's calibration: :func:`calibrate_tol` on up to 32 rows of ``X``.
-    solver : {"newton", "egd"}
-        KL solver. ``"egd"`` is the paper's exponentiated gradient descent with backtracking
-        and a step adapted by ±10%; ``"newton"`` (default, faster at every shape measured by
-        ``benchmarks/encode.py``) is damped Newton on the m-dimensional Fenchel dual. Both
-        stop on the same primal criterion.
+    solver : {"newton", "egd"}, optional
+        KL-prior solver. ``"egd"`` is the paper's exponentiated gradient descent with
+        backtracking and a step adapted by ±10%; ``"newton"`` is damped Newton on the
+        m-dimensional Fenchel dual. Both stop on the same primal criterion. Default:
+        ``"newton"`` for the squared loss (faster at every shape measured by
+        ``benchmarks/encode.py``), ``"egd"`` for the KL loss (the only one it has).
     max_iter : int, optional
         Iteration cap (Newton steps, EGD steps or coordinate-descent sweeps).
     init : array-like, optional
@@ -130,6 +144,7 @@ def encode(
     >>> streamsc.encode(x, B, prior="l1", lam=0.05).round(2)
     array([0.  , 0.  , 0.  , 1.93, 0.  , 0.  , 0.  , 0.42, 0.  , 0.  , 0.  , 0.  ])
     """
+    loss = v.check_choice("loss", loss, v.LOSSES)
     prior = v.check_choice("prior", prior, v.PRIORS)
     B = v.check_basis(B)
     m, k = B.shape
@@ -137,7 +152,9 @@ def encode(
     v.check_x_matches("X", X, m)
     lam = v.check_real("lam", lam, low=0.0)
     signed = v.check_bool("signed", signed)
-    solver = v.check_choice("solver", solver, v.SOLVERS)
+    solver = v.resolve_solver(solver, loss, prior)
+    if loss == "kl":
+        X = v.as_distribution("X", X)
     p = v.resolve_p(p, k)
     max_iter = v.check_int("max_iter", max_iter, low=1, allow_none=True)
     n_threads = v.check_int("n_threads", n_threads, low=1, allow_none=True)
@@ -157,14 +174,16 @@ def encode(
     if isinstance(tol, str):
         if tol != "auto":
             raise ValueError(f"tol must be a positive number, 'auto' or None, got {tol!r}")
-        tol = calibrate_tol(X2, B, prior=prior, lam=lam, p=p, signed=signed, solver=solver)
+        tol = calibrate_tol(
+            X2, B, loss=loss, prior=prior, lam=lam, p=p, signed=signed, solver=solver
+        )
     elif tol is None:
         tol = default_tol(lam)
     else:
         tol = v.check_real("tol", tol, low=0.0)
 
     W, halves, n_iter, viol = solve(
-        X2, B, prior=prior, lam=lam, p=p, signed=signed, tol=tol, solver=solver,
+        X2, B, loss=loss, prior=prior, lam=lam, p=p, signed=signed, tol=tol, solver=solver,
         max_iter=max_iter, init=init, n_threads=n_threads,
     )
     bad = int(np.sum(viol > tol))
@@ -184,13 +203,13 @@ def encode(
     return result[0] if len(result) == 1 else result
 
 
-def solve(X, B, *, prior, lam, p, signed, tol, solver="newton", max_iter=None, init=None,
-          n_threads=None):
+def solve(X, B, *, prior, lam, p, signed, tol, loss="squared", solver="newton", max_iter=None,
+          init=None, n_threads=None):
     """Codes of the rows of X with no argument checking: the one entry point to the kernels
     shared by :func:`encode` and every estimator.
 
-    X (n, m) and B (m, k) are C-contiguous float64, p a length-k array, tol a float, init
-    None or (n, k) codes. A single row runs the per-example kernel in the calling thread;
+    X (n, m) and B (m, k) are C-contiguous float64 (rows of X already normalised to sum 1
+    for ``loss="kl"``), p a length-k array, tol a float, init None or (n, k) codes. A single row runs the per-example kernel in the calling thread;
     several rows run one per thread. Returns ``(W, halves, n_iter, violation)`` where
     ``halves`` is ``(W+, W-)`` for signed KL codes and None otherwise.
     """
@@ -215,7 +234,7 @@ def solve(X, B, *, prior, lam, p, signed, tol, solver="newton", max_iter=None, i
                         X, B, p, lam, signed, tol, cap, Nu, HESS_DROP, MAX_KEPT, H, n_iter, viol
                     )
             else:
-                cap = max_iter or MAX_ITER["egd"]
+                cap = max_iter or MAX_ITER["egd"]  # both EGD variants
                 if init is None:
                     H[:] = np.tile(p, 2 if signed else 1)
                 elif signed:
@@ -223,12 +242,16 @@ def solve(X, B, *, prior, lam, p, signed, tol, solver="newton", max_iter=None, i
                 else:
                     H[:] = init
                 U = np.log(np.maximum(H, 1e-300))
+                code = LOSS_CODES[loss]
+                diag = solver == "egd_diag"
                 if one:
-                    n_iter[0], _, viol[0] = kl_kernels.kl_egd(
-                        X[0], B, p, lam, signed, tol, cap, U[0], 1.0, np.empty(0)
+                    n_iter[0], _, viol[0] = kl_kernels.egd(
+                        X[0], B, p, lam, signed, tol, cap, U[0], 1.0, np.empty(0), code, diag
                     )
                 else:
-                    kl_kernels.kl_egd_batch(X, B, p, lam, signed, tol, cap, U, 1.0, n_iter, viol)
+                    kl_kernels.egd_batch(
+                        X, B, p, lam, signed, tol, cap, U, 1.0, n_iter, viol, code, diag
+                    )
                 H = np.exp(U)
             if signed:
                 W = H[:, :k] - H[:, k:]
@@ -276,8 +299,8 @@ class _threads:
 
 
 def calibrate_tol(
-    X, B, *, prior="kl", lam=0.1, p=None, signed=False, solver="newton", eps=1e-4,
-    n_samples=32, seed=0,
+    X, B, *, loss="squared", prior="kl", lam=0.1, p=None, signed=False, solver=None,
+    eps=1e-4, n_samples=32, seed=0,
 ):
     """The paper's automatic tolerance calibration (section 4).
 
@@ -289,7 +312,7 @@ def calibrate_tol(
     ----------
     X : array-like of shape (n, m)
     B : array-like of shape (m, k)
-    prior, lam, p, signed, solver
+    loss, prior, lam, p, signed, solver
         As in :func:`encode`.
     eps : float
         Accuracy wanted, relative to the largest coefficient.
@@ -318,7 +341,8 @@ def calibrate_tol(
     rng = np.random.default_rng(seed)
     idx = rng.choice(X.shape[0], size=min(n_samples, X.shape[0]), replace=False)
     S = X[np.sort(idx)]
-    kw = dict(prior=prior, lam=lam, p=p, signed=signed, solver=solver)
+    solver = v.resolve_solver(solver, loss, prior)
+    kw = dict(loss=loss, prior=prior, lam=lam, p=p, signed=signed, solver=solver)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         exact = encode(S, B, tol=1e-14 * lam, max_iter=10 * MAX_ITER[_solver_key(prior, signed, solver)], **kw)

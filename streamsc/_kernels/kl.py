@@ -1,11 +1,13 @@
-"""KL-prior MAP inference with squared loss and linear transfer.
+"""KL-prior MAP inference.
 
 Objective, for one example x (m,) and basis B (m, k)::
 
-    L(w) = 1/2 ||x - B c(w)||^2 + lam * sum_j [w_j log(w_j / p_j) - w_j + p_j],   w > 0
+    L(w) = D(x || f(B c(w))) + lam * sum_j [w_j log(w_j / p_j) - w_j + p_j],   w > 0
 
-with c(w) = w for unsigned codes and, for signed codes, w = (w+, w-) of length 2k on the
-expanded basis [B, -B] and c(w) = w+ - w- (the paper's Appendix B).
+with squared loss and linear transfer, D = 1/2 ||x - B c||^2 (both solvers), or KL loss and
+softmax transfer, D = KL(x || softmax(B c)) for a distribution x (EGD only; see
+``loss_residual``). c(w) = w for unsigned codes; for signed codes w = (w+, w-) has length 2k
+on the expanded basis [B, -B] and c(w) = w+ - w- (the paper's Appendix B).
 
 Two solvers stop on the same criterion, ``max_j |dL/dw_j| <= tol``:
 
@@ -18,9 +20,11 @@ Two solvers stop on the same criterion, ``max_j |dL/dw_j| <= tol``:
 
   whose maximiser gives w = p exp(B^T nu / lam) and nu = x - B c (the residual). The primal
   gradient at w(nu) is exactly -B^T (x - nu - B c), so the stopping test is the primal one.
-  The Hessian I + B diag(d / lam) B^T keeps only atoms whose weight d_j/lam * ||b_j||^2
-  exceeds ``hess_drop`` (exactness stays in the gradient), and is solved in the cheaper of
-  its m x m form or its s x s Woodbury form for s kept atoms.
+  The Hessian I + B diag(d / lam) B^T keeps exactly only the (at most ``max_kept``) atoms
+  whose weight d_j/lam * ||b_j||^2 exceeds ``hess_drop``; the rest is replaced by the
+  isotropic matrix of the same trace, and the system is solved by Woodbury in s x s for the
+  s kept atoms. Exactness stays in the gradient; the approximation only slows convergence
+  from quadratic to fast-linear.
 """
 
 import numpy as np
@@ -96,8 +100,48 @@ def kl_gradient(x, B, p, lam, signed, w, g):
 
 
 @njit(**NJIT)
-def _egd_eval(x, B, logp, lam, signed, u, w, code, r):
-    """From u = log w: fill w, code, r = B code - x; return the objective."""
+def loss_residual(x, B, code, r, loss):
+    """Fill r = f(B code) - x (the loss gradient with respect to B code) and return the
+    loss D(x || f(B code)). ``loss`` 0: squared loss, linear transfer. ``loss`` 1: KL loss,
+    softmax transfer (x must be a distribution: non-negative, summing to one)."""
+    m = B.shape[0]
+    matvec(B, code, r)
+    if loss == 0:
+        f = 0.0
+        for i in range(m):
+            r[i] -= x[i]
+            f += 0.5 * r[i] * r[i]
+        return f
+    zmax = r[0]
+    for i in range(1, m):
+        if r[i] > zmax:
+            zmax = r[i]
+    s = 0.0
+    xz = 0.0
+    xlx = 0.0
+    for i in range(m):
+        s += np.exp(r[i] - zmax)
+        if x[i] > 0.0:
+            xz += x[i] * r[i]
+            xlx += x[i] * np.log(x[i])
+    lse = zmax + np.log(s)
+    for i in range(m):
+        r[i] = np.exp(r[i] - lse) - x[i]
+    return xlx - xz + lse
+
+
+@njit(**NJIT)
+def _slack(f, loss):
+    """How much an objective value may rise by rounding alone. The KL loss is a difference of
+    terms of order log(m), so its rounding error does not shrink with f."""
+    if loss == 1:
+        return 64.0 * _EPS * (1.0 + abs(f))
+    return 8.0 * _EPS * abs(f)
+
+
+@njit(**NJIT)
+def _egd_eval(x, B, logp, lam, signed, u, w, code, r, loss):
+    """From u = log w: fill w, code, r = f(B code) - x; return the objective."""
     m, k = B.shape
     n = u.shape[0]
     kl = 0.0
@@ -110,12 +154,7 @@ def _egd_eval(x, B, logp, lam, signed, u, w, code, r):
         lp = logp[j % k]
         kl += wj * (uj - lp) - wj + np.exp(lp)
     _unpack(w, k, signed, code)
-    matvec(B, code, r)
-    f = 0.0
-    for i in range(m):
-        r[i] -= x[i]
-        f += 0.5 * r[i] * r[i]
-    return f + lam * kl
+    return loss_residual(x, B, code, r, loss) + lam * kl
 
 
 @njit(**NJIT)
@@ -135,6 +174,31 @@ def _egd_grad(B, logp, lam, signed, u, r, c, g):
 
 @njit(**NJIT)
 def kl_egd(x, B, p, lam, signed, tol, max_iter, u, alpha, trace):
+    """Exponentiated gradient descent with backtracking and an adaptive step, squared loss.
+    See :func:`egd` (``loss=0``)."""
+    return egd(x, B, p, lam, signed, tol, max_iter, u, alpha, trace, 0, False)
+
+
+@njit(**NJIT)
+def _egd_metric(x, B, lam, signed, w, r, loss, cn2, s):
+    """Diagonal metric s_j = 1 / (lam + w_j h_j) with h_j the curvature of the loss along
+    atom j (||b_j||^2 for the squared loss, sum_i B_ij^2 softmax_i for the KL loss): the step
+    of u_j = log w_j is then a diagonal Newton step (tiny coordinates jump to their fixed
+    point log p_j - c_j / lam at alpha = 1)."""
+    m, k = B.shape
+    if loss == 1:
+        for j in range(k):
+            cn2[j] = 0.0
+        for i in range(m):
+            qi = r[i] + x[i]
+            for j in range(k):
+                cn2[j] += B[i, j] * B[i, j] * qi
+    for j in range(w.shape[0]):
+        s[j] = 1.0 / (lam + w[j] * cn2[j % k])
+
+
+@njit(**NJIT)
+def egd(x, B, p, lam, signed, tol, max_iter, u, alpha, trace, loss, diag):
     """Exponentiated gradient descent with backtracking and an adaptive step.
 
     Parameters
@@ -150,6 +214,9 @@ def kl_egd(x, B, p, lam, signed, tol, max_iter, u, alpha, trace):
         log of the solution
     alpha: float  initial step size
     trace: float64[:]  objective after each accepted step (length 0 to skip recording)
+    loss: int  0 = squared loss / linear transfer; 1 = KL loss / softmax transfer
+    diag: bool  scale the step by the diagonal metric of ``_egd_metric`` (False: the
+        paper's plain EGD)
 
     Returns
     -------
@@ -166,24 +233,29 @@ def kl_egd(x, B, p, lam, signed, tol, max_iter, u, alpha, trace):
     c = np.empty(k)
     r = np.empty(m)
     r_new = np.empty(m)
-    f = _egd_eval(x, B, logp, lam, signed, u, w, code, r)
+    s = np.ones(n)
+    cn2 = np.empty(k)
+    col_sq_norms(B, cn2)
+    f = _egd_eval(x, B, logp, lam, signed, u, w, code, r, loss)
     gmax = _egd_grad(B, logp, lam, signed, u, r, c, g)
     n_trials = 0
     n_back = 0
     it = 0
     while gmax > tol and it < max_iter:
+        if diag:
+            _egd_metric(x, B, lam, signed, w, r, loss, cn2, s)
         a = alpha
         accepted = False
         while a > 1e-300:
             n_trials += 1
             for j in range(n):
-                u_new[j] = u[j] - a * g[j]
-            f_new = _egd_eval(x, B, logp, lam, signed, u_new, w_new, code, r_new)
+                u_new[j] = u[j] - a * s[j] * g[j]
+            f_new = _egd_eval(x, B, logp, lam, signed, u_new, w_new, code, r_new, loss)
             dec = 0.0
             for j in range(n):
                 dec += g[j] * (w_new[j] - w[j])
             # Armijo condition in the mirror geometry; the slack absorbs rounding of f
-            if f_new <= f + 1e-4 * dec + 8.0 * _EPS * abs(f):
+            if f_new <= f + 1e-4 * dec + _slack(f, loss):
                 accepted = True
                 break
             a *= 0.5
@@ -207,6 +279,161 @@ def kl_egd(x, B, p, lam, signed, tol, max_iter, u, alpha, trace):
         elif ratio < 0.3:
             alpha *= 1.1
     return it, alpha, gmax
+
+
+# ---------------------------------------------------------------------------------------
+# Newton in the primal (any loss): the KL loss's solver
+# ---------------------------------------------------------------------------------------
+
+
+@njit(**NJIT)
+def newton_primal(x, B, p, lam, signed, tol, max_iter, u, loss, hess_drop, max_kept):
+    """Damped Newton on the primal with a positivity-preserving (multiplicative) update.
+
+    The Hessian of the objective is ``H = B~^T S B~ + lam diag(1/w)`` on the (expanded)
+    basis, with S = I for the squared loss and S = diag(q) - q q^T for the KL loss
+    (q = softmax(B c)). Atoms whose curvature ``w_j h_j`` (h_j = b_j^T S b_j) exceeds
+    ``hess_drop * lam`` (at most ``max_kept``, the largest) get the exact Newton system,
+    s x s, built in O(m s^2); the others keep only their diagonal ``lam / w_j + h_j``.
+    The step keeps w positive: w + t delta where delta_j >= 0, w exp(t delta / w) where
+    delta_j < 0 (first order equal to the Newton step), with Armijo backtracking on t. Stops on max |dL/dw| <= tol.
+
+    Parameters
+    ----------
+    x, B, p, lam, signed, tol, max_iter, loss
+        As in :func:`egd`.
+    u: float64[n]  log of the starting point; overwritten with log of the solution
+    hess_drop: float, max_kept: int  which atoms get the exact Newton system
+
+    Returns
+    -------
+    n_iter: int, gmax: float
+    """
+    m, k = B.shape
+    n = u.shape[0]
+    logp = np.log(p)
+    w = np.empty(n)
+    w_new = np.empty(n)
+    u_new = np.empty(n)
+    g = np.empty(n)
+    h = np.empty(n)
+    delta = np.empty(n)
+    code = np.empty(k)
+    c = np.empty(k)
+    r = np.empty(m)
+    r_new = np.empty(m)
+    hk = np.empty(k)
+    q = np.empty(m)
+    f = _egd_eval(x, B, logp, lam, signed, u, w, code, r, loss)
+    gmax = _egd_grad(B, logp, lam, signed, u, r, c, g)
+    it = 0
+    while gmax > tol and it < max_iter:
+        # curvature of the loss along each atom: h_j = b_j^T S b_j
+        if loss == 1:
+            for i in range(m):
+                q[i] = r[i] + x[i]
+            for j in range(k):
+                hk[j] = 0.0
+            for i in range(m):
+                qi = q[i]
+                for j in range(k):
+                    hk[j] += B[i, j] * B[i, j] * qi
+            # minus (b_j . q)^2: c = B^T (q - x), so b_j . q = c_j + b_j . x
+            bx = np.empty(k)
+            rmatvec(B, x, bx)
+            for j in range(k):
+                bq = c[j] + bx[j]
+                hk[j] -= bq * bq
+                if hk[j] < 0.0:
+                    hk[j] = 0.0
+        else:
+            col_sq_norms(B, hk)
+        s = 0
+        for j in range(n):
+            h[j] = hk[j % k]
+            if w[j] * h[j] > hess_drop * lam:
+                s += 1
+        # diagonal part for every coordinate
+        for j in range(n):
+            delta[j] = -g[j] / (lam / w[j] + h[j])
+        if s > 0:
+            score = np.empty(n)
+            for j in range(n):
+                score[j] = w[j] * h[j]
+            keep = np.empty(s, dtype=np.int64)
+            if s > max_kept:
+                keep = np.sort(np.argsort(-score)[:max_kept])
+                s = max_kept
+            else:
+                t = 0
+                for j in range(n):
+                    if score[j] > hess_drop * lam:
+                        keep[t] = j
+                        t += 1
+            # kept columns of the expanded basis, scaled by S^(1/2) where S is diagonal
+            Bs = np.empty((s, m))
+            for t in range(s):
+                j = keep[t]
+                sg = 1.0 if j < k else -1.0
+                for i in range(m):
+                    Bs[t, i] = sg * B[i, j % k]
+            K = np.empty((s, s))
+            rhs = np.empty(s)
+            if loss == 1:
+                bq = np.empty(s)
+                for t in range(s):
+                    acc = 0.0
+                    for i in range(m):
+                        acc += Bs[t, i] * q[i]
+                    bq[t] = acc
+                for t in range(s):
+                    for v in range(t + 1):
+                        acc = 0.0
+                        for i in range(m):
+                            acc += Bs[t, i] * Bs[v, i] * q[i]
+                        acc -= bq[t] * bq[v]
+                        K[t, v] = acc
+                        K[v, t] = acc
+            else:
+                for t in range(s):
+                    for v in range(t + 1):
+                        acc = dot(Bs[t], Bs[v])
+                        K[t, v] = acc
+                        K[v, t] = acc
+            for t in range(s):
+                j = keep[t]
+                K[t, t] += lam / w[j]
+                rhs[t] = -g[j]
+            y = solve_spd(K, rhs)
+            for t in range(s):
+                delta[keep[t]] = y[t]
+        step = 1.0
+        accepted = False
+        while step > 1e-12:
+            for j in range(n):
+                if delta[j] >= 0.0:
+                    u_new[j] = np.log(w[j] + step * delta[j])
+                else:
+                    u_new[j] = u[j] + step * delta[j] / w[j]
+            f_new = _egd_eval(x, B, logp, lam, signed, u_new, w_new, code, r_new, loss)
+            dec = 0.0
+            for j in range(n):
+                dec += g[j] * (w_new[j] - w[j])
+            if f_new <= f + 1e-4 * dec + _slack(f, loss):
+                accepted = True
+                break
+            step *= 0.5
+        if not accepted:
+            break
+        for j in range(n):
+            u[j] = u_new[j]
+            w[j] = w_new[j]
+        for i in range(m):
+            r[i] = r_new[i]
+        f = f_new
+        it += 1
+        gmax = _egd_grad(B, logp, lam, signed, u, r, c, g)
+    return it, gmax
 
 
 # ---------------------------------------------------------------------------------------
@@ -435,9 +662,19 @@ def kl_newton_batch(X, B, p, lam, signed, tol, max_iter, Nu, hess_drop, max_kept
 
 
 @njit(**NJIT_PARALLEL)
-def kl_egd_batch(X, B, p, lam, signed, tol, max_iter, U, alpha, n_iter, gmax):
+def newton_primal_batch(X, B, p, lam, signed, tol, max_iter, U, loss, hess_drop, max_kept,
+                        n_iter, gmax):
+    for i in prange(X.shape[0]):
+        it, gm = newton_primal(X[i], B, p, lam, signed, tol, max_iter, U[i], loss, hess_drop,
+                               max_kept)
+        n_iter[i] = it
+        gmax[i] = gm
+
+
+@njit(**NJIT_PARALLEL)
+def egd_batch(X, B, p, lam, signed, tol, max_iter, U, alpha, n_iter, gmax, loss, diag):
     empty = np.empty(0)
     for i in prange(X.shape[0]):
-        it, a, gm = kl_egd(X[i], B, p, lam, signed, tol, max_iter, U[i], alpha, empty)
+        it, a, gm = egd(X[i], B, p, lam, signed, tol, max_iter, U[i], alpha, empty, loss, diag)
         n_iter[i] = it
         gmax[i] = gm

@@ -1,0 +1,298 @@
+"""Helpers shared by the benchmark scripts in this folder.
+
+Nothing here imports streamsc or numba, so a script can set numba's environment (for
+example ``NUMBA_CACHE_DIR`` for a cold-cache run) after importing this module and before
+importing streamsc.
+
+* :func:`pin_blas` -- pin every BLAS/OpenMP pool to a number of threads (threadpoolctl);
+* :func:`first_call` and :func:`time_passes` -- a timing loop with warm-up: the first call
+  (numba compilation or cache load) is timed on its own and never mixed into a rate;
+* :func:`describe_machine` -- CPU, cores, load, library versions and BLAS as a dict;
+* :func:`format_table` -- a plain fixed-width text table;
+* :func:`parse_shapes`, :func:`parse_floats` -- command-line list parsing.
+"""
+
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+
+from threadpoolctl import threadpool_info, threadpool_limits
+
+__all__ = [
+    "Timing",
+    "busy_warning",
+    "describe_machine",
+    "first_call",
+    "format_machine",
+    "format_table",
+    "parse_floats",
+    "parse_shapes",
+    "pin_blas",
+    "time_passes",
+]
+
+
+def pin_blas(n_threads=1):
+    """Limit every BLAS and OpenMP thread pool of this process to ``n_threads``.
+
+    Use as a context manager around a whole comparison so every contender, in the same
+    process, runs with the same BLAS setting.
+
+    Parameters
+    ----------
+    n_threads : int
+
+    Returns
+    -------
+    threadpoolctl.threadpool_limits
+        A context manager (also active immediately; ``unregister()`` restores).
+    """
+    return threadpool_limits(limits=n_threads)
+
+
+@dataclass
+class Timing:
+    """Wall-clock and CPU seconds of repeated passes over the same work.
+
+    Attributes
+    ----------
+    units : int
+        Units of work per pass (codes).
+    seconds : list of float
+        Wall-clock duration of each pass.
+    cpu_seconds : list of float
+        CPU time of this process (all its threads) during each pass. For single-threaded
+        work it is barely affected by other processes competing for the cores, unlike
+        wall-clock time, so it is the steadier figure on a shared machine.
+    """
+
+    units: int
+    seconds: list = field(default_factory=list)
+    cpu_seconds: list = field(default_factory=list)
+
+    @property
+    def best(self):
+        """The fastest pass (seconds): the least disturbed by other processes."""
+        return min(self.seconds)
+
+    @property
+    def rate(self):
+        """Units per second of the fastest pass."""
+        return self.units / self.best
+
+    @property
+    def median_rate(self):
+        """Units per second of the median pass."""
+        s = sorted(self.seconds)
+        return self.units / s[len(s) // 2]
+
+    @property
+    def cpu_rate(self):
+        """Units per CPU-second of the pass that used the least CPU time."""
+        return self.units / max(min(self.cpu_seconds), 1e-9)
+
+
+def first_call(fn):
+    """Run ``fn()`` once and return ``(seconds, result)``: the cost of the first call, which
+    includes numba compilation (or loading it from the on-disk cache)."""
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def time_passes(one_pass, units, *, budget, min_repeats=1, max_repeats=50, timing=None):
+    """Time ``one_pass()`` repeatedly, after it has been warmed up by the caller.
+
+    Passes run until ``budget`` seconds have been spent and at least ``min_repeats``
+    passes were made (at most ``max_repeats``). Pass an earlier ``timing`` to add to it:
+    interleaving short rounds of every contender spreads each one's passes over the whole
+    comparison, so a burst of load from another process does not hit only one of them.
+
+    Parameters
+    ----------
+    one_pass : callable
+        Does ``units`` units of work.
+    units : int
+    budget : float
+        Seconds to spend in total (soft: a pass is never interrupted).
+    min_repeats, max_repeats : int
+        Bounds on the passes made by this call.
+    timing : Timing, optional
+        Add the passes to this record (its ``units`` must equal ``units``).
+
+    Returns
+    -------
+    Timing
+    """
+    if timing is None:
+        timing = Timing(units=units)
+    elif timing.units != units:
+        raise ValueError(f"timing has {timing.units} units per pass, not {units}")
+    spent = 0.0
+    done = 0
+    while done < max_repeats and (done < min_repeats or spent < budget):
+        c0 = time.process_time()
+        t0 = time.perf_counter()
+        one_pass()
+        dt = time.perf_counter() - t0
+        timing.cpu_seconds.append(time.process_time() - c0)
+        timing.seconds.append(dt)
+        spent += dt
+        done += 1
+    return timing
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _version(module_name):
+    try:
+        module = __import__(module_name)
+    except ImportError:
+        return None
+    return getattr(module, "__version__", "?")
+
+
+def describe_machine(modules=("numpy", "scipy", "numba", "sklearn", "threadpoolctl", "streamsc")):
+    """The machine and software a benchmark ran on, as a JSON-friendly dict.
+
+    Call it after the contenders have run so numba's threading layer and the BLAS pools
+    that were actually loaded are reported.
+    """
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        usable = os.cpu_count()
+    desc = {
+        "cpu": _cpu_model(),
+        "logical_cpus": os.cpu_count(),
+        "usable_cpus": usable,
+        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()]
+        if hasattr(os, "getloadavg")
+        else None,
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "versions": {name: _version(name) for name in modules},
+        "blas": [
+            {
+                key: pool.get(key)
+                for key in ("internal_api", "version", "num_threads", "threading_layer",
+                            "architecture")
+            }
+            for pool in threadpool_info()
+        ],
+    }
+    if "numba" in sys.modules:
+        numba = sys.modules["numba"]
+        desc["numba_threads"] = numba.get_num_threads()
+        try:
+            desc["numba_threading_layer"] = numba.threading_layer()
+        except ValueError:  # no parallel region has run yet
+            desc["numba_threading_layer"] = None
+        desc["numba_cache_dir"] = os.environ.get("NUMBA_CACHE_DIR") or "(package __pycache__)"
+    return desc
+
+
+def format_machine(desc):
+    """A few lines describing the machine, from :func:`describe_machine`."""
+    versions = ", ".join(f"{k} {v}" for k, v in desc["versions"].items() if v is not None)
+    blas = "; ".join(
+        f"{p['internal_api']} {p['version']} ({p['threading_layer'] or '-'}, "
+        f"{p['num_threads']} threads now, {p['architecture']})"
+        for p in desc["blas"]
+    )
+    lines = [
+        f"machine : {desc['cpu']}, {desc['usable_cpus']} usable of {desc['logical_cpus']} "
+        f"logical CPUs, load average {desc['load_average_1_5_15']}",
+        f"platform: {desc['platform']}, Python {desc['python']}",
+        f"versions: {versions}",
+        f"BLAS    : {blas or 'none loaded'}",
+    ]
+    if "numba_threads" in desc:
+        lines.append(
+            f"numba   : {desc['numba_threads']} threads by default, threading layer "
+            f"{desc['numba_threading_layer']}, cache {desc['numba_cache_dir']}"
+        )
+    return "\n".join(lines)
+
+
+def busy_warning(desc, threshold=0.25):
+    """A warning line if the 1-minute load average exceeds ``threshold`` per usable CPU
+    (other processes were running), else an empty string."""
+    load = desc.get("load_average_1_5_15")
+    if not load or load[0] <= threshold * desc["usable_cpus"]:
+        return ""
+    return (
+        f"WARNING: load average {load[0]} on {desc['usable_cpus']} CPUs: other processes are "
+        "running, wall-clock rates are pessimistic and noisy; the codes/cpu-s column (CPU time "
+        "of this process) is the steadier figure for single-threaded contenders."
+    )
+
+
+def format_table(rows, columns, *, align=None):
+    """A fixed-width text table.
+
+    Parameters
+    ----------
+    rows : list of sequences
+        Cells, already formatted as strings (anything else goes through ``str``).
+    columns : list of str
+        Header names.
+    align : str, optional
+        One character per column, ``"l"`` or ``"r"``; default: first left, others right.
+
+    Returns
+    -------
+    str
+    """
+    align = align or "l" + "r" * (len(columns) - 1)
+    cells = [[str(c) for c in columns]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[j]) for r in cells) for j in range(len(columns))]
+
+    def fmt(row):
+        return "  ".join(
+            c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(row, widths, align)
+        ).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([fmt(cells[0]), rule] + [fmt(r) for r in cells[1:]])
+
+
+def parse_shapes(text):
+    """``"64x256,180x1024"`` -> ``[(64, 256), (180, 1024)]``."""
+    shapes = []
+    for item in text.split(","):
+        item = item.strip().lower()
+        if not item:
+            continue
+        try:
+            m, k = (int(s) for s in item.split("x"))
+        except ValueError:
+            raise ValueError(f"--shapes: expected MxK items like 64x256, got {item!r}") from None
+        if m < 1 or k < 1:
+            raise ValueError(f"--shapes: m and k must be positive, got {item!r}")
+        shapes.append((m, k))
+    if not shapes:
+        raise ValueError("--shapes: no shape given")
+    return shapes
+
+
+def parse_floats(text, name):
+    """``"0.1,0.03"`` -> ``[0.1, 0.03]`` (all > 0)."""
+    try:
+        values = [float(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise ValueError(f"{name}: expected comma-separated numbers, got {text!r}") from None
+    if not values or any(not (v > 0) for v in values):
+        raise ValueError(f"{name}: expected positive numbers, got {text!r}")
+    return values

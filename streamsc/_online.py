@@ -1,0 +1,452 @@
+"""The online basis learner: the one implementation of the paper's learning step.
+
+Every estimator that learns a basis (the river :class:`~streamsc.SparseCoder`, the
+scikit-learn :class:`~streamsc.sklearn.SparseCodingTransformer` and the supervised learners
+built on them) keeps a :class:`Learner` and calls :meth:`Learner.learn` once per example:
+
+1. the code of the example under the current basis, from :func:`streamsc.coding.solve`
+   (warm-started from this example's previous code when the last call saw the same example);
+2. one SGD step of eq. 7, ``B <- B - eta_t (B w - x) w^T`` on the rows the example observes,
+   with ``eta_t = learning_rate / sqrt(t)``, then every column rescaled to unit norm
+   (``streamsc._kernels.dictionary``).
+
+The rest of this module is the shared policy around that step: parameter checking
+(:data:`PARAMETER_CONSTRAINTS`, :func:`check_params`), how a feature name becomes a row of the
+basis (:class:`Features`, :func:`init_rows`) and how a dict of features is checked
+(:func:`check_features`). Everything here is plain Python and NumPy, so estimators holding
+these objects pickle, deep-copy and clone.
+"""
+
+import dataclasses
+import math
+import numbers
+import zlib
+
+import numpy as np
+
+from . import _validation as v
+from ._kernels import dictionary as dict_kernels
+from .coding import default_tol, solve
+
+__all__ = [
+    "PARAMETER_CONSTRAINTS",
+    "Config",
+    "Features",
+    "Learner",
+    "check_features",
+    "check_params",
+    "init_rows",
+]
+
+
+# ---------------------------------------------------------------------------------------
+# parameters
+# ---------------------------------------------------------------------------------------
+
+
+def _check_p(value):
+    if value is None:
+        return None
+    if np.ndim(value) == 0:
+        return v.check_real("p", value, low=0.0)
+    arr = v.as_float_array("p", value, ndims=(1,))
+    if np.any(arr <= 0):
+        raise ValueError("p must be > 0 for every atom")
+    return arr
+
+
+def _check_tol(value):
+    if isinstance(value, str):
+        raise ValueError(
+            f"tol must be a positive number or None, got {value!r} "
+            "('auto' needs a batch of data; use streamsc.calibrate_tol and pass its result)"
+        )
+    return v.check_real("tol", value, low=0.0, allow_none=True)
+
+
+def _check_seed(value):
+    return v.check_int("seed", value, low=0, allow_none=True)
+
+
+#: One checker per hyper-parameter, shared by every estimator built on :class:`Learner`.
+#: Each takes the raw value and returns the checked one or raises ``TypeError``/``ValueError``
+#: naming the parameter.
+PARAMETER_CONSTRAINTS = {
+    "n_components": lambda value: v.check_int("n_components", value, low=1),
+    "prior": lambda value: v.check_choice("prior", value, v.PRIORS),
+    "lam": lambda value: v.check_real("lam", value, low=0.0),
+    "p": _check_p,
+    "signed": lambda value: v.check_bool("signed", value),
+    "learning_rate": lambda value: v.check_real("learning_rate", value, low=0.0),
+    "tol": _check_tol,
+    "solver": lambda value: v.check_choice("solver", value, v.SOLVERS),
+    "max_iter": lambda value: v.check_int("max_iter", value, low=1, allow_none=True),
+    "seed": _check_seed,
+}
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Config:
+    """Resolved hyper-parameters of a :class:`Learner` (``p`` an array of length k, ``tol``
+    a float, ``seed`` an int)."""
+
+    n_components: int
+    prior: str
+    lam: float
+    p: np.ndarray
+    signed: bool
+    learning_rate: float
+    tol: float
+    solver: str
+    max_iter: int | None
+    seed: int
+
+
+def check_params(params):
+    """Check a dict of hyper-parameters (keys as in :data:`PARAMETER_CONSTRAINTS`) and
+    resolve the defaults: ``p=None`` -> 1/k per atom, ``tol=None`` -> ``1e-6 * lam``,
+    ``seed=None`` -> fresh entropy from the operating system (so an unseeded model is not
+    reproducible, river's convention).
+
+    Examples
+    --------
+    >>> from streamsc._online import check_params
+    >>> cfg = check_params(dict(n_components=4, prior="kl", lam=0.1, p=None, signed=False,
+    ...     learning_rate=0.1, tol=None, solver="newton", max_iter=None, seed=3))
+    >>> cfg.p, cfg.tol
+    (array([0.25, 0.25, 0.25, 0.25]), 1e-07)
+    >>> check_params(dict(n_components=0))
+    Traceback (most recent call last):
+    ...
+    ValueError: n_components must be >= 1, got 0
+    """
+    unknown = set(params) - set(PARAMETER_CONSTRAINTS)
+    if unknown:
+        raise TypeError(f"unknown parameter(s): {sorted(unknown)}")
+    checked = {name: PARAMETER_CONSTRAINTS[name](value) for name, value in params.items()}
+    k = checked["n_components"]
+    lam = checked["lam"]
+    seed = checked["seed"]
+    if seed is None:
+        seed = int(np.random.SeedSequence().generate_state(1, np.uint64)[0])
+    return Config(
+        n_components=k,
+        prior=checked["prior"],
+        lam=lam,
+        p=v.resolve_p(checked["p"], k),
+        signed=checked["signed"],
+        learning_rate=checked["learning_rate"],
+        tol=default_tol(lam) if checked["tol"] is None else checked["tol"],
+        solver=checked["solver"],
+        max_iter=checked["max_iter"],
+        seed=seed,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# feature names -> rows of the basis
+# ---------------------------------------------------------------------------------------
+
+
+def _token(name):
+    """A string that identifies a feature name across runs and processes (``hash`` is
+    salted): equal dict keys (``3``, ``3.0``, ``np.int64(3)``, ``True == 1``) share a token,
+    ``3`` and ``"3"`` do not."""
+    if isinstance(name, str):
+        return "s:" + name
+    if isinstance(name, (numbers.Integral, np.bool_)):
+        return "n:" + repr(int(name))
+    if isinstance(name, numbers.Real) and float(name).is_integer():
+        return "n:" + repr(int(name))
+    if isinstance(name, numbers.Real):
+        return "n:" + repr(float(name))
+    return "o:" + repr(name)
+
+
+def _sort_key(name):
+    """Canonical row order: numbers by value, then strings, then anything else by repr."""
+    if isinstance(name, (numbers.Real, np.bool_)) and not math.isnan(float(name)):
+        return (0, float(name), "")
+    if isinstance(name, str):
+        return (1, 0.0, name)
+    return (2, 0.0, _token(name))
+
+
+def init_rows(names, k, seed, scale=1.0):
+    """Initial basis rows for the given feature names: row i is
+    ``scale * standard_normal(k)`` drawn from a generator seeded with
+    ``(seed, crc32(name))``, so a feature's row depends on the seed and its name only, not on
+    when or in which order it arrived.
+
+    Examples
+    --------
+    >>> from streamsc._online import init_rows
+    >>> a = init_rows(["x", "y"], 3, seed=0)
+    >>> b = init_rows(["y", "x"], 3, seed=0)
+    >>> bool((a[0] == b[1]).all()), a.shape
+    (True, (2, 3))
+    """
+    out = np.empty((len(names), k))
+    for i, name in enumerate(names):
+        crc = zlib.crc32(_token(name).encode("utf-8"))
+        out[i] = np.random.default_rng([seed, crc]).standard_normal(k)
+    out *= scale
+    return out
+
+
+class Features:
+    """Feature names known to a model, kept in a canonical order (:func:`_sort_key`) so that
+    the rows of the basis, hence every floating-point sum, do not depend on the order in
+    which names arrived or the order of keys in a dict."""
+
+    def __init__(self):
+        self.names = []
+        self.index = {}
+
+    def __len__(self):
+        return len(self.names)
+
+    def new_names(self, keys):
+        """The keys not yet known, in canonical order."""
+        index = self.index
+        new = [key for key in keys if key not in index]
+        new.sort(key=_sort_key)
+        return new
+
+    def add(self, new):
+        """Add names (not yet known); returns ``(old_pos, new_pos)``: the new row index of
+        every existing row and of every added name."""
+        old = self.names
+        merged = sorted(old + list(new), key=_sort_key)  # stable: ties keep arrival order
+        index = {name: i for i, name in enumerate(merged)}
+        old_pos = np.array([index[name] for name in old], dtype=np.int64)
+        new_pos = np.array([index[name] for name in new], dtype=np.int64)
+        self.names = merged
+        self.index = index
+        return old_pos, new_pos
+
+    def gather(self, keys, values):
+        """Rows of the known keys among ``keys`` (with their ``values``), sorted by row.
+        Returns ``(rows, x)`` with ``rows=None`` when every known feature is present (the whole
+        basis is used as is). Unknown keys are dropped."""
+        index = self.index
+        m = len(self.names)
+        rows = []
+        vals = []
+        for key, value in zip(keys, values):
+            i = index.get(key)
+            if i is not None:
+                rows.append(i)
+                vals.append(value)
+        rows = np.array(rows, dtype=np.int64)
+        vals = np.array(vals, dtype=np.float64)
+        if rows.size == m:
+            x = np.empty(m)
+            x[rows] = vals
+            return None, x
+        order = np.argsort(rows, kind="stable")
+        return np.ascontiguousarray(rows[order]), np.ascontiguousarray(vals[order])
+
+
+#: largest entry change of one SGD step allowed before an example is rejected as too large
+#: (the basis has unit-norm columns; beyond this the column sums of squares could overflow)
+_MAX_STEP = 1e150
+
+_FAST_TYPES = frozenset([float, int, np.float64, np.float32, np.int64, np.int32])
+
+
+def check_features(x, name="x"):
+    """Check one example given as a dict of numbers; returns ``(keys, values)`` with values a
+    float64 array. Raises ``TypeError`` for a non-dict or a non-numeric value and
+    ``ValueError`` for NaN or infinity, naming the feature.
+
+    Examples
+    --------
+    >>> from streamsc._online import check_features
+    >>> check_features({"a": 1, "b": 2.5})
+    (['a', 'b'], array([1. , 2.5]))
+    >>> check_features({"a": float("nan")})
+    Traceback (most recent call last):
+    ...
+    ValueError: x['a'] is nan: every feature value must be finite
+    """
+    if not isinstance(x, dict):
+        raise TypeError(
+            f"{name} must be a dict mapping feature names to numbers, got {type(x).__name__}"
+        )
+    keys = list(x)
+    raw = list(x.values())
+    if not all(type(value) in _FAST_TYPES for value in raw):
+        for key, value in zip(keys, raw):
+            if isinstance(value, (bool, np.bool_)):
+                continue
+            if not isinstance(value, numbers.Real):
+                raise TypeError(
+                    f"{name}[{key!r}] must be a real number, got {value!r} "
+                    f"({type(value).__name__})"
+                )
+    values = np.array(raw, dtype=np.float64) if raw else np.empty(0)
+    if not np.all(np.isfinite(values)):
+        bad = int(np.flatnonzero(~np.isfinite(values))[0])
+        raise ValueError(
+            f"{name}[{keys[bad]!r}] is {raw[bad]!r}: every feature value must be finite"
+        )
+    return keys, values
+
+
+# ---------------------------------------------------------------------------------------
+# the learner
+# ---------------------------------------------------------------------------------------
+
+
+def _row_norms(X):
+    """L2 norm of every row (one summation order for single rows and batches)."""
+    return np.sqrt(np.einsum("ij,ij->i", X, X))
+
+
+class Learner:
+    """The basis and the step counter of an online sparse coder, plus its last code.
+
+    ``B`` (m, k) grows a row per feature (:meth:`grow`); :meth:`learn` codes one example and
+    takes one SGD step; :meth:`code` and :meth:`code_batch` only code. An example is given as
+    ``(rows, x)``: the sorted rows of B it observes (``None``: all of them) and its values on
+    those rows; rows it does not observe take no part in its code or its gradient step.
+
+    The last code is cached with the example and the version of B it was computed under:
+    coding the same example again under the same B returns it without solving, and after B
+    moved it is the warm start of the next solve of that example.
+    """
+
+    def __init__(self, config):
+        self.config = config
+        self.B = np.zeros((0, config.n_components))
+        self.t = 0
+        self.version = 0
+        self.cache = None  # (rows, x, code, version)
+
+    @property
+    def m(self):
+        return self.B.shape[0]
+
+    def grow(self, old_pos, new_pos, names):
+        """Insert rows for new features: existing row i moves to ``old_pos[i]``, the rows of
+        ``names`` (:func:`init_rows` at scale ``1/sqrt(m)`` for the new m, the typical size
+        of an entry of a unit-norm column) go to ``new_pos``; then every column is rescaled
+        to unit norm, so codes are always computed on a unit-norm basis."""
+        cfg = self.config
+        m = self.m + len(names)
+        B = np.empty((m, cfg.n_components))
+        B[old_pos] = self.B
+        B[new_pos] = init_rows(names, cfg.n_components, cfg.seed, scale=1.0 / math.sqrt(m))
+        dict_kernels.normalise_columns(B, np.empty(cfg.n_components))
+        self.B = B
+        self.version += 1
+        self.cache = None
+
+    def _lookup(self, rows, x):
+        c = self.cache
+        if c is None:
+            return None
+        c_rows, c_x, code, version = c
+        if (c_rows is None) != (rows is None):
+            return None
+        if rows is not None and not np.array_equal(rows, c_rows):
+            return None
+        if not np.array_equal(x, c_x):
+            return None
+        return code, version
+
+    def tol_for(self, norms):
+        """The stopping threshold for examples of the given L2 norms: ``tol`` up to norm 2,
+        then ``tol * 2**floor(log2(norm))``. The optimality violation is in the units of x,
+        so this keeps the relative accuracy of a code, and the solver's work, independent of
+        the scale of the data; powers of two make the threshold of an example the same
+        whether it is coded alone or in a batch."""
+        exponent = np.maximum(np.frexp(np.asarray(norms, dtype=np.float64))[1] - 1, 0)
+        return self.config.tol * np.ldexp(1.0, exponent)
+
+    def _solve(self, rows, X, tol, init=None):
+        """Codes of the rows of X (all solved to the same ``tol``). A warm start is only a
+        hint: if the solver fails from it (a far-off dual point after the basis moved a lot
+        can stall the dual Newton method or make its system singular) it restarts cold."""
+        cfg = self.config
+        Bo = self.B if rows is None else np.ascontiguousarray(self.B[rows])
+        kw = dict(prior=cfg.prior, lam=cfg.lam, p=cfg.p, signed=cfg.signed, tol=float(tol),
+                  solver=cfg.solver, max_iter=cfg.max_iter)
+        W = None
+        if init is not None:
+            try:
+                W, _, _, viol = solve(X, Bo, init=init, **kw)
+                if not (np.all(viol <= tol) and np.all(np.isfinite(W))):
+                    W = None
+            except np.linalg.LinAlgError:
+                W = None
+        if W is None:
+            W = solve(X, Bo, init=None, **kw)[0]
+        if not np.all(np.isfinite(W)):  # never store a non-finite code or step on one
+            raise FloatingPointError("the sparse code is not finite; the model is unchanged")
+        return W
+
+    def _code_one(self, rows, x):
+        """(code, fresh): the code of one example under the current B; fresh=False when it
+        came from the cache."""
+        hit = self._lookup(rows, x)
+        if hit is not None and hit[1] == self.version:
+            return hit[0], False
+        init = None if hit is None else hit[0][None, :]
+        tol = self.tol_for(_row_norms(x[None, :]))[0]
+        return self._solve(rows, x[None, :], tol, init)[0], True
+
+    def code(self, rows, x):
+        """The code of one example (a new array). An example with no known feature codes to
+        zeros: it carries no information."""
+        k = self.config.n_components
+        if self.m == 0 or (rows is not None and rows.size == 0):
+            return np.zeros(k)
+        code, fresh = self._code_one(rows, x)
+        if fresh:
+            self.cache = (rows, x.copy(), code, self.version)
+        return code.copy()
+
+    def code_batch(self, rows, X):
+        """Codes of the rows of X (n, len(rows)) under the current B, solved in parallel;
+        the cache is neither used nor changed."""
+        n = X.shape[0]
+        k = self.config.n_components
+        if self.m == 0 or n == 0 or (rows is not None and rows.size == 0):
+            return np.zeros((n, k))
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        tols = self.tol_for(_row_norms(X))
+        groups = np.unique(tols)
+        if groups.size == 1:
+            return self._solve(rows, X, groups[0])
+        W = np.empty((n, k))
+        for tol in groups:
+            sel = np.flatnonzero(tols == tol)
+            W[sel] = self._solve(rows, np.ascontiguousarray(X[sel]), tol)
+        return W
+
+    def learn(self, rows, x):
+        """Code one example, then one SGD step on B. Returns the code (under the basis before
+        the step) and the example's squared loss under that basis."""
+        k = self.config.n_components
+        if self.m == 0 or (rows is not None and rows.size == 0):
+            return np.zeros(k), 0.0
+        code, _ = self._code_one(rows, x)
+        t = self.t + 1
+        eta = self.config.learning_rate / math.sqrt(t)
+        r = np.arange(self.m) if rows is None else rows
+        g = np.empty(r.size)
+        # the loss gradient with respect to the reconstruction (another loss: another residual)
+        loss = dict_kernels.squared_residual(self.B, r, code, x, g)
+        step = eta * np.abs(g).max() * np.abs(code).max()
+        if not (np.isfinite(loss) and step < _MAX_STEP):
+            raise ValueError(
+                f"x is too large to learn from (the basis step would be {step:.3g}); "
+                "scale the features. The model is unchanged"
+            )
+        dict_kernels.sgd_update(self.B, r, g, code, eta, np.empty(k))
+        self.t = t
+        self.cache = (rows, x.copy(), code, self.version)
+        self.version += 1
+        return code.copy(), float(loss)

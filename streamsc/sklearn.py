@@ -1,0 +1,218 @@
+"""scikit-learn interface: :class:`SparseCodingTransformer`, online sparse coding on arrays.
+
+The same learner as :class:`streamsc.SparseCoder` (``streamsc._online``): the features are
+the columns of X, one example per row, every value observed.
+"""
+
+import numbers
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import _online
+from . import _validation as v
+
+__all__ = ["SparseCodingTransformer"]
+
+
+class SparseCodingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    r"""Online sparse coding (Bradley & Bagnell, 2008) with scikit-learn's API.
+
+    ``fit`` streams the rows of X through the paper's learner (code each row, then one SGD
+    step of eq. 7 on the basis with step ``learning_rate / sqrt(t)``, atoms rescaled to unit
+    norm) for ``n_epochs`` passes; ``partial_fit`` continues the stream with more rows, in
+    order; ``transform`` returns the sparse codes. See :class:`streamsc.SparseCoder` (the
+    river transformer over dicts, same algorithm and parameters) for the model.
+
+    The basis is initialised exactly as :class:`~streamsc.SparseCoder` initialises it for
+    features named ``0, 1, ..., n_features - 1``, so with ``random_state=s`` both learners
+    fed the same rows in the same order learn the same basis.
+
+    Parameters
+    ----------
+    n_components : int
+        Number of atoms k.
+    prior : {"kl", "l1", "l2"}
+    lam : float
+        Regularisation weight.
+    p : float or array-like of shape (n_components,), optional
+        KL prior mean; default ``1/n_components``.
+    signed : bool
+        Allow negative coefficients.
+    learning_rate : float
+        Step size of the first SGD step; step t uses ``learning_rate / sqrt(t)``.
+    tol : float, optional
+        Solver stopping threshold (see :class:`~streamsc.SparseCoder`); default ``1e-6*lam``.
+    solver : {"newton", "egd"}
+        KL solver.
+    max_iter : int, optional
+        Iteration cap of the code solver.
+    n_epochs : int
+        Passes over X made by ``fit``.
+    shuffle : bool
+        Whether ``fit`` visits the rows in a random order (drawn from ``random_state``) in
+        each pass; ``partial_fit`` always keeps the given order.
+    random_state : int, RandomState instance or None
+        Seeds the initial basis and the shuffling. An int ``s`` gives the same basis as
+        ``SparseCoder(seed=s)``.
+
+    Attributes
+    ----------
+    components_ : ndarray of shape (n_components, n_features)
+        The atoms, one per row (the transpose of the paper's B), unit L2 norm.
+    n_features_in_ : int
+    n_steps_ : int
+        SGD steps taken (rows learned from) since the last ``fit``.
+    n_iter_ : int
+        Passes over the data made by the last ``fit``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from streamsc.sklearn import SparseCodingTransformer
+    >>> rng = np.random.default_rng(0)
+    >>> atoms = np.array([[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0]]) / np.sqrt(2)
+    >>> X = rng.uniform(0.5, 1.5, (1000, 1)) * atoms[rng.integers(2, size=1000)]
+    >>> coder = SparseCodingTransformer(n_components=2, prior="l1", signed=True,
+    ...                                 learning_rate=1.0, shuffle=False, random_state=0)
+    >>> codes = coder.fit_transform(X)
+    >>> codes.shape, coder.components_.shape
+    ((1000, 2), (2, 4))
+    >>> np.abs(coder.components_).round(2)
+    array([[0.71, 0.71, 0.  , 0.  ],
+           [0.  , 0.  , 0.71, 0.71]])
+    """
+
+    def __init__(
+        self,
+        n_components=32,
+        *,
+        prior="kl",
+        lam=0.1,
+        p=None,
+        signed=False,
+        learning_rate=0.1,
+        tol=None,
+        solver="newton",
+        max_iter=None,
+        n_epochs=1,
+        shuffle=True,
+        random_state=None,
+    ):
+        self.n_components = n_components
+        self.prior = prior
+        self.lam = lam
+        self.p = p
+        self.signed = signed
+        self.learning_rate = learning_rate
+        self.tol = tol
+        self.solver = solver
+        self.max_iter = max_iter
+        self.n_epochs = n_epochs
+        self.shuffle = shuffle
+        self.random_state = random_state
+
+    def _check_params(self):
+        """Checked fit settings and a new learner; the parameters shared with SparseCoder
+        go through the same checkers (``streamsc._online.PARAMETER_CONSTRAINTS``)."""
+        n_epochs = v.check_int("n_epochs", self.n_epochs, low=1)
+        v.check_bool("shuffle", self.shuffle)
+        rs = self.random_state
+        if rs is None or isinstance(rs, np.random.RandomState):
+            rng = check_random_state(rs)
+            seed = int(rng.randint(np.iinfo(np.int32).max))
+        elif isinstance(rs, numbers.Integral) and not isinstance(rs, (bool, np.bool_)):
+            seed = v.check_int("random_state", rs, low=0)
+            if seed >= 2**32:
+                raise ValueError(f"random_state must be < 2**32, got {seed}")
+            rng = np.random.RandomState(seed)
+        else:
+            raise TypeError(
+                "random_state must be None, an int or a numpy RandomState, "
+                f"got {rs!r} ({type(rs).__name__})"
+            )
+        params = {name: getattr(self, name) for name in _online.PARAMETER_CONSTRAINTS
+                  if name != "seed"}
+        params["seed"] = seed
+        return _online.Learner(_online.check_params(params)), n_epochs, rng
+
+    def fit(self, X, y=None):
+        """Learn a basis from the rows of X (``n_epochs`` passes), starting afresh.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        learner, n_epochs, rng = self._check_params()
+        X = validate_data(self, X, reset=True, dtype=np.float64, order="C")
+        n, m = X.shape
+        learner.grow(np.empty(0, dtype=np.int64), np.arange(m), list(range(m)))
+        for _ in range(n_epochs):
+            order = rng.permutation(n) if self.shuffle else range(n)
+            for i in order:
+                learner.learn(None, X[i])
+        self._learner = learner
+        self._finish(n_epochs)
+        return self
+
+    def partial_fit(self, X, y=None):
+        """Continue the stream with the rows of X, in order (starts a basis on the first
+        call; parameters are checked on that call only).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        first = not hasattr(self, "_learner")
+        if first:
+            learner = self._check_params()[0]
+        X = validate_data(self, X, reset=first, dtype=np.float64, order="C")
+        if first:
+            m = X.shape[1]
+            learner.grow(np.empty(0, dtype=np.int64), np.arange(m), list(range(m)))
+            self._learner = learner
+            self.n_iter_ = 0
+        for i in range(X.shape[0]):
+            self._learner.learn(None, X[i])
+        self._finish(self.n_iter_)
+        return self
+
+    def _finish(self, n_iter):
+        self.n_steps_ = self._learner.t
+        self.n_iter_ = n_iter
+        self._n_features_out = self._learner.config.n_components
+
+    def transform(self, X):
+        """Sparse codes of the rows of X under the learned basis.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_components)
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float64, order="C")
+        return self._learner.code_batch(None, X)
+
+    @property
+    def components_(self):
+        check_is_fitted(self)
+        return np.ascontiguousarray(self._learner.B.T)
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "_learner")

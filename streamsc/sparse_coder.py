@@ -1,0 +1,305 @@
+"""SparseCoder: online sparse coding as a river transformer."""
+
+import numpy as np
+import pandas as pd
+from river import base
+
+from . import _online
+
+__all__ = ["SparseCoder"]
+
+
+class SparseCoder(base.MiniBatchTransformer):
+    r"""Online sparse coding (Bradley & Bagnell, 2008): learns a basis from a stream and
+    transforms each example into its sparse code.
+
+    The code of an example :math:`x` under the basis :math:`B` (one atom per column) is
+
+    .. math::
+
+        \hat w = \arg\min_w \tfrac12 \|x - Bw\|^2 + \lambda\, R(w)
+
+    with the prior term :math:`R` of :func:`streamsc.encode` (``"kl"``: the unnormalised KL
+    divergence to ``p``, the paper's choice; ``"l1"``; ``"l2"``). ``learn_one`` computes
+    :math:`\hat w` and takes one stochastic-gradient step on the reconstruction loss (the
+    paper's eq. 7), :math:`B \leftarrow B - \eta_t (B\hat w - x)\hat w^\top` with
+    :math:`\eta_t = \eta_0/\sqrt t`, then rescales every atom to unit L2 norm.
+
+    **Feature names.** The basis has one row per feature name ever learned. A name seen for
+    the first time by ``learn_one``/``learn_many`` gets a row initialised from the seed and
+    the name alone (a normal vector seeded by ``(seed, crc32(name))``, scaled to the size of
+    an entry of a unit-norm atom), after which all atoms are rescaled to unit norm. Rows are
+    kept in a canonical order of the names (numbers, then strings, then other keys by
+    ``repr``), so the order of the keys in a dict, or the order in which names first
+    appeared, changes nothing.
+
+    **Missing and unknown features.** An example is coded, and learned from, on the features
+    it has: a missing feature is unobserved, not zero, so its row takes no part in the code
+    or the gradient step (its row is only rescaled with its atom). ``transform_one`` and
+    ``transform_many`` ignore names that were never learned (there is no row to use); an
+    example with no learned feature at all, and every example before the first
+    ``learn_one``, is coded to zeros. ``learn_one({})`` does nothing.
+
+    **Bad input.** ``x`` must be a ``dict`` of real numbers (``bool`` counts as 0/1);
+    anything else raises ``TypeError``, and NaN or infinity raises ``ValueError``, naming the
+    feature, before the model changes. DataFrames given to ``learn_many``/``transform_many``
+    must have unique column names and numeric, finite values (NaN is not read as "missing";
+    pass such rows to ``learn_one`` without the missing keys).
+
+    **Cache.** The last code is kept with its example and the version of the basis: calling
+    ``transform_one(x)`` again with the same values and an unchanged basis (as progressive
+    validation does) returns it without solving, and after ``learn_one`` moved the basis
+    it is the warm start of the next solve of the same example.
+
+    Parameters
+    ----------
+    n_components
+        Number of atoms k.
+    prior
+        ``"kl"``, ``"l1"`` or ``"l2"`` (see :func:`streamsc.encode`).
+    lam
+        Regularisation weight :math:`\lambda > 0`.
+    p
+        KL prior mean: a positive number or one per atom. Default ``1/n_components``.
+    signed
+        Allow negative coefficients (for KL: the expanded basis :math:`[B, -B]`).
+    learning_rate
+        :math:`\eta_0`, the step size of the first SGD step; step t uses
+        :math:`\eta_0/\sqrt t`.
+    tol
+        Stopping threshold of the code solver on the largest violation of the optimality
+        conditions, for an example of L2 norm below 2. Default ``1e-6 * lam``. The violation
+        is in the units of x, so a larger example uses ``tol * 2**floor(log2(norm))``: codes
+        keep the same relative accuracy, and cost, whatever the scale of the data.
+    solver
+        KL solver, ``"newton"`` or ``"egd"`` (see :func:`streamsc.encode`).
+    max_iter
+        Iteration cap of the code solver (default: the solver's own).
+    seed
+        Seed of the rows given to new features. ``None`` draws one from the operating system
+        when the model is built (river's convention: unseeded models are not reproducible).
+
+    Attributes
+    ----------
+    basis_ : pandas.DataFrame
+        The basis, one row per feature name (canonical order) and one column per atom
+        (``atom_0``, ...). A copy.
+
+    Examples
+    --------
+    A stream over four features made of two patterns, one per example, with random weights:
+
+    >>> import numpy as np
+    >>> from streamsc import SparseCoder
+    >>> rng = np.random.default_rng(0)
+    >>> patterns = np.array([[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0]]) / np.sqrt(2)
+    >>> stream = [dict(zip("abcd", rng.uniform(0.5, 1.5) * patterns[rng.integers(2)]))
+    ...           for _ in range(1000)]
+
+    >>> coder = SparseCoder(n_components=2, prior="kl", lam=0.1, learning_rate=1.0, seed=0)
+    >>> for x in stream:
+    ...     coder.learn_one(x)
+
+    Each atom has found one pattern (KL codes are never exactly zero, so each atom leans a
+    little away from the other pattern to cancel its small coefficient):
+
+    >>> coder.basis_.round(2)
+       atom_0  atom_1
+    a    0.69   -0.16
+    b    0.69   -0.16
+    c   -0.16    0.69
+    d   -0.16    0.69
+    >>> code = coder.transform_one({"a": 0.5, "b": 0.5, "c": 0.1, "d": 0.1})
+    >>> {name: round(value, 2) for name, value in code.items()}
+    {'atom_0': 0.77, 'atom_1': 0.36}
+
+    It slots into river pipelines like any transformer:
+
+    >>> from river import preprocessing
+    >>> model = preprocessing.MinMaxScaler() | SparseCoder(n_components=3, seed=0)
+    >>> for x in stream[:100]:
+    ...     model.learn_one(x)
+    >>> sorted(model.transform_one(stream[0]))
+    ['atom_0', 'atom_1', 'atom_2']
+    """
+
+    #: one checker per constructor argument (shared with the scikit-learn wrapper)
+    _parameter_constraints = _online.PARAMETER_CONSTRAINTS
+
+    def __init__(
+        self,
+        n_components: int = 32,
+        prior: str = "kl",
+        lam: float = 0.1,
+        p: float | None = None,
+        signed: bool = False,
+        learning_rate: float = 0.1,
+        tol: float | None = None,
+        solver: str = "newton",
+        max_iter: int | None = None,
+        seed: int | None = None,
+    ):
+        self.n_components = n_components
+        self.prior = prior
+        self.lam = lam
+        self.p = p
+        self.signed = signed
+        self.learning_rate = learning_rate
+        self.tol = tol
+        self.solver = solver
+        self.max_iter = max_iter
+        self.seed = seed
+        config = _online.check_params(
+            {name: getattr(self, name) for name in self._parameter_constraints}
+        )
+        self._features = _online.Features()
+        self._learner = _online.Learner(config)
+        self._atoms = tuple(f"atom_{j}" for j in range(config.n_components))
+
+    @classmethod
+    def _unit_test_params(cls):
+        yield {"n_components": 4}  # seed=None: river also checks seeding is idempotent
+        yield {"n_components": 2, "prior": "l1", "lam": 0.05, "learning_rate": 1e-12, "seed": 0}
+        yield {"n_components": 3, "prior": "kl", "signed": True, "solver": "egd", "seed": 0}
+
+    # ----------------------------------------------------------------------------------
+    # helpers
+
+    def _grow(self, keys):
+        """Add rows for the names in ``keys`` not yet known. Returns a checkpoint to roll
+        back to (the objects replaced, not copies: growing builds a new basis)."""
+        new = self._features.new_names(keys)
+        if not new:
+            return None
+        lr = self._learner
+        checkpoint = (self._features.names, self._features.index, lr.B, lr.version, lr.cache)
+        old_pos, new_pos = self._features.add(new)
+        lr.grow(old_pos, new_pos, new)
+        return checkpoint
+
+    def _rollback(self, checkpoint):
+        if checkpoint is not None:
+            lr = self._learner
+            self._features.names, self._features.index, lr.B, lr.version, lr.cache = checkpoint
+
+    def _as_dict(self, code):
+        return dict(zip(self._atoms, code.tolist()))
+
+    def _check_frame(self, X):
+        """(columns, values) of a DataFrame of finite numbers with unique column names."""
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError(f"X must be a pandas DataFrame, got {type(X).__name__}")
+        columns = list(X.columns)
+        if len(set(columns)) != len(columns):
+            dup = X.columns[X.columns.duplicated()][0]
+            raise ValueError(f"X has duplicate column {dup!r}: feature names must be unique")
+        for name, dtype in X.dtypes.items():
+            if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)) \
+                    or pd.api.types.is_complex_dtype(dtype):
+                raise TypeError(f"X[{name!r}] must hold real numbers, got dtype {dtype}")
+        values = X.to_numpy(dtype=np.float64, na_value=np.nan)
+        if not np.all(np.isfinite(values)):
+            i, j = np.argwhere(~np.isfinite(values))[0]
+            raise ValueError(
+                f"X[{columns[j]!r}] is {values[i, j]!r} in row {X.index[i]!r}: every value "
+                "must be finite (NaN does not mean missing here; use learn_one without the key)"
+            )
+        return columns, values
+
+    def _select(self, columns, values):
+        """(rows, values) restricted to learned columns, in row order."""
+        index = self._features.index
+        keep = [j for j, name in enumerate(columns) if name in index]
+        rows = np.array([index[columns[j]] for j in keep], dtype=np.int64)
+        order = np.argsort(rows, kind="stable")
+        cols = np.array(keep, dtype=np.int64)[order]
+        Xv = np.ascontiguousarray(values[:, cols])
+        if rows.size == len(index):
+            return None, Xv
+        return np.ascontiguousarray(rows[order]), Xv
+
+    # ----------------------------------------------------------------------------------
+    # river API
+
+    def learn_one(self, x):
+        """Code ``x`` and take one SGD step on the basis (new feature names grow it).
+
+        Parameters
+        ----------
+        x : dict
+            Feature name -> real number.
+        """
+        keys, values = _online.check_features(x)
+        if not keys:
+            return
+        checkpoint = self._grow(keys)
+        try:
+            rows, xv = self._features.gather(keys, values)
+            self._learner.learn(rows, xv)
+        except BaseException:
+            self._rollback(checkpoint)
+            raise
+
+    def transform_one(self, x):
+        """The code of ``x``: ``{"atom_0": w_0, ...}``. Names never learned are ignored.
+
+        Parameters
+        ----------
+        x : dict
+            Feature name -> real number.
+        """
+        keys, values = _online.check_features(x)
+        rows, xv = self._features.gather(keys, values)
+        return self._as_dict(self._learner.code(rows, xv))
+
+    def learn_many(self, X):
+        """Exactly ``learn_one`` on every row of ``X`` in order (same codes, same steps).
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            One example per row, one feature per column; every value finite.
+        """
+        columns, values = self._check_frame(X)
+        if not columns or values.shape[0] == 0:
+            return
+        features, learner = self._features, self._learner
+        saved = (list(features.names), dict(features.index), learner.B.copy(), learner.t,
+                 learner.version, learner.cache)
+        try:
+            self._grow(columns)
+            rows, Xv = self._select(columns, values)
+            for i in range(Xv.shape[0]):
+                learner.learn(rows, Xv[i])
+        except BaseException:
+            features.names, features.index, learner.B, learner.t, learner.version, \
+                learner.cache = saved
+            raise
+
+    def transform_many(self, X):
+        """Codes of the rows of ``X`` (solved in parallel, one example per thread).
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            One example per row; columns never learned are ignored.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per row of ``X`` (same index), one column per atom.
+        """
+        columns, values = self._check_frame(X)
+        rows, Xv = self._select(columns, values)
+        W = self._learner.code_batch(rows, Xv)
+        return pd.DataFrame(W, index=X.index, columns=list(self._atoms))
+
+    @property
+    def basis_(self):
+        """The basis as a DataFrame: one row per feature name, one column per atom."""
+        names = self._features.names
+        return pd.DataFrame(
+            self._learner.B.copy(),
+            index=pd.Index(names, dtype=object if not names else None),
+            columns=list(self._atoms),
+        )

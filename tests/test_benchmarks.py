@@ -1,0 +1,101 @@
+"""Smoke test of benchmarks/encode.py: it runs, checks itself and prints every row.
+
+No timing is asserted: the script runs with ``--quick`` at a tiny shape, and the test only
+checks the exit status, that the table has a row for every contender and call mode, that
+the script's own L1 agreement check with scikit-learn passed, and that the JSON output is
+complete and finite.
+"""
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "encode.py"
+
+STREAMSC_METHODS = [
+    "KL newton", "KL egd", "signed KL newton", "signed KL egd", "L1 >=0", "L1 signed",
+]
+SKLEARN_METHODS = ["sklearn lasso_cd >=0", "sklearn lasso_cd signed"]
+LAMS = ["0.1", "0.03"]
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out_json = tmp_path_factory.mktemp("bench") / "encode.json"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--shapes", "16x32", "--lam", ",".join(LAMS),
+         "--json", str(out_json)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, env=dict(os.environ),
+    )
+    return proc, out_json
+
+
+def test_exit_status(quick_run):
+    proc, _ = quick_run
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def _table_rows(stdout, lam):
+    """Lines of the results table of the (16, 32), lam configuration."""
+    head = f"=== (m, k) = (16, 32), lam = {lam},"
+    assert head in stdout
+    block = stdout.split(head, 1)[1].split("\n", 1)[1].split("===", 1)[0]
+    return block.splitlines()
+
+
+@pytest.mark.parametrize("lam", LAMS)
+def test_table_has_every_row(quick_run, lam):
+    proc, _ = quick_run
+    lines = _table_rows(proc.stdout, lam)
+
+    def has(method, call, threads):
+        pattern = re.compile(rf"^{re.escape(method)}\s+{re.escape(call)}\s+{re.escape(threads)}\s")
+        return sum(bool(pattern.match(line)) for line in lines)
+
+    for method in STREAMSC_METHODS:
+        assert has(method, "1 row/call", "-") == 1, method
+        assert has(method, "batch", "1") == 1, method
+        assert sum(
+            bool(re.match(rf"^{re.escape(method)}\s+batch\s+\d+ \(numba default\)", line))
+            for line in lines
+        ) == 1, method
+    for method in SKLEARN_METHODS:
+        assert has(method, "1 row/call", "-") == 1, method
+        assert has(method, "batch", "-") == 1, method
+    # the L1 agreement with scikit-learn was checked by the script and passed
+    checks = [line for line in lines if line.startswith("L1 check:")]
+    assert len(checks) == 2 and all(line.endswith(" ok") for line in checks), checks
+
+
+def test_summary_sections(quick_run):
+    proc, _ = quick_run
+    out = proc.stdout
+    for section in ("ratios asked for by issue 8", "KL solver choice", "first call of each"):
+        assert section in out, section
+    assert "BLAS is pinned to 1 thread" in out
+
+
+def test_json_output(quick_run):
+    proc, out_json = quick_run
+    assert proc.returncode == 0
+    data = json.loads(out_json.read_text())
+    results = data["results"]
+    # per lam: 6 streamsc methods x 3 call modes + 2 sklearn methods x 2 call modes
+    assert len(results) == len(LAMS) * (6 * 3 + 2 * 2)
+    for r in results:
+        assert (r["m"], r["k"]) == (16, 32)
+        assert math.isfinite(r["codes_per_s"]) and r["codes_per_s"] > 0
+        assert r["mean_iter"] >= 1
+    assert {c["ok"] for c in data["l1_checks"]} == {True}
+    assert all(c["max_abs_diff"] <= 1e-4 for c in data["l1_checks"])
+    # Newton and EGD agree at the default tolerance (both stop at 1e-6 * lam)
+    for c in data["solver_choice"]:
+        assert c["max_rel_diff"] < 1e-4, c
+    assert len(data["issue_ratios"]) == len(LAMS) * 6

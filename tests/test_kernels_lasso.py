@@ -1,0 +1,205 @@
+"""The L1 / L2 kernels (coordinate descent, closed-form ridge) against their NumPy twins
+(``naive.py``), scikit-learn and scipy.
+
+Objective: 1/2 ||x - B w||^2 + l1 ||w||_1 + l2/2 ||w||^2, optionally w >= 0. scikit-learn's
+``Lasso``/``ElasticNet`` divide the squared loss by the number of samples (here the m rows
+of B), so ``alpha = (l1 + l2) / m`` and ``l1_ratio = l1 / (l1 + l2)``.
+
+Tests whose name contains ``naive`` and whose id contains ``tiny`` also run with
+``NUMBA_DISABLE_JIT=1`` (``test_nojit.py``).
+"""
+
+import warnings
+
+import numpy as np
+import numpy.testing as npt
+import pytest
+from scipy.optimize import nnls
+from sklearn.exceptions import ConvergenceWarning as SkConvergenceWarning
+from sklearn.linear_model import ElasticNet, Lasso
+
+import naive
+from conftest import SHAPE_IDS, SHAPES, TINY, make_problem, make_X, rel_err
+from streamsc._kernels import lasso
+
+ALL_SHAPES = SHAPES + [TINY]
+ALL_IDS = SHAPE_IDS + ["tiny"]
+
+shapes = pytest.mark.parametrize("shape", ALL_SHAPES, ids=ALL_IDS)
+positives = pytest.mark.parametrize("positive", [True, False], ids=["positive", "signed"])
+#: (l1, l2): lasso, ridge-like, elastic net
+PENALTIES = [(0.05, 0.0), (0.0, 0.3), (0.02, 0.1)]
+penalties = pytest.mark.parametrize("l1,l2", PENALTIES, ids=["l1", "l2", "enet"])
+
+
+def _problem(shape):
+    m, k = shape
+    return make_problem(m, k, seed=1000 * m + k)[:2]
+
+
+def _sparse_w(k, positive, rng):
+    """A random point with zeros (and negative entries unless positive)."""
+    w = rng.uniform(0.1, 1.0, k) * rng.choice([0.0, 1.0], size=k)
+    if not positive:
+        w *= rng.choice([-1.0, 1.0], size=k)
+    return w
+
+
+def _cd(x, B, l1, l2, positive, tol, max_iter=10_000, w0=None):
+    w = np.zeros(B.shape[1]) if w0 is None else w0.copy()
+    n, viol = lasso.enet_cd(x, B, l1, l2, positive, tol, max_iter, w)
+    return w, n, viol
+
+
+@shapes
+@positives
+@penalties
+def test_enet_violation_naive(shape, positive, l1, l2):
+    B, x = _problem(shape)
+    m, k = B.shape
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        w = _sparse_w(k, positive, rng)
+        r = x - B @ w
+        c = np.full(k, np.nan)
+        v = lasso.enet_violation(x, B, l1, l2, positive, w, r, c)
+        npt.assert_allclose(c, B.T @ r, rtol=1e-12, atol=1e-14)
+        assert v == pytest.approx(naive.enet_violation(x, B, l1, l2, positive, w), rel=1e-10, abs=1e-14)
+
+
+@shapes
+@positives
+@penalties
+def test_enet_sweep_naive(shape, positive, l1, l2):
+    """One cyclic pass of the kernel is one pass of the twin (exact coordinate minimisers)."""
+    B, x = _problem(shape)
+    m, k = B.shape
+    w0 = _sparse_w(k, positive, np.random.default_rng(2))
+    w_ref, sweeps = naive.enet_cd(x, B, l1, l2, positive, 0.0, 1, w0)
+    assert sweeps == 1
+    w = w0.copy()
+    r = x - B @ w
+    cn2 = naive.col_sq_norms(B)
+    biggest = lasso._sweep(B, cn2, l1, l2, positive, w, r, np.arange(k), k)
+    npt.assert_allclose(w, w_ref, rtol=1e-10, atol=1e-13)
+    npt.assert_allclose(r, x - B @ w, rtol=1e-10, atol=1e-13)  # residual kept in sync
+    assert biggest == pytest.approx(np.max(cn2 * np.abs(w - w0)), rel=1e-10)
+    # each pass never raises the objective
+    assert naive.enet_objective(x, B, l1, l2, w) <= naive.enet_objective(x, B, l1, l2, w0) + 1e-15
+
+
+@shapes
+@positives
+@penalties
+def test_enet_cd_naive(shape, positive, l1, l2):
+    """Kernel (active set) and twin (plain full sweeps) reach the same point, which meets
+    the subgradient conditions to tol."""
+    B, x = _problem(shape)
+    tol = 1e-12
+    w, n_sweeps, viol = _cd(x, B, l1, l2, positive, tol)
+    assert viol <= tol and n_sweeps > 0
+    w_ref, _ = naive.enet_cd(x, B, l1, l2, positive, tol, 100_000)
+    npt.assert_allclose(w, w_ref, rtol=1e-9, atol=1e-10)
+    assert naive.enet_violation(x, B, l1, l2, positive, w) <= tol + 1e-14
+    if positive:
+        assert np.all(w >= 0)
+    # the twin's zeros are exact zeros of the kernel too, not tiny numbers
+    npt.assert_array_equal(w[w_ref == 0.0], 0.0)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
+@positives
+@pytest.mark.parametrize("lam", [0.01, 0.1])
+def test_enet_cd_lasso_sklearn(shape, positive, lam):
+    B, x = _problem(shape)
+    m = B.shape[0]
+    w, _, viol = _cd(x, B, lam, 0.0, positive, 1e-12 * lam)
+    assert viol <= 1e-12 * lam
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkConvergenceWarning)
+        ref = Lasso(alpha=lam / m, fit_intercept=False, positive=positive, tol=1e-12,
+                    max_iter=1_000_000).fit(B, x).coef_
+    assert np.max(np.abs(w - ref)) <= 1e-6 * max(1.0, np.max(np.abs(ref)))
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
+@positives
+def test_enet_cd_elastic_net_sklearn(shape, positive):
+    B, x = _problem(shape)
+    m = B.shape[0]
+    l1, l2 = 0.02, 0.1
+    w, _, viol = _cd(x, B, l1, l2, positive, 1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkConvergenceWarning)
+        ref = ElasticNet(alpha=(l1 + l2) / m, l1_ratio=l1 / (l1 + l2), fit_intercept=False,
+                         positive=positive, tol=1e-12, max_iter=1_000_000).fit(B, x).coef_
+    assert np.max(np.abs(w - ref)) <= 1e-6 * max(1.0, np.max(np.abs(ref)))
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
+def test_enet_cd_positive_l2_nnls(shape):
+    """Non-negative L2 codes are non-negative least squares on [B; sqrt(l2) I], [x; 0]."""
+    B, x = _problem(shape)
+    m, k = B.shape
+    l2 = 0.3
+    w, _, _ = _cd(x, B, 0.0, l2, True, 1e-13)
+    ref, _ = nnls(np.vstack([B, np.sqrt(l2) * np.eye(k)]), np.concatenate([x, np.zeros(k)]))
+    npt.assert_allclose(w, ref, rtol=0, atol=1e-9)
+
+
+@positives
+def test_enet_cd_warm_start_naive_tiny(positive):
+    """From its own solution the kernel does no sweep; from a nearby point it does fewer."""
+    B, x = make_problem(*TINY, seed=21)[:2]
+    w, n_cold, _ = _cd(x, B, 0.05, 0.0, positive, 1e-10)
+    w2, n_warm, viol = _cd(x, B, 0.05, 0.0, positive, 1e-10, w0=w)
+    assert n_warm == 0 and viol <= 1e-10
+    npt.assert_array_equal(w2, w)
+    w3, n_near, _ = _cd(x, B, 0.05, 0.0, positive, 1e-10, w0=w * 1.01)
+    assert n_near < n_cold
+    npt.assert_allclose(w3, w, atol=1e-9)
+    # max_iter caps the outer sweeps and the violation is reported honestly
+    w4, n_capped, viol4 = _cd(x, B, 1e-4, 0.0, positive, 1e-15, max_iter=1)
+    assert viol4 == pytest.approx(naive.enet_violation(x, B, 1e-4, 0.0, positive, w4), rel=1e-8, abs=1e-15)
+
+
+def test_enet_cd_zero_column_naive_tiny():
+    """A zero atom is skipped (stays at 0) instead of dividing by zero."""
+    B, x = make_problem(*TINY, seed=22)[:2]
+    B = B.copy()
+    B[:, 2] = 0.0
+    for positive in (True, False):
+        w, _, viol = _cd(x, B, 0.05, 0.0, positive, 1e-10)
+        assert np.all(np.isfinite(w)) and w[2] == 0.0 and viol <= 1e-10
+
+
+def test_enet_cd_batch_naive_tiny():
+    B, _ = make_problem(*TINY, seed=23)[:2]
+    X = make_X(B, np.random.default_rng(23), 6)
+    for positive in (True, False):
+        W = np.zeros((6, B.shape[1]))
+        n_iter = np.zeros(6, dtype=np.int64)
+        viol = np.zeros(6)
+        lasso.enet_cd_batch(X, B, 0.05, 0.0, positive, 1e-10, 1000, W, n_iter, viol)
+        for i in range(6):
+            w, n, v = _cd(X[i], B, 0.05, 0.0, positive, 1e-10, max_iter=1000)
+            npt.assert_array_equal(W[i], w)
+            assert n == n_iter[i] and v == viol[i]
+
+
+@pytest.mark.parametrize(
+    "shape", ALL_SHAPES + [TINY[::-1]], ids=ALL_IDS + ["tiny-under"]
+)
+@pytest.mark.parametrize("lam", [1e-3, 0.1, 3.0])
+def test_ridge_naive(shape, lam):
+    """Closed form through the k x k (k <= m) or m x m (k > m) system, to 1e-10."""
+    B, _ = _problem(shape)
+    m, k = B.shape
+    X = np.random.default_rng(3).standard_normal((5, m))
+    W = np.full((5, k), np.nan)
+    lasso.ridge(X, B, lam, W)
+    ref = naive.ridge(X, B, lam)
+    assert rel_err(W, ref) <= 1e-10
+    # stationarity of 1/2 ||x - B w||^2 + lam/2 ||w||^2
+    G = (W @ B.T - X) @ B + lam * W
+    assert np.max(np.abs(G)) <= 1e-10 * max(1.0, np.max(np.abs(X)))
