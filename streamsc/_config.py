@@ -5,12 +5,15 @@ disk (``cache=True``), so the second process starts fast. If numba's cache direc
 writable numba warns and compiles in memory; nothing else changes.
 """
 
-#: flags for ordinary kernels: IEEE semantics, no reassociation
-NJIT = dict(cache=True, nogil=True, fastmath=False)
+#: flags for ordinary kernels: IEEE semantics, no reassociation; division by zero gives
+#: inf/nan as in NumPy (the solvers test for it) instead of raising
+NJIT = dict(cache=True, nogil=True, fastmath=False, error_model="numpy")
 
 #: flags for dot-product reductions only: reassociation lets LLVM vectorise the sum
 #: (results are deterministic for a given machine, not bit-equal to a naive loop)
-NJIT_REDUCE = dict(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+NJIT_REDUCE = dict(cache=True, nogil=True, fastmath={"reassoc", "contract"}, error_model="numpy")
 
 #: flags for batch drivers that run one example per thread
-NJIT_PARALLEL = dict(cache=True, nogil=True, fastmath=False, parallel=True)
+NJIT_PARALLEL = dict(
+    cache=True, nogil=True, fastmath=False, error_model="numpy", parallel=True
+)

@@ -231,6 +231,15 @@ class Features:
         basis is used as is). Unknown keys are dropped."""
         index = self.index
         m = len(self.names)
+        if len(keys) == m:  # the common case: every known feature, maybe in another order
+            try:
+                rows = np.fromiter(map(index.__getitem__, keys), dtype=np.int64, count=m)
+            except KeyError:
+                pass
+            else:
+                x = np.empty(m)
+                x[rows] = values
+                return None, x
         rows = []
         vals = []
         for key, value in zip(keys, values):
@@ -276,7 +285,7 @@ def check_features(x, name="x"):
         )
     keys = list(x)
     raw = list(x.values())
-    if not all(type(value) in _FAST_TYPES for value in raw):
+    if not _FAST_TYPES.issuperset(map(type, raw)):
         for key, value in zip(keys, raw):
             if isinstance(value, (bool, np.bool_)):
                 continue

@@ -119,17 +119,12 @@ def check_x_matches(name, X, m):
 
 
 def resolve_solver(solver, loss, prior):
-    """The KL solver: ``None`` picks Newton for the squared loss and EGD for the KL loss."""
+    """The KL-prior solver (``None``: Newton); the KL loss needs the KL prior."""
     if loss == "kl" and prior != "kl":
         raise ValueError(f"loss='kl' needs prior='kl', got prior={prior!r}")
     if solver is None:
-        return "egd" if loss == "kl" else "newton"
-    solver = check_choice("solver", solver, SOLVERS)
-    if loss == "kl" and solver == "newton":
-        raise ValueError(
-            "loss='kl' is solved by EGD only: pass solver='egd' or 'egd_diag', or leave solver=None"
-        )
-    return solver
+        return "newton"
+    return check_choice("solver", solver, SOLVERS)
 
 
 def as_distribution(name, X):

@@ -287,22 +287,52 @@ def egd(x, B, p, lam, signed, tol, max_iter, u, alpha, trace, loss, diag):
 
 
 @njit(**NJIT)
-def newton_primal(x, B, p, lam, signed, tol, max_iter, u, loss, hess_drop, max_kept):
-    """Damped Newton on the primal with a positivity-preserving (multiplicative) update.
+def _code_prior(c, p, signed, R1, R2):
+    """Prior term of the code c (length k) and its first/second derivatives.
 
-    The Hessian of the objective is ``H = B~^T S B~ + lam diag(1/w)`` on the (expanded)
-    basis, with S = I for the squared loss and S = diag(q) - q q^T for the KL loss
-    (q = softmax(B c)). Atoms whose curvature ``w_j h_j`` (h_j = b_j^T S b_j) exceeds
-    ``hess_drop * lam`` (at most ``max_kept``, the largest) get the exact Newton system,
-    s x s, built in O(m s^2); the others keep only their diagonal ``lam / w_j + h_j``.
-    The step keeps w positive: w + t delta where delta_j >= 0, w exp(t delta / w) where
-    delta_j < 0 (first order equal to the Newton step), with Armijo backtracking on t. Stops on max |dL/dw| <= tol.
+    Unsigned: the KL divergence, R = c log(c/p) - c + p. Signed: the expanded-basis KL at
+    its optimal split w+ w- = p^2, which is the paper's arcsinh prior (Appendix B):
+    R = c a - sqrt(c^2 + 4p^2) + 2p with a = arcsinh(c / 2p), R' = a, R'' = 1/sqrt(c^2+4p^2).
+    """
+    total = 0.0
+    for j in range(c.shape[0]):
+        cj = c[j]
+        pj = p[j]
+        if signed:
+            sq = np.sqrt(cj * cj + 4.0 * pj * pj)
+            a = np.arcsinh(cj / (2.0 * pj))
+            total += cj * a - sq + 2.0 * pj
+            R1[j] = a
+            R2[j] = 1.0 / sq
+        else:
+            lw = np.log(cj / pj)
+            total += cj * lw - cj + pj
+            R1[j] = lw
+            R2[j] = 1.0 / cj
+    return total
+
+
+@njit(**NJIT)
+def newton_primal(x, B, p, lam, signed, tol, max_iter, c, loss, hess_drop, max_kept):
+    """Damped Newton on the primal, in code space, for either loss.
+
+    Signed codes are solved directly in the k-dimensional code space with the arcsinh prior
+    (equivalent to the expanded basis, see ``_code_prior``): unconstrained. Unsigned codes
+    keep c > 0 through the update c + t delta where delta_j >= 0 and c exp(t delta / c) where
+    delta_j < 0 (first order equal to the Newton step).
+
+    The Hessian is ``B^T S B + lam diag(R'')`` with S = I (squared loss) or
+    S = diag(q) - q q^T, q = softmax(B c) (KL loss). Atoms whose loss curvature h_j =
+    b_j^T S b_j exceeds ``hess_drop * lam R''_j`` (at most ``max_kept``, the largest) get the
+    exact s x s Newton system, built in O(m s^2); the others keep only their diagonal. The
+    gradient is always exact; stops on max |dL/dc| <= tol (for signed codes this equals the
+    expanded-basis gradient's max at the optimal split).
 
     Parameters
     ----------
     x, B, p, lam, signed, tol, max_iter, loss
         As in :func:`egd`.
-    u: float64[n]  log of the starting point; overwritten with log of the solution
+    c: float64[k]  starting code (positive when unsigned); overwritten with the solution
     hess_drop: float, max_kept: int  which atoms get the exact Newton system
 
     Returns
@@ -310,129 +340,115 @@ def newton_primal(x, B, p, lam, signed, tol, max_iter, u, loss, hess_drop, max_k
     n_iter: int, gmax: float
     """
     m, k = B.shape
-    n = u.shape[0]
-    logp = np.log(p)
-    w = np.empty(n)
-    w_new = np.empty(n)
-    u_new = np.empty(n)
-    g = np.empty(n)
-    h = np.empty(n)
-    delta = np.empty(n)
-    code = np.empty(k)
-    c = np.empty(k)
+    R1 = np.empty(k)
+    R2 = np.empty(k)
+    R1n = np.empty(k)
+    R2n = np.empty(k)
+    g = np.empty(k)
+    h = np.empty(k)
+    delta = np.empty(k)
+    c_new = np.empty(k)
+    Bx = np.empty(k)
     r = np.empty(m)
     r_new = np.empty(m)
-    hk = np.empty(k)
     q = np.empty(m)
-    f = _egd_eval(x, B, logp, lam, signed, u, w, code, r, loss)
-    gmax = _egd_grad(B, logp, lam, signed, u, r, c, g)
+    keep = np.empty(k, dtype=np.int64)
+    score = np.empty(k)
+    if loss == 1:
+        rmatvec(B, x, Bx)
+    f = loss_residual(x, B, c, r, loss) + lam * _code_prior(c, p, signed, R1, R2)
+    rmatvec(B, r, g)
+    gmax = 0.0
+    for j in range(k):
+        g[j] += lam * R1[j]
+        gmax = max(gmax, abs(g[j]))
     it = 0
     while gmax > tol and it < max_iter:
-        # curvature of the loss along each atom: h_j = b_j^T S b_j
+        # loss curvature along each atom, h_j = b_j^T S b_j
         if loss == 1:
             for i in range(m):
                 q[i] = r[i] + x[i]
             for j in range(k):
-                hk[j] = 0.0
+                h[j] = 0.0
             for i in range(m):
                 qi = q[i]
                 for j in range(k):
-                    hk[j] += B[i, j] * B[i, j] * qi
-            # minus (b_j . q)^2: c = B^T (q - x), so b_j . q = c_j + b_j . x
-            bx = np.empty(k)
-            rmatvec(B, x, bx)
+                    h[j] += B[i, j] * B[i, j] * qi
             for j in range(k):
-                bq = c[j] + bx[j]
-                hk[j] -= bq * bq
-                if hk[j] < 0.0:
-                    hk[j] = 0.0
+                bq = g[j] - lam * R1[j] + Bx[j]  # b_j . q = (B^T (q - x))_j + b_j . x
+                h[j] = max(h[j] - bq * bq, 0.0)
         else:
-            col_sq_norms(B, hk)
+            col_sq_norms(B, h)
         s = 0
-        for j in range(n):
-            h[j] = hk[j % k]
-            if w[j] * h[j] > hess_drop * lam:
+        for j in range(k):
+            delta[j] = -g[j] / (lam * R2[j] + h[j])
+            score[j] = h[j] / (lam * R2[j])
+            if score[j] > hess_drop:
+                keep[s] = j
                 s += 1
-        # diagonal part for every coordinate
-        for j in range(n):
-            delta[j] = -g[j] / (lam / w[j] + h[j])
+        if s > max_kept:
+            order = np.argsort(-score)
+            for t in range(max_kept):
+                keep[t] = order[t]
+            s = max_kept
         if s > 0:
-            score = np.empty(n)
-            for j in range(n):
-                score[j] = w[j] * h[j]
-            keep = np.empty(s, dtype=np.int64)
-            if s > max_kept:
-                keep = np.sort(np.argsort(-score)[:max_kept])
-                s = max_kept
-            else:
-                t = 0
-                for j in range(n):
-                    if score[j] > hess_drop * lam:
-                        keep[t] = j
-                        t += 1
-            # kept columns of the expanded basis, scaled by S^(1/2) where S is diagonal
-            Bs = np.empty((s, m))
-            for t in range(s):
-                j = keep[t]
-                sg = 1.0 if j < k else -1.0
-                for i in range(m):
-                    Bs[t, i] = sg * B[i, j % k]
             K = np.empty((s, s))
             rhs = np.empty(s)
+            bqs = np.zeros(s)
             if loss == 1:
-                bq = np.empty(s)
                 for t in range(s):
-                    acc = 0.0
-                    for i in range(m):
-                        acc += Bs[t, i] * q[i]
-                    bq[t] = acc
-                for t in range(s):
-                    for v in range(t + 1):
-                        acc = 0.0
-                        for i in range(m):
-                            acc += Bs[t, i] * Bs[v, i] * q[i]
-                        acc -= bq[t] * bq[v]
-                        K[t, v] = acc
-                        K[v, t] = acc
-            else:
-                for t in range(s):
-                    for v in range(t + 1):
-                        acc = dot(Bs[t], Bs[v])
-                        K[t, v] = acc
-                        K[v, t] = acc
+                    bqs[t] = g[keep[t]] - lam * R1[keep[t]] + Bx[keep[t]]
             for t in range(s):
-                j = keep[t]
-                K[t, t] += lam / w[j]
-                rhs[t] = -g[j]
+                jt = keep[t]
+                for v in range(t + 1):
+                    jv = keep[v]
+                    acc = 0.0
+                    if loss == 1:
+                        for i in range(m):
+                            acc += B[i, jt] * B[i, jv] * q[i]
+                        acc -= bqs[t] * bqs[v]
+                    else:
+                        for i in range(m):
+                            acc += B[i, jt] * B[i, jv]
+                    K[t, v] = acc
+                    K[v, t] = acc
+                K[t, t] += lam * R2[jt]
+                rhs[t] = -g[jt]
             y = solve_spd(K, rhs)
             for t in range(s):
                 delta[keep[t]] = y[t]
         step = 1.0
         accepted = False
         while step > 1e-12:
-            for j in range(n):
-                if delta[j] >= 0.0:
-                    u_new[j] = np.log(w[j] + step * delta[j])
+            for j in range(k):
+                if signed or delta[j] >= 0.0:
+                    c_new[j] = c[j] + step * delta[j]
                 else:
-                    u_new[j] = u[j] + step * delta[j] / w[j]
-            f_new = _egd_eval(x, B, logp, lam, signed, u_new, w_new, code, r_new, loss)
+                    c_new[j] = c[j] * np.exp(step * delta[j] / c[j])
+            f_new = loss_residual(x, B, c_new, r_new, loss)
+            f_new += lam * _code_prior(c_new, p, signed, R1n, R2n)
             dec = 0.0
-            for j in range(n):
-                dec += g[j] * (w_new[j] - w[j])
+            for j in range(k):
+                dec += g[j] * (c_new[j] - c[j])
             if f_new <= f + 1e-4 * dec + _slack(f, loss):
                 accepted = True
                 break
             step *= 0.5
         if not accepted:
             break
-        for j in range(n):
-            u[j] = u_new[j]
-            w[j] = w_new[j]
+        for j in range(k):
+            c[j] = c_new[j]
+            R1[j] = R1n[j]
+            R2[j] = R2n[j]
         for i in range(m):
             r[i] = r_new[i]
         f = f_new
         it += 1
-        gmax = _egd_grad(B, logp, lam, signed, u, r, c, g)
+        rmatvec(B, r, g)
+        gmax = 0.0
+        for j in range(k):
+            g[j] += lam * R1[j]
+            gmax = max(gmax, abs(g[j]))
     return it, gmax
 
 
@@ -662,10 +678,10 @@ def kl_newton_batch(X, B, p, lam, signed, tol, max_iter, Nu, hess_drop, max_kept
 
 
 @njit(**NJIT_PARALLEL)
-def newton_primal_batch(X, B, p, lam, signed, tol, max_iter, U, loss, hess_drop, max_kept,
+def newton_primal_batch(X, B, p, lam, signed, tol, max_iter, C, loss, hess_drop, max_kept,
                         n_iter, gmax):
     for i in prange(X.shape[0]):
-        it, gm = newton_primal(X[i], B, p, lam, signed, tol, max_iter, U[i], loss, hess_drop,
+        it, gm = newton_primal(X[i], B, p, lam, signed, tol, max_iter, C[i], loss, hess_drop,
                                max_kept)
         n_iter[i] = it
         gmax[i] = gm
