@@ -8,12 +8,16 @@ gradients of the codes, numba kernels and river's estimator interface.
 from .coding import ConvergenceWarning, calibrate_tol, default_tol, encode
 from .differentiation import encode_vjp
 from .sparse_coder import SparseCoder
+from .classifier import SparseCodingClassifier
+from .regressor import SparseCodingRegressor
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ConvergenceWarning",
     "SparseCoder",
+    "SparseCodingClassifier",
+    "SparseCodingRegressor",
     "calibrate_tol",
     "default_tol",
     "encode",

@@ -393,7 +393,10 @@ class Learner:
         if W is None:
             W = solve(X, Bo, init=None, **kw)[0]
         if not np.all(np.isfinite(W)):  # never store a non-finite code or step on one
-            raise FloatingPointError("the sparse code is not finite; the model is unchanged")
+            raise ValueError(
+                f"the sparse code is not finite (largest |x| is {np.abs(X).max():.3g}): "
+                "scale the features. The model is unchanged"
+            )
         return W
 
     def _code_one(self, rows, x):
@@ -448,7 +451,8 @@ class Learner:
         g = np.empty(r.size)
         # the loss gradient with respect to the reconstruction (another loss: another residual)
         loss = dict_kernels.squared_residual(self.B, r, code, x, g)
-        step = eta * np.abs(g).max() * np.abs(code).max()
+        with np.errstate(over="ignore"):
+            step = eta * np.abs(g).max() * np.abs(code).max()
         if not (np.isfinite(loss) and step < _MAX_STEP):
             raise ValueError(
                 f"x is too large to learn from (the basis step would be {step:.3g}); "
@@ -459,3 +463,35 @@ class Learner:
         self.cache = (rows, x.copy(), code, self.version)
         self.version += 1
         return code.copy(), float(loss)
+
+    def supervised_step(self, rows, x, code, v, Bv, backprop_weight, reconstruction_weight):
+        """One SGD step on B along ``reconstruction_weight`` times the reconstruction gradient
+        ``(B w - x) w^T`` plus ``backprop_weight`` times the implicit gradient of a supervised
+        loss, ``(x - B w) v^T - (B v) w^T`` with ``v = H^{-1} dloss/dw`` (``v``/``Bv`` from
+        :func:`streamsc.differentiation.direction`, None for no supervised part), with the
+        same ``eta_t`` schedule and unit-norm columns. ``code`` must be the code of ``x``
+        under the current B. Raises before changing anything if the step is not finite."""
+        k = self.config.n_components
+        t = self.t + 1
+        eta = self.config.learning_rate / math.sqrt(t)
+        r = np.arange(self.m) if rows is None else rows
+        g = np.empty(r.size)
+        loss = dict_kernels.squared_residual(self.B, r, code, x, g)
+        if v is None:
+            v = np.zeros(k)
+            Bv = np.zeros(r.size)
+            backprop_weight = 0.0
+        a = reconstruction_weight * g - backprop_weight * Bv
+        b = -backprop_weight * g
+        step = eta * (np.abs(a).max(initial=0.0) * np.abs(code).max(initial=0.0)
+                      + np.abs(b).max(initial=0.0) * np.abs(v).max(initial=0.0))
+        if not (np.isfinite(loss) and np.isfinite(step) and step < _MAX_STEP):
+            raise ValueError(
+                f"x is too large to learn from (the basis step would be {step:.3g}); "
+                "scale the features. The model is unchanged"
+            )
+        dict_kernels.rank2_update(self.B, r, a, code, b, v, eta, np.empty(k))
+        self.t = t
+        self.cache = (rows, x.copy(), code, self.version)
+        self.version += 1
+        return float(loss)

@@ -285,3 +285,29 @@ def vjp(X, B, W, G, *, prior, lam, p, signed, halves=None, method="auto", n_thre
     R = X - C @ B.T
     grad_B = R.T @ V - grad_X.T @ C
     return grad_B, grad_X, grad_lam
+
+
+def direction(B, w, g, *, prior, lam, p, signed, method="auto"):
+    """``v = H^{-1} g`` and ``B v`` for the code ``w`` of one example (no argument checking).
+
+    The implicit gradient of a loss on the code is then ``grad_B = (x - B w) v^T - (B v) w^T``
+    and ``grad_x = B v``: estimators that apply ``grad_B`` as a step use this to update the
+    basis in place without forming the m x k matrix. Returns ``(v, Bv, grad_lam)``.
+    """
+    m, k = B.shape
+    if method == "auto":
+        method_id = vjp_kernels.CG if m > AUTO_CG_ABOVE_M else vjp_kernels.DIRECT
+    else:
+        method_id = vjp_kernels.CG if method == "cg" else vjp_kernels.DIRECT
+    if prior == "kl" and signed:
+        wp, wm = _split_signed(w, p)
+    else:
+        wp, wm = w, np.empty(0)
+    v_ = np.empty(k)
+    Bv = np.empty(m)
+    grad_lam, _ = vjp_kernels.vjp_direction(
+        B, PRIOR_IDS[prior], signed, lam, p, np.ascontiguousarray(wp), np.ascontiguousarray(wm),
+        np.ascontiguousarray(g, dtype=np.float64), method_id, CG_RTOL, CG_MAX_ITER,
+        CG_HESS_DROP, CG_MAX_KEPT, v_, Bv,
+    )
+    return v_, Bv, grad_lam

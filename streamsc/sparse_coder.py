@@ -300,6 +300,6 @@ class SparseCoder(base.MiniBatchTransformer):
         names = self._features.names
         return pd.DataFrame(
             self._learner.B.copy(),
-            index=pd.Index(names, dtype=object if not names else None),
+            index=pd.Index(names, dtype=object if not names else None, tupleize_cols=False),
             columns=list(self._atoms),
         )

@@ -113,3 +113,26 @@ def normalise_columns(B, norms):
         for j in range(k):
             if norms[j] > 0.0:
                 B[i, j] /= norms[j]
+
+
+@njit(**NJIT)
+def rank2_update(B, rows, a, w, b, v, eta, norms):
+    """B[rows] -= eta * (outer(a, w) + outer(b, v)), then every column rescaled to unit L2
+    norm: one step along a gradient of the form ``a w^T + b v^T`` (the reconstruction
+    gradient plus the implicit supervised gradient ``(x - Bw) v^T - (Bv) w^T``).
+
+    Parameters
+    ----------
+    B: float64[m, k]  updated in place
+    rows: int64[r]  rows of B the step touches; a, b: float64[r]; w, v: float64[k]
+    eta: float
+    norms: float64[k]  work buffer
+    """
+    m, k = B.shape
+    for t in range(rows.shape[0]):
+        i = rows[t]
+        ai = eta * a[t]
+        bi = eta * b[t]
+        for j in range(k):
+            B[i, j] -= ai * w[j] + bi * v[j]
+    normalise_columns(B, norms)

@@ -1,0 +1,127 @@
+"""What the supervised sparse-coding learners share: the owned coder, the semi-supervised
+step and the back-propagation of the head's loss into the basis (the paper's section 5).
+
+A labelled example ``(x, y)`` is coded under the current basis; the head (softmax or linear)
+gives the gradient ``g = dloss/dw`` of its loss with respect to the code; with
+``backprop=True`` that gradient is pushed through the code by implicit differentiation,
+``v = H^{-1} g``, and the basis takes one SGD step along
+
+    reconstruction_weight * (B w - x) w^T  +  backprop_weight * [(x - B w) v^T - (B v) w^T]
+
+with the coder's own ``eta_t = learning_rate / sqrt(t)`` schedule and unit-norm atoms; then
+the head takes one SGD step. An unlabelled example is ``learn_unlabelled_one(x)``: the
+reconstruction step alone, through the same coder and the same schedule.
+"""
+
+import math
+import numbers
+
+import numpy as np
+
+from . import _online
+from . import _validation as v
+from .differentiation import direction
+from .sparse_coder import SparseCoder
+
+
+def check_supervised_params(learning_rate, l2, backprop, backprop_weight, reconstruction_weight,
+                            coder):
+    v.check_real("learning_rate", learning_rate, low=0.0)
+    v.check_real("l2", l2, low=0.0, low_inclusive=True)
+    v.check_bool("backprop", backprop)
+    v.check_real("backprop_weight", backprop_weight, low=0.0, low_inclusive=True)
+    v.check_real("reconstruction_weight", reconstruction_weight, low=0.0, low_inclusive=True)
+    if coder is not None and not isinstance(coder, SparseCoder):
+        raise TypeError(f"coder must be a streamsc.SparseCoder or None, got {type(coder).__name__}")
+
+
+class SupervisedCoding:
+    """Mixin holding the coder and the basis step; subclasses define the head through
+    ``_head_forward(w) -> (prediction state)``, ``_head_grad(state, y) -> (g_w, apply)``."""
+
+    def _init_coder(self):
+        self._coder = self.coder if self.coder is not None else SparseCoder()
+        if self.backprop and self._coder.prior == "l1" and not self._coder.signed:
+            pass  # the L1 implicit gradient is the active-set one: allowed
+
+    @property
+    def coder_(self):
+        """The coder this model owns and trains (the one given as ``coder``, or its own)."""
+        return self._coder
+
+    def learn_unlabelled_one(self, x):
+        """Learn from an unlabelled example: the reconstruction step of the owned coder alone
+        (exactly ``coder_.learn_one(x)``), on the same basis and step schedule as the
+        labelled steps."""
+        self._coder.learn_one(x)
+
+    def _code(self, x):
+        """The code of x (cached by the coder) for prediction; nothing is learned."""
+        coder = self._coder
+        keys, values = _online.check_features(x)
+        rows, xv = coder._features.gather(keys, values)
+        return coder._learner.code(rows, xv)
+
+    def _learn(self, x, y):
+        """One semi-supervised step; ``y`` already checked. The head's update is returned by
+        ``_head_grad`` as a closure and applied last, once nothing can fail any more."""
+        coder = self._coder
+        keys, values = _online.check_features(x)
+        checkpoint = coder._grow(keys)
+        try:
+            rows, xv = coder._features.gather(keys, values)
+            lr = coder._learner
+            w = lr.code(rows, xv)
+            g_w, apply_head = self._head_grad(w, y)
+            if lr.m and (rows is None or rows.size):
+                vdir = Bv = None
+                if self.backprop and self.backprop_weight > 0.0 and np.any(g_w != 0.0):
+                    Bo = lr.B if rows is None else np.ascontiguousarray(lr.B[rows])
+                    cfg = lr.config
+                    vdir, Bv, _ = direction(
+                        Bo, w, g_w, prior=cfg.prior, lam=cfg.lam, p=cfg.p, signed=cfg.signed
+                    )
+                    if not (np.all(np.isfinite(vdir)) and np.all(np.isfinite(Bv))):
+                        raise FloatingPointError(
+                            "the implicit gradient is not finite; the model is unchanged"
+                        )
+                if vdir is not None or self.reconstruction_weight > 0.0:
+                    lr.supervised_step(rows, xv, w, vdir, Bv, self.backprop_weight,
+                                       self.reconstruction_weight)
+        except BaseException:
+            coder._rollback(checkpoint)
+            raise
+        apply_head()
+
+    def _head_eta(self):
+        return self.learning_rate / math.sqrt(self._n_labelled + 1)
+
+
+def check_class_label(y, kind):
+    """A class label: hashable, not None, not NaN, of the same kind (text, number, other) as
+    the labels seen before. Returns its kind."""
+    if y is None:
+        raise ValueError("y is None: a labelled example needs a class label")
+    try:
+        hash(y)
+    except TypeError:
+        raise TypeError(f"y must be hashable (a class label), got {type(y).__name__}") from None
+    if isinstance(y, (float, np.floating)) and math.isnan(y):
+        raise ValueError("y is NaN: a class label must be a real value")
+    new_kind = "text" if isinstance(y, str) else "number" if isinstance(
+        y, (numbers.Number, np.bool_)) else "other"
+    if kind is not None and new_kind != kind:
+        raise TypeError(
+            f"y={y!r} is a {new_kind} label but the labels seen so far are {kind} labels"
+        )
+    return new_kind
+
+
+def check_target(y):
+    """A regression target: a finite real number."""
+    if isinstance(y, (bool, np.bool_)) or not isinstance(y, numbers.Real):
+        raise TypeError(f"y must be a real number, got {y!r} ({type(y).__name__})")
+    y = float(y)
+    if not math.isfinite(y):
+        raise ValueError(f"y must be finite, got {y!r}")
+    return y

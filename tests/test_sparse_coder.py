@@ -1,0 +1,426 @@
+"""SparseCoder, the river estimator: it learns a planted dictionary, each learn_one is the
+paper's step (against a NumPy twin), it is deterministic, order-free, cached, and rejects bad
+input without changing state."""
+
+import copy
+import inspect
+import math
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.optimize import linear_sum_assignment
+
+import streamsc
+import streamsc._online as online
+from streamsc import SparseCoder
+
+# ---------------------------------------------------------------------------------------
+# helpers
+
+
+def planted(m=32, k=48, n=20000, n_active=3, noise=0.01, seed=0):
+    """A random unit-norm basis B* (m, k) and n examples x = B* w + noise, each w with
+    ``n_active`` non-zero coefficients drawn from U(0.5, 1.5)."""
+    rng = np.random.default_rng(seed)
+    B = rng.standard_normal((m, k))
+    B /= np.linalg.norm(B, axis=0)
+    W = np.zeros((n, k))
+    for i in range(n):
+        W[i, rng.choice(k, n_active, replace=False)] = rng.uniform(0.5, 1.5, n_active)
+    X = W @ B.T + noise * rng.standard_normal((n, m))
+    return B, X
+
+
+def matched_fraction(B_true, B_learned, threshold=0.95):
+    """Fraction of the true atoms matched (Hungarian matching on |cos|) to a learned atom
+    with |cos| >= threshold; both bases have unit-norm columns."""
+    C = np.abs(B_true.T @ B_learned)
+    r, c = linear_sum_assignment(-C)
+    return float(np.mean(C[r, c] >= threshold))
+
+
+def stream(n=300, m=5, seed=0, names="abcdefgh"):
+    """Unit-scale examples over m named features."""
+    _, X = planted(m=m, k=2 * m, n=n, n_active=2, noise=0.05, seed=seed)
+    return [dict(zip(names[:m], row)) for row in X.tolist()]
+
+
+def learned(n=200, **params):
+    params = {"n_components": 6, "seed": 3, **params}
+    model = SparseCoder(**params)
+    for x in stream(n):
+        model.learn_one(x)
+    return model
+
+
+def count_solves(monkeypatch):
+    calls = []
+    original = online.solve
+
+    def spy(X, B, **kw):
+        calls.append(kw.get("init"))
+        return original(X, B, **kw)
+
+    monkeypatch.setattr(online, "solve", spy)
+    return calls
+
+
+# ---------------------------------------------------------------------------------------
+# the paper's experiment in miniature: recover a planted dictionary
+
+
+PLANTED = {
+    # KL with a small prior mean (p -> 0 approximates L1) and lam small enough that the
+    # lam*log(w/p) shrinkage leaves most of the signal in the code
+    "kl": dict(prior="kl", lam=0.03, p=1e-3, learning_rate=10.0),
+    "l1": dict(prior="l1", lam=0.1, learning_rate=10.0),
+}
+
+
+@pytest.mark.parametrize("prior", sorted(PLANTED))
+def test_planted_dictionary_is_recovered(prior):
+    """20k examples of a random 32 x 48 unit-norm basis with 3 non-negative coefficients
+    each, streamed once through learn_one with eta_t = 10/sqrt(t): >= 90% of the atoms are
+    found with |cos| >= 0.95, and the reconstruction loss falls over the stream."""
+    B_true, X = planted()
+    model = SparseCoder(n_components=48, seed=1, **PLANTED[prior])
+    losses = []
+    learn = model._learner.learn
+
+    def recording(rows, x):
+        code, loss = learn(rows, x)
+        losses.append(loss)
+        return code, loss
+
+    model._learner.learn = recording  # an instance attribute: sees every step's loss
+    for row in X.tolist():
+        model.learn_one(dict(enumerate(row)))
+    assert len(losses) == X.shape[0] == 20000
+
+    B = model.basis_.loc[list(range(32))].to_numpy()
+    np.testing.assert_allclose(np.linalg.norm(B, axis=0), 1.0, atol=1e-12)
+    assert matched_fraction(B_true, B) >= 0.9
+    first, last = np.mean(losses[:1000]), np.mean(losses[-1000:])
+    assert last < 0.5 * first
+
+
+# ---------------------------------------------------------------------------------------
+# one step is the paper's step
+
+
+def naive_step(B, x, w, lr, t):
+    """NumPy twin of eq. 7 on an all-features example: one SGD step, then unit columns."""
+    B = B - lr / math.sqrt(t) * np.outer(B @ w - x, w)
+    return B / np.linalg.norm(B, axis=0)
+
+
+@pytest.mark.parametrize("prior", ["kl", "l1", "l2"])
+def test_each_learn_one_is_the_papers_sgd_step(prior):
+    """After every learn_one, the basis equals the NumPy twin's step from the previous basis
+    with the code that learn_one used (transform_one's, cached), and that code is the one
+    streamsc.encode gives (up to the solver tolerance)."""
+    model = SparseCoder(n_components=7, prior=prior, lam=0.1, learning_rate=0.5, seed=0)
+    xs = stream(40)
+    model.learn_one(xs[0])
+    for t, x in enumerate(xs[1:], start=2):
+        B = model.basis_.to_numpy()
+        x_vec = np.array([x[name] for name in model.basis_.index])
+        w = np.array(list(model.transform_one(x).values()))
+        np.testing.assert_allclose(w, streamsc.encode(x_vec, B, prior=prior, lam=0.1),
+                                   rtol=1e-4, atol=1e-6)
+        model.learn_one(x)
+        np.testing.assert_allclose(model.basis_.to_numpy(), naive_step(B, x_vec, w, 0.5, t),
+                                   rtol=0, atol=1e-12)
+
+
+def test_missing_features_are_unobserved_not_zero():
+    """An example without feature 'c' is coded on the other rows, its gradient step leaves
+    row 'c' alone, and row 'c' is only rescaled with its column."""
+    model = learned(50)
+    B = model.basis_
+    x = {"a": 0.3, "b": -0.2, "d": 0.5, "e": 0.1}
+    observed = ["a", "b", "d", "e"]
+    B_obs = B.loc[observed].to_numpy()
+    x_vec = np.array([x[name] for name in observed])
+    w = streamsc.encode(x_vec, B_obs, prior="kl", lam=0.1)
+    np.testing.assert_allclose(list(model.transform_one(x).values()), w, rtol=1e-5, atol=1e-8)
+
+    t = model._learner.t + 1
+    step = B.to_numpy().copy()
+    step[[B.index.get_loc(name) for name in observed]] -= (
+        0.1 / math.sqrt(t) * np.outer(B_obs @ w - x_vec, w)
+    )
+    expected = step / np.linalg.norm(step, axis=0)
+    model.learn_one(x)
+    np.testing.assert_allclose(model.basis_.to_numpy(), expected, atol=1e-9)
+    # row 'c' moved only by the rescaling of each column
+    ratio = model.basis_.loc["c"].to_numpy() / B.loc["c"].to_numpy()
+    np.testing.assert_allclose(ratio, 1 / np.linalg.norm(step, axis=0), rtol=1e-9)
+
+
+# ---------------------------------------------------------------------------------------
+# determinism and order
+
+
+def test_same_seed_gives_bit_identical_basis_and_codes():
+    a, b = learned(300, seed=11), learned(300, seed=11)
+    assert np.array_equal(a.basis_.to_numpy(), b.basis_.to_numpy())
+    x = stream(1, seed=9)[0]
+    assert a.transform_one(x) == b.transform_one(x)
+    c = learned(300, seed=12)
+    assert not np.array_equal(a.basis_.to_numpy(), c.basis_.to_numpy())
+
+
+def test_unseeded_models_differ():
+    a, b = learned(5, seed=None), learned(5, seed=None)
+    assert not np.array_equal(a.basis_.to_numpy(), b.basis_.to_numpy())
+
+
+def test_key_order_and_arrival_order_do_not_matter():
+    """Shuffled dict keys, and features first seen in a different order, give the
+    bit-identical basis: rows live in a canonical order and a new row depends on
+    (seed, name) only."""
+    xs = stream(100)
+    rng = np.random.default_rng(0)
+    a, b = SparseCoder(n_components=4, seed=5), SparseCoder(n_components=4, seed=5)
+    # a meets features a, b first; b meets them in reverse order and c..e first
+    a.learn_one({"a": 0.1, "b": 0.2})
+    b.learn_one({"b": 0.2, "a": 0.1})
+    for x in xs:
+        keys = list(x)
+        rng.shuffle(keys)
+        a.learn_one(x)
+        b.learn_one({key: x[key] for key in keys})
+    assert list(a.basis_.index) == ["a", "b", "c", "d", "e"]
+    assert np.array_equal(a.basis_.to_numpy(), b.basis_.to_numpy())
+
+    first, second = SparseCoder(n_components=4, seed=5), SparseCoder(n_components=4, seed=5)
+    first.learn_one({"a": 1.0, "b": 1.0, "c": 1.0})
+    second.learn_one({"c": 1.0, "b": 1.0, "a": 1.0})
+    assert np.array_equal(first.basis_.to_numpy(), second.basis_.to_numpy())
+
+
+def test_mixed_key_types_have_a_canonical_order():
+    model = SparseCoder(n_components=2, seed=0)
+    model.learn_one({"z": 1.0, 10: 1.0, 2: 1.0, ("t", 1): 1.0, 2.5: 1.0, "a": 1.0})
+    assert list(model.basis_.index) == [2, 2.5, 10, "a", "z", ("t", 1)]
+
+
+def test_learn_many_equals_looped_learn_one():
+    """Same codes, same steps, as features emerge and disappear between batches."""
+    xs = stream(120)
+    subsets = [["a", "b"], ["a", "b", "c", "d", "e"], ["c", "d", "e"], ["e"], list("abcde")]
+    one = SparseCoder(n_components=5, prior="l1", lam=0.05, seed=2)
+    many = SparseCoder(n_components=5, prior="l1", lam=0.05, seed=2)
+    for i, cols in enumerate(subsets):
+        batch = [{c: x[c] for c in cols} for x in xs[24 * i: 24 * (i + 1)]]
+        for x in batch:
+            one.learn_one(x)
+        many.learn_many(pd.DataFrame(batch, columns=cols))
+        np.testing.assert_allclose(many.basis_.to_numpy(), one.basis_.to_numpy(),
+                                   rtol=0, atol=1e-8)
+    assert list(many.basis_.index) == list(one.basis_.index)
+    for x in xs[:10]:
+        a, b = one.transform_one(x), many.transform_one(x)
+        np.testing.assert_allclose(list(a.values()), list(b.values()), rtol=0, atol=1e-8)
+
+
+def test_transform_many_matches_transform_one():
+    model = learned(100)
+    xs = stream(20, seed=4)
+    frame = pd.DataFrame(xs, index=range(100, 120))
+    frame["never_seen"] = 1.0
+    out = model.transform_many(frame)
+    assert list(out.columns) == [f"atom_{j}" for j in range(6)]
+    assert list(out.index) == list(frame.index)
+    for i, x in enumerate(xs):
+        np.testing.assert_allclose(out.iloc[i].to_numpy(), list(model.transform_one(x).values()),
+                                   rtol=1e-6, atol=1e-9)
+
+
+# ---------------------------------------------------------------------------------------
+# feature-key policy
+
+
+def test_transform_before_learning_and_unknown_keys():
+    model = SparseCoder(n_components=3, seed=0)
+    assert model.transform_one({"a": 1.0}) == {"atom_0": 0.0, "atom_1": 0.0, "atom_2": 0.0}
+    assert model.basis_.shape == (0, 3)
+    model = learned(50)
+    x = stream(1, seed=7)[0]
+    assert model.transform_one({**x, "new": 5.0}) == model.transform_one(x)
+    assert "new" not in model.basis_.index  # transforming never grows the basis
+    assert set(model.transform_one({"new": 5.0}).values()) == {0.0}
+
+
+def test_empty_example_is_a_no_op():
+    model = learned(20)
+    before = pickle.dumps(model)
+    model.learn_one({})
+    assert pickle.dumps(model) == before
+
+
+def test_basis_frame():
+    model = learned(30)
+    basis = model.basis_
+    assert isinstance(basis, pd.DataFrame)
+    assert basis.shape == (5, 6)
+    assert list(basis.index) == list("abcde")
+    assert list(basis.columns) == [f"atom_{j}" for j in range(6)]
+    np.testing.assert_allclose(np.linalg.norm(basis.to_numpy(), axis=0), 1.0, atol=1e-12)
+    basis.iloc[0, 0] = 99.0  # a copy: the model is untouched
+    assert model.basis_.iloc[0, 0] != 99.0
+
+
+# ---------------------------------------------------------------------------------------
+# bad input: a clear error and the state byte-identical
+
+
+NAN = float("nan")
+BAD_INPUTS = [
+    ("learn_one", {"a": NAN, "b": 1.0}, ValueError, "'a'"),
+    ("learn_one", {"a": 1.0, "b": float("inf")}, ValueError, "'b'"),
+    ("learn_one", {"a": -float("inf")}, ValueError, "'a'"),
+    ("learn_one", {"a": "1.5"}, TypeError, "'a'"),
+    ("learn_one", {"a": None}, TypeError, "'a'"),
+    ("learn_one", {"a": 1 + 2j}, TypeError, "'a'"),
+    ("learn_one", {"a": np.array([1.0, 2.0])}, TypeError, "'a'"),
+    ("learn_one", {"new": [1.0]}, TypeError, "'new'"),
+    ("learn_one", [0.1, 0.2], TypeError, "dict"),
+    ("learn_one", None, TypeError, "dict"),
+    ("learn_one", pd.Series({"a": 1.0}), TypeError, "dict"),
+    ("learn_one", {"a": 1e200, "b": -1e200}, ValueError, "too large"),
+    ("transform_one", {"a": NAN}, ValueError, "'a'"),
+    ("transform_one", {"a": "x"}, TypeError, "'a'"),
+    ("transform_one", (1.0, 2.0), TypeError, "dict"),
+    ("learn_many", np.ones((3, 5)), TypeError, "DataFrame"),
+    ("learn_many", pd.DataFrame({"a": [1.0, NAN], "new": [1.0, 2.0]}), ValueError, "'a'"),
+    ("learn_many", pd.DataFrame({"a": [1.0, 2.0], "b": ["x", "y"]}), TypeError, "'b'"),
+    ("learn_many", pd.DataFrame([[1.0, 2.0]], columns=["a", "a"]), ValueError, "duplicate"),
+    ("learn_many", pd.DataFrame({"z": [1.0, 2.0], "b": [np.inf, 0.0]}), ValueError, "'b'"),
+    ("transform_many", pd.DataFrame({"a": [NAN]}), ValueError, "'a'"),
+    ("transform_many", [{"a": 1.0}], TypeError, "DataFrame"),
+]
+
+
+@pytest.mark.parametrize(
+    "method, bad, error, fragment", BAD_INPUTS, ids=[f"{i}-{b[0]}" for i, b in enumerate(BAD_INPUTS)]
+)
+def test_bad_input_raises_and_leaves_state_unchanged(method, bad, error, fragment):
+    model = learned(30)
+    model.transform_one(stream(1, seed=5)[0])  # a non-empty cache
+    before = pickle.dumps(model)
+    with pytest.raises(error, match=fragment):
+        getattr(model, method)(bad)
+    assert pickle.dumps(model) == before
+
+
+@pytest.mark.parametrize(
+    "params, error, fragment",
+    [
+        ({"n_components": 0}, ValueError, "n_components"),
+        ({"n_components": 2.5}, TypeError, "n_components"),
+        ({"prior": "l0"}, ValueError, "prior"),
+        ({"lam": 0.0}, ValueError, "lam"),
+        ({"lam": -1.0}, ValueError, "lam"),
+        ({"lam": "big"}, TypeError, "lam"),
+        ({"p": 0.0}, ValueError, "p"),
+        ({"p": [0.1, 0.2]}, ValueError, "p"),
+        ({"signed": "yes"}, TypeError, "signed"),
+        ({"learning_rate": 0.0}, ValueError, "learning_rate"),
+        ({"learning_rate": float("nan")}, ValueError, "learning_rate"),
+        ({"tol": "auto"}, ValueError, "tol"),
+        ({"tol": -1e-3}, ValueError, "tol"),
+        ({"solver": "lbfgs"}, ValueError, "solver"),
+        ({"max_iter": 0}, ValueError, "max_iter"),
+        ({"seed": -1}, ValueError, "seed"),
+        ({"seed": 1.5}, TypeError, "seed"),
+    ],
+)
+def test_bad_parameters(params, error, fragment):
+    with pytest.raises(error, match=fragment):
+        SparseCoder(n_components=params.pop("n_components", 4), **params)
+
+
+def test_parameter_constraints_cover_init():
+    names = set(inspect.signature(SparseCoder).parameters)
+    assert set(SparseCoder._parameter_constraints) == names
+
+
+# ---------------------------------------------------------------------------------------
+# the cache
+
+
+def test_cache_avoids_solving_the_same_problem_twice(monkeypatch):
+    model = learned(30)
+    calls = count_solves(monkeypatch)
+    x = stream(1, seed=8)[0]
+
+    first = model.transform_one(x)
+    assert len(calls) == 1 and calls[0] is None  # cold: nothing cached for this x
+    assert model.transform_one(dict(reversed(list(x.items())))) == first
+    assert len(calls) == 1  # same values, same basis: no solve
+
+    model.learn_one(x)  # reuses the cached code for its step
+    assert len(calls) == 1
+    second = model.transform_one(x)
+    assert len(calls) == 2  # the basis moved: solve again, warm-started
+    np.testing.assert_array_equal(calls[1][0], list(first.values()))
+    assert second != first
+
+    model.transform_one({**x, "a": x["a"] + 1e-3})  # a different example: cold
+    assert len(calls) == 3 and calls[2] is None
+
+
+def test_learn_one_right_after_learn_one_warm_starts(monkeypatch):
+    model = learned(30)
+    calls = count_solves(monkeypatch)
+    x = stream(1, seed=8)[0]
+    model.learn_one(x)
+    model.learn_one(x)
+    assert len(calls) == 2 and calls[0] is None and calls[1] is not None
+
+
+# ---------------------------------------------------------------------------------------
+# persistence
+
+
+def test_pickle_deepcopy_clone_round_trips():
+    model = learned(100)
+    xs = stream(20, seed=6)
+    expected = [model.transform_one(x) for x in xs]
+    for other in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
+        assert [other.transform_one(x) for x in xs] == expected
+        other.learn_one(xs[0])
+        model_copy = pickle.loads(pickle.dumps(model))
+        model_copy.learn_one(xs[0])
+        assert np.array_equal(other.basis_.to_numpy(), model_copy.basis_.to_numpy())
+    clone = model.clone()
+    assert clone.basis_.shape == (0, 6)
+    assert repr(clone) == repr(model)
+    assert np.array_equal(learned(100).basis_.to_numpy(), model.basis_.to_numpy())
+    for x in stream(100):
+        clone.learn_one(x)
+    assert np.array_equal(clone.basis_.to_numpy(), learned(100).basis_.to_numpy())
+
+
+def test_no_numba_objects_on_the_estimator():
+    model = learned(10)
+    for value in vars(model).values():
+        assert "numba" not in type(value).__module__
+
+
+def test_kernels_compile_lazily():
+    code = (
+        "import streamsc\n"
+        "from streamsc._kernels import dictionary as d\n"
+        "print(sum(len(f.signatures) for f in (d.squared_residual, d.sgd_update, "
+        "d.normalise_columns)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "0"
