@@ -295,7 +295,7 @@ def check_features(x, name="x"):
                     f"({type(value).__name__})"
                 )
     values = np.array(raw, dtype=np.float64) if raw else np.empty(0)
-    if not np.all(np.isfinite(values)):
+    if not np.isfinite(values).all():
         bad = int(np.flatnonzero(~np.isfinite(values))[0])
         raise ValueError(
             f"{name}[{keys[bad]!r}] is {raw[bad]!r}: every feature value must be finite"
@@ -310,7 +310,8 @@ def check_features(x, name="x"):
 
 def _row_norms(X):
     """L2 norm of every row (one summation order for single rows and batches)."""
-    return np.sqrt(np.einsum("ij,ij->i", X, X))
+    with np.errstate(over="ignore"):
+        return np.sqrt(np.einsum("ij,ij->i", X, X))
 
 
 class Learner:
@@ -370,7 +371,8 @@ class Learner:
         then ``tol * 2**floor(log2(norm))``. The optimality violation is in the units of x,
         so this keeps the relative accuracy of a code, and the solver's work, independent of
         the scale of the data; powers of two make the threshold of an example the same
-        whether it is coded alone or in a batch."""
+        whether it is coded alone or in a batch (unless its norm rounds differently across
+        an exact power of two)."""
         exponent = np.maximum(np.frexp(np.asarray(norms, dtype=np.float64))[1] - 1, 0)
         return self.config.tol * np.ldexp(1.0, exponent)
 
@@ -386,13 +388,13 @@ class Learner:
         if init is not None:
             try:
                 W, _, _, viol = solve(X, Bo, init=init, **kw)
-                if not (np.all(viol <= tol) and np.all(np.isfinite(W))):
+                if not ((viol <= tol).all() and np.isfinite(W).all()):
                     W = None
             except np.linalg.LinAlgError:
                 W = None
         if W is None:
             W = solve(X, Bo, init=None, **kw)[0]
-        if not np.all(np.isfinite(W)):  # never store a non-finite code or step on one
+        if not np.isfinite(W).all():  # never store a non-finite code or step on one
             raise ValueError(
                 f"the sparse code is not finite (largest |x| is {np.abs(X).max():.3g}): "
                 "scale the features. The model is unchanged"
@@ -406,7 +408,9 @@ class Learner:
         if hit is not None and hit[1] == self.version:
             return hit[0], False
         init = None if hit is None else hit[0][None, :]
-        tol = self.tol_for(_row_norms(x[None, :]))[0]
+        with np.errstate(over="ignore"):  # an overflowing norm (inf) just means tol
+            norm = math.sqrt(float(np.dot(x, x)))
+        tol = self.config.tol * 2.0 ** max(math.frexp(norm)[1] - 1, 0)  # tol_for, one row
         return self._solve(rows, x[None, :], tol, init)[0], True
 
     def code(self, rows, x):

@@ -67,6 +67,7 @@ class SupervisedCoding:
         ``_head_grad`` as a closure and applied last, once nothing can fail any more."""
         coder = self._coder
         keys, values = _online.check_features(x)
+        cache = coder._learner.cache  # coding x below caches its code: restored on failure
         checkpoint = coder._grow(keys)
         try:
             rows, xv = coder._features.gather(keys, values)
@@ -90,6 +91,7 @@ class SupervisedCoding:
                                        self.reconstruction_weight)
         except BaseException:
             coder._rollback(checkpoint)
+            coder._learner.cache = cache
             raise
         apply_head()
 

@@ -46,6 +46,13 @@ class SparseCoder(base.MiniBatchTransformer):
     must have unique column names and numeric, finite values (NaN is not read as "missing";
     pass such rows to ``learn_one`` without the missing keys).
 
+    **Scale.** The step of eq. 7 is proportional to :math:`\|B\hat w - x\|\,\|\hat w\|`, so
+    ``learning_rate`` is tied to the scale of the data (the paper adjusts it "for the
+    magnitude of :math:`\hat w` in each application"). Feed features of about unit scale
+    (e.g. after ``river.preprocessing.StandardScaler`` or rows of unit norm); with raw
+    features in the hundreds the first steps overwrite the initial atoms. An example whose
+    step would overflow raises ``ValueError`` and leaves the model unchanged.
+
     **Cache.** The last code is kept with its example and the version of the basis: calling
     ``transform_one(x)`` again with the same values and an unchanged basis (as progressive
     validation does) returns it without solving, and after ``learn_one`` moved the basis
@@ -159,8 +166,12 @@ class SparseCoder(base.MiniBatchTransformer):
     @classmethod
     def _unit_test_params(cls):
         yield {"n_components": 4}  # seed=None: river also checks seeding is idempotent
+        # river's checks stream raw TrumpApproval (values up to 7e5): a tiny step keeps the
+        # basis away from the degenerate atoms a huge first step makes, on which coordinate
+        # descent crawls (more active atoms than observed rows) and EGD can run away
         yield {"n_components": 2, "prior": "l1", "lam": 0.05, "learning_rate": 1e-12, "seed": 0}
-        yield {"n_components": 3, "prior": "kl", "signed": True, "solver": "egd", "seed": 0}
+        yield {"n_components": 3, "prior": "kl", "signed": True, "solver": "egd",
+               "learning_rate": 1e-12, "seed": 0}
 
     # ----------------------------------------------------------------------------------
     # helpers

@@ -149,7 +149,8 @@ def kl_egd(x, B, p, lam, signed, tol, max_iter, w0, alpha, armijo=1e-4):
 def kl_dual(x, B, p, lam, signed, nu):
     """The Fenchel dual D(nu) (full value, including the constant):
 
-        D(nu) = nu.x - 1/2 ||nu||^2 - lam * sum_j p_j (exp(z_j) - 1)   [- lam sum p_j (exp(-z_j) - 1)]
+        D(nu) = nu.x - 1/2 ||nu||^2 - lam * sum_j p_j (exp(z_j) - 1)
+                                     [- lam * sum_j p_j (exp(-z_j) - 1)]
 
     with z = B^T nu / lam; the bracket is the signed case. D(nu) <= L(w) for all w, nu, with
     equality at the optimum, where nu = x - B c and w = p exp(+-z).

@@ -118,7 +118,8 @@ def test_l1_kkt(shape, signed):
         c = B.T @ (x - B @ w)
         nz = w != 0
         npt.assert_allclose(c[nz], lam * np.sign(w[nz]), atol=tol + 1e-13)
-        assert np.all(np.abs(c[~nz]) <= lam + tol + 1e-13) if signed else np.all(c[~nz] <= lam + tol + 1e-13)
+        corr = c[~nz] if not signed else np.abs(c[~nz])
+        assert np.all(corr <= lam + tol + 1e-13)
 
 
 @shapes
@@ -341,8 +342,8 @@ def test_warm_start(kw):
     w1, n1 = streamsc.encode(X[0], B, lam=lam, init=W[0], return_n_iter=True, **kw)
     assert isinstance(n1, int) and n1 < n_cold[0]
     # a nearby (perturbed) start also converges, to the same point
-    W3 = streamsc.encode(X, B, lam=lam, init=np.abs(W) * 1.2 + 1e-3 if not kw["signed"] else W * 1.2,
-                         **kw)
+    near = W * 1.2 if kw["signed"] else np.abs(W) * 1.2 + 1e-3
+    W3 = streamsc.encode(X, B, lam=lam, init=near, **kw)
     for w3, w in zip(W3, W):
         assert rel_err(w3, w) < 1e-5
 
@@ -466,7 +467,8 @@ BAD = [
     (dict(X=_x[:5]), ValueError, "X has 5 features"),
     (dict(X=_X[None]), ValueError, "X must be 1-D or 2-D"),
     (dict(X="abc"), TypeError, "X must contain real numbers"),
-    (dict(X=np.array([1.0, "a", None, 2.0, 3.0, 4.0], dtype=object)), TypeError, "X must contain real numbers"),
+    (dict(X=np.array([1.0, "a", None, 2.0, 3.0, 4.0], dtype=object)), TypeError,
+     "X must contain real numbers"),
     (dict(X=[[1.0, 2.0], [3.0]]), TypeError, "X must be array-like"),
     (dict(X=_x + 1j), TypeError, "X must contain real numbers"),
     (dict(B=_B.astype(object)), TypeError, "B must contain real numbers"),

@@ -64,7 +64,8 @@ def test_enet_violation_naive(shape, positive, l1, l2):
         c = np.full(k, np.nan)
         v = lasso.enet_violation(x, B, l1, l2, positive, w, r, c)
         npt.assert_allclose(c, B.T @ r, rtol=1e-12, atol=1e-14)
-        assert v == pytest.approx(naive.enet_violation(x, B, l1, l2, positive, w), rel=1e-10, abs=1e-14)
+        v_ref = naive.enet_violation(x, B, l1, l2, positive, w)
+        assert v == pytest.approx(v_ref, rel=1e-10, abs=1e-14)
 
 
 @shapes
@@ -160,7 +161,8 @@ def test_enet_cd_warm_start_naive_tiny(positive):
     npt.assert_allclose(w3, w, atol=1e-9)
     # max_iter caps the outer sweeps and the violation is reported honestly
     w4, n_capped, viol4 = _cd(x, B, 1e-4, 0.0, positive, 1e-15, max_iter=1)
-    assert viol4 == pytest.approx(naive.enet_violation(x, B, 1e-4, 0.0, positive, w4), rel=1e-8, abs=1e-15)
+    v_ref = naive.enet_violation(x, B, 1e-4, 0.0, positive, w4)
+    assert viol4 == pytest.approx(v_ref, rel=1e-8, abs=1e-15)
 
 
 def test_enet_cd_zero_column_naive_tiny():

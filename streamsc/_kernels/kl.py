@@ -229,6 +229,7 @@ def egd(x, B, p, lam, signed, tol, max_iter, u, alpha, trace, loss, diag):
     w_new = np.empty(n)
     u_new = np.empty(n)
     g = np.empty(n)
+    g_new = np.empty(n)
     code = np.empty(k)
     c = np.empty(k)
     r = np.empty(m)
@@ -254,10 +255,23 @@ def egd(x, B, p, lam, signed, tol, max_iter, u, alpha, trace, loss, diag):
             dec = 0.0
             for j in range(n):
                 dec += g[j] * (w_new[j] - w[j])
-            # Armijo condition in the mirror geometry; the slack absorbs rounding of f
-            if f_new <= f + 1e-4 * dec + _slack(f, loss):
+            # Armijo condition in the mirror geometry
+            if f_new <= f + 1e-4 * dec:
                 accepted = True
                 break
+            if -dec <= _slack(f, loss):
+                # the predicted decrease is below the rounding of f, which can no longer
+                # judge the step: accept it only if it shrinks the gradient in the mirror
+                # metric, sum_j s_j w_j g_j^2 (which falls along any small enough EGD step)
+                _egd_grad(B, logp, lam, signed, u_new, r_new, c, g_new)
+                q_old = 0.0
+                q_new = 0.0
+                for j in range(n):
+                    q_old += s[j] * w[j] * g[j] * g[j]
+                    q_new += s[j] * w_new[j] * g_new[j] * g_new[j]
+                if q_new < q_old:
+                    accepted = True
+                    break
             a *= 0.5
             n_back += 1
         if not accepted:
@@ -345,6 +359,7 @@ def newton_primal(x, B, p, lam, signed, tol, max_iter, c, loss, hess_drop, max_k
     R1n = np.empty(k)
     R2n = np.empty(k)
     g = np.empty(k)
+    g_new = np.empty(k)
     h = np.empty(k)
     delta = np.empty(k)
     c_new = np.empty(k)
@@ -430,9 +445,19 @@ def newton_primal(x, B, p, lam, signed, tol, max_iter, c, loss, hess_drop, max_k
             dec = 0.0
             for j in range(k):
                 dec += g[j] * (c_new[j] - c[j])
-            if f_new <= f + 1e-4 * dec + _slack(f, loss):
+            if f_new <= f + 1e-4 * dec:
                 accepted = True
                 break
+            if -dec <= _slack(f, loss):
+                # f can no longer judge a step this small: accept it if it shrinks the
+                # gradient (a Newton step near the optimum does)
+                rmatvec(B, r_new, g_new)
+                gmax_new = 0.0
+                for j in range(k):
+                    gmax_new = max(gmax_new, abs(g_new[j] + lam * R1n[j]))
+                if gmax_new < gmax:
+                    accepted = True
+                    break
             step *= 0.5
         if not accepted:
             break
@@ -474,6 +499,23 @@ def _dual_value(x, nu, p, lam, signed, z):
         if signed:
             s += p[j] * np.exp(-zj)
     return v - lam * s
+
+
+@njit(**NJIT)
+def _dual_mag(x, nu, p, lam, signed, z):
+    """Size of the terms _dual_value sums: its rounding error is a few eps times this
+    (|phi| itself can be far smaller, by cancellation)."""
+    m = x.shape[0]
+    k = z.shape[0]
+    v = 0.0
+    for i in range(m):
+        v += abs(nu[i] * x[i]) + 0.5 * nu[i] * nu[i]
+    s = 0.0
+    for j in range(k):
+        s += p[j] * np.exp(min(z[j], _EXP_CLIP))
+        if signed:
+            s += p[j] * np.exp(min(-z[j], _EXP_CLIP))
+    return v + lam * s
 
 
 @njit(**NJIT)
@@ -540,6 +582,24 @@ def _newton_direction(B, cn2, lam, d, r, hess_drop, max_kept, delta):
     for t in range(s):
         for i in range(m):
             Bs[t, i] = B[i, keep[t]]
+    if s >= m:
+        # as many kept atoms as dimensions: the m x m system is the smaller one
+        M = np.zeros((m, m))
+        for t in range(s):
+            om = d[keep[t]] / lam
+            row = Bs[t]
+            for i in range(m):
+                a_i = om * row[i]
+                for q in range(i + 1):
+                    M[i, q] += a_i * row[q]
+        for i in range(m):
+            for q in range(i):
+                M[q, i] = M[i, q]
+            M[i, i] += gam
+        y = solve_spd(M, r.copy())
+        for i in range(m):
+            delta[i] = y[i]
+        return s
     K = np.empty((s, s))
     rhs = np.empty(s)
     for t in range(s):
@@ -614,6 +674,8 @@ def kl_newton(x, B, p, lam, signed, tol, max_iter, nu, hess_drop, max_kept, w):
         phi = _dual_value(x, nu, p, lam, signed, z)
     _dual_primal(x, B, nu, p, lam, signed, z, w, code, d, r)
     it = 0
+    kept_cap = max_kept
+    last = np.inf
     while it < max_iter:
         # max_j |b_j . r| <= max_j ||b_j|| ||r||: the exact test runs only once the bound passes
         bound = cmax * np.sqrt(dot(r, r))
@@ -621,11 +683,16 @@ def kl_newton(x, B, p, lam, signed, tol, max_iter, nu, hess_drop, max_kept, w):
             break
         if bound <= 100.0 * tol and _max_abs_rmatvec(B, r, u) <= tol:
             break
-        _newton_direction(B, cn2, lam, d, r, hess_drop, max_kept, delta)
+        if bound > 0.25 * last and kept_cap < k:
+            # slow (linear) progress: the dropped atoms matter, keep twice as many
+            kept_cap = min(2 * kept_cap, k)
+        last = bound
+        _newton_direction(B, cn2, lam, d, r, hess_drop, kept_cap, delta)
         rmatvec(B, delta, u)
         slope = dot(r, delta)
         for j in range(k):
             u[j] /= lam
+        mag = _dual_mag(x, nu, p, lam, signed, z)
         t = 1.0
         accepted = False
         while t > 1e-12:
@@ -634,7 +701,7 @@ def kl_newton(x, B, p, lam, signed, tol, max_iter, nu, hess_drop, max_kept, w):
             for j in range(k):
                 z_new[j] = z[j] + t * u[j]
             phi_new = _dual_value(x, nu_new, p, lam, signed, z_new)
-            if phi_new >= phi + 1e-4 * t * slope - 8.0 * _EPS * abs(phi):
+            if phi_new >= phi + 1e-4 * t * slope - 8.0 * _EPS * mag:
                 accepted = True
                 break
             t *= 0.5
