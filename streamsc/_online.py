@@ -143,6 +143,31 @@ def check_params(params):
     )
 
 
+def check_basis(basis, n_components):
+    """A starting basis given as a DataFrame (index: feature names, one column per atom) or
+    a 2-D array (features named 0, 1, ...): returns ``(names, array)``."""
+    import pandas as pd
+
+    if isinstance(basis, pd.DataFrame):
+        names = list(basis.index)
+        if len(set(names)) != len(names):
+            raise ValueError("basis has duplicate feature names in its index")
+        values = basis.to_numpy()
+    else:
+        values = basis
+        names = None
+    arr = v.as_float_array("basis", values, ndims=(2,))
+    if arr.shape[1] != n_components:
+        raise ValueError(
+            f"basis has {arr.shape[1]} atoms (columns) but n_components is {n_components}"
+        )
+    if arr.shape[0] == 0 or np.any(np.einsum("ij,ij->j", arr, arr) == 0.0):
+        raise ValueError("basis must have at least one row and no all-zero atom")
+    if names is None:
+        names = list(range(arr.shape[0]))
+    return names, arr
+
+
 # ---------------------------------------------------------------------------------------
 # feature names -> rows of the basis
 # ---------------------------------------------------------------------------------------
@@ -309,7 +334,8 @@ def check_features(x, name="x"):
 
 
 def _row_norms(X):
-    """L2 norm of every row (one summation order for single rows and batches)."""
+    """L2 norm of every row of a batch (an overflowing norm is inf, which tol_for treats
+    like a small one: such examples are rejected or coded at the base tolerance)."""
     with np.errstate(over="ignore"):
         return np.sqrt(np.einsum("ij,ij->i", X, X))
 
@@ -337,6 +363,15 @@ class Learner:
     @property
     def m(self):
         return self.B.shape[0]
+
+    def start_from(self, positions, rows):
+        """Use ``rows`` (placed at ``positions``) as the basis, columns rescaled to unit norm."""
+        B = np.empty_like(rows)
+        B[positions] = rows
+        dict_kernels.normalise_columns(B, np.empty(B.shape[1]))
+        self.B = B
+        self.version += 1
+        self.cache = None
 
     def grow(self, old_pos, new_pos, names):
         """Insert rows for new features: existing row i moves to ``old_pos[i]``, the rows of

@@ -16,7 +16,7 @@ __all__ = ["encode", "calibrate_tol", "default_tol", "ConvergenceWarning"]
 #: defaults of the dual Newton solver's Hessian approximation (see ``_kernels.kl``)
 HESS_DROP = 0.1
 MAX_KEPT = 64
-MAX_ITER = {"newton": 100, "egd": 5000, "egd_diag": 5000, "cd": 1000}
+MAX_ITER = {"newton": 100, "egd": 5000, "egd_diag": 5000, "cd": 10000}
 #: the ``loss`` argument of the kernels
 LOSS_CODES = {"squared": 0, "kl": 1}
 

@@ -53,7 +53,7 @@ def _models(basis, seed, n_components, lam_l1, lam_kl):
         return SparseCoder(n_components=n_components, prior=prior, lam=lam, signed=True,
                            learning_rate=0.02, basis=basis, seed=seed)
 
-    head = dict(learning_rate=0.5)
+    head = dict(learning_rate=20.0)
     return {
         "raw pixels": compose.Pipeline(
             preprocessing.StandardScaler(),
@@ -62,11 +62,12 @@ def _models(basis, seed, n_components, lam_l1, lam_kl):
         "L1 codes": SparseCodingClassifier(coder=coder("l1", lam_l1), backprop=False, **head),
         "KL codes": SparseCodingClassifier(coder=coder("kl", lam_kl), backprop=False, **head),
         "KL + backprop": SparseCodingClassifier(coder=coder("kl", lam_kl), backprop=True,
-                                                backprop_weight=1.0, **head),
+                                                backprop_weight=5.0, **head),
     }
 
 
-def run(out="streamsc-out", *, n_components=96, epochs=3, lam_l1=0.05, lam_kl=0.02, seed=0,
+def run(out="streamsc-out", *, n_components=96, epochs=3, lam_l1=0.05, lam_kl=0.005, seed=0,
+        pretrain_rate=5.0,
         quick=False, progress=True):
     """Run the digits demo; returns the results as a dict (also written to ``out``).
 
@@ -100,7 +101,7 @@ def run(out="streamsc-out", *, n_components=96, epochs=3, lam_l1=0.05, lam_kl=0.
     xs = _dicts(X, names)
 
     pre = SparseCoder(n_components=n_components, prior="l1", lam=lam_l1, signed=True,
-                      learning_rate=0.5, seed=seed)
+                      learning_rate=pretrain_rate, seed=seed)
     for _ in tqdm(range(epochs), desc="unlabelled basis (L1)", disable=not progress):
         for x in xs:
             pre.learn_one(x)

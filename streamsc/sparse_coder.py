@@ -85,6 +85,12 @@ class SparseCoder(base.MiniBatchTransformer):
     seed
         Seed of the rows given to new features. ``None`` draws one from the operating system
         when the model is built (river's convention: unseeded models are not reproducible).
+    basis
+        A starting basis: a DataFrame indexed by feature name with one column per atom (such
+        as another coder's ``basis_``), or a 2-D array whose rows are features ``0, 1, ...``.
+        Atoms are rescaled to unit norm. This is how a basis learned with one prior is used
+        with another (the paper codes with KL on a basis learned by L1 sparse coding) or
+        carried to a new task.
 
     Attributes
     ----------
@@ -131,7 +137,10 @@ class SparseCoder(base.MiniBatchTransformer):
     """
 
     #: one checker per constructor argument (shared with the scikit-learn wrapper)
-    _parameter_constraints = _online.PARAMETER_CONSTRAINTS
+    _parameter_constraints = {
+        **_online.PARAMETER_CONSTRAINTS,
+        "basis": lambda value: value,  # checked against n_components in __init__
+    }
 
     def __init__(
         self,
@@ -145,6 +154,7 @@ class SparseCoder(base.MiniBatchTransformer):
         solver: str = "newton",
         max_iter: int | None = None,
         seed: int | None = None,
+        basis=None,
     ):
         self.n_components = n_components
         self.prior = prior
@@ -156,12 +166,18 @@ class SparseCoder(base.MiniBatchTransformer):
         self.solver = solver
         self.max_iter = max_iter
         self.seed = seed
+        self.basis = basis
         config = _online.check_params(
-            {name: getattr(self, name) for name in self._parameter_constraints}
+            {name: getattr(self, name) for name in _online.PARAMETER_CONSTRAINTS}
         )
         self._features = _online.Features()
         self._learner = _online.Learner(config)
         self._atoms = tuple(f"atom_{j}" for j in range(config.n_components))
+        if basis is not None:
+            names, rows = _online.check_basis(basis, config.n_components)
+            self._features.add(self._features.new_names(names))
+            order = [self._features.index[name] for name in names]
+            self._learner.start_from(np.asarray(order), rows)
 
     @classmethod
     def _unit_test_params(cls):

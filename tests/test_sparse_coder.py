@@ -308,7 +308,8 @@ BAD_INPUTS = [
 
 
 @pytest.mark.parametrize(
-    "method, bad, error, fragment", BAD_INPUTS, ids=[f"{i}-{b[0]}" for i, b in enumerate(BAD_INPUTS)]
+    "method, bad, error, fragment", BAD_INPUTS,
+    ids=[f"{i}-{case[0]}" for i, case in enumerate(BAD_INPUTS)],
 )
 def test_bad_input_raises_and_leaves_state_unchanged(method, bad, error, fragment):
     model = learned(30)

@@ -238,6 +238,11 @@ def egd(x, B, p, lam, signed, tol, max_iter, u, alpha, trace, loss, diag):
     cn2 = np.empty(k)
     col_sq_norms(B, cn2)
     f = _egd_eval(x, B, logp, lam, signed, u, w, code, r, loss)
+    if not np.isfinite(f):
+        # the starting point overflows: start from the prior mean instead
+        for j in range(n):
+            u[j] = logp[j % k]
+        f = _egd_eval(x, B, logp, lam, signed, u, w, code, r, loss)
     gmax = _egd_grad(B, logp, lam, signed, u, r, c, g)
     n_trials = 0
     n_back = 0
@@ -256,10 +261,12 @@ def egd(x, B, p, lam, signed, tol, max_iter, u, alpha, trace, loss, diag):
             for j in range(n):
                 dec += g[j] * (w_new[j] - w[j])
             # Armijo condition in the mirror geometry
-            if f_new <= f + 1e-4 * dec:
+            if not np.isfinite(f_new):
+                pass
+            elif f_new <= f + 1e-4 * dec:
                 accepted = True
                 break
-            if -dec <= _slack(f, loss):
+            elif -dec <= _slack(f, loss):
                 # the predicted decrease is below the rounding of f, which can no longer
                 # judge the step: accept it only if it shrinks the gradient in the mirror
                 # metric, sum_j s_j w_j g_j^2 (which falls along any small enough EGD step)
@@ -445,10 +452,12 @@ def newton_primal(x, B, p, lam, signed, tol, max_iter, c, loss, hess_drop, max_k
             dec = 0.0
             for j in range(k):
                 dec += g[j] * (c_new[j] - c[j])
-            if f_new <= f + 1e-4 * dec:
+            if not np.isfinite(f_new):
+                pass
+            elif f_new <= f + 1e-4 * dec:
                 accepted = True
                 break
-            if -dec <= _slack(f, loss):
+            elif -dec <= _slack(f, loss):
                 # f can no longer judge a step this small: accept it if it shrinks the
                 # gradient (a Newton step near the optimum does)
                 rmatvec(B, r_new, g_new)

@@ -83,7 +83,7 @@ def enet_cd(x, B, l1, l2, positive, tol, max_iter, w):
     l1, l2: float  penalty weights (>= 0)
     positive: bool  constrain w >= 0
     tol: float  stop when the optimality violation is <= tol
-    max_iter: int  maximum number of full sweeps
+    max_iter: int  maximum number of sweeps (full and active-set ones together)
     w: float64[k]  starting point (warm start), overwritten with the solution
 
     Returns
@@ -102,17 +102,17 @@ def enet_cd(x, B, l1, l2, positive, tol, max_iter, w):
     active = np.empty(k, dtype=np.int64)
     sweeps = 0
     viol = enet_violation(x, B, l1, l2, positive, w, r, c)
-    outer = 0
-    while viol > tol and outer < max_iter:
+    while viol > tol and sweeps < max_iter:
         _sweep(B, cn2, l1, l2, positive, w, r, all_idx, k)
         sweeps += 1
-        outer += 1
         n_act = 0
         for j in range(k):
             if w[j] != 0.0:
                 active[n_act] = j
                 n_act += 1
-        for _ in range(10000):
+        # sweeps over the active set until no coordinate moves its gradient by more than
+        # tol / 10 (settling the active set well keeps the full sweeps few)
+        while sweeps < max_iter:
             ch = _sweep(B, cn2, l1, l2, positive, w, r, active, n_act)
             sweeps += 1
             if ch <= 0.1 * tol:
