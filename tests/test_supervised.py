@@ -3,8 +3,8 @@ moves the basis along a finite-difference gradient of the supervised loss, KL + 
 beats frozen KL codes where the unsupervised basis ignores the labels, semi-supervised and
 delayed-label streams, bad input, and a pretrained coder that keeps adapting.
 
-Everything is small (m <= 10, k <= 10) and seeded; each test runs in well under a second
-once the kernels are compiled.
+Everything is small (m <= 10, k <= 10) and seeded; once the kernels are compiled each test
+takes at most about a second (the two progressive-validation comparisons), most a few ms.
 """
 
 import copy
@@ -28,7 +28,8 @@ TIGHT = 1e-12
 #: finite-difference step on one entry of B (entries are ~1/sqrt(m))
 EPS = 1e-6
 #: agreement of a whole basis step with its finite-difference prediction: max |entry error|
-#: over max |entry of the step|. Measured 1e-9..5e-9 for every case below.
+#: over max |entry of the step|. Measured 2e-10..8e-9 for the cases below, 8e-8 at most for
+#: the new-class step (a smaller step, so a larger relative finite-difference error).
 STEP_RTOL = 1e-6
 
 # (prior, signed) of the coders: KL (the paper's prior, both signs) and L1, whose implicit
@@ -292,7 +293,7 @@ def test_backprop_beats_frozen_codes_on_a_nuisance_task(signed):
         coder.learn_one(x)
     # the premise: the unsupervised atoms lie (almost) in the nuisance subspace
     B = coder.basis_.loc[[f"f{i}" for i in range(10)]].to_numpy()
-    assert np.abs(u @ B).max() < 0.2
+    assert np.abs(u @ B).max() < 0.2  # measured 0.12 (signed), 0.14 (unsigned)
 
     data, _ = nuisance_task(2000, seed=200)
     losses = {}
@@ -302,7 +303,7 @@ def test_backprop_beats_frozen_codes_on_a_nuisance_task(signed):
         losses[backprop] = evaluate.progressive_val_score(data, model, metrics.LogLoss()).get()
         if backprop:  # the atoms turned towards the label's direction
             B1 = model.coder_.basis_.loc[[f"f{i}" for i in range(10)]].to_numpy()
-            assert np.abs(u @ B1).max() > 0.5
+            assert np.abs(u @ B1).max() > 0.4  # measured 0.56 (signed), 0.99 (unsigned)
     # frozen codes do no better than chance (log 2 = 0.693; the head's early steps cost a bit)
     assert losses[False] > math.log(2) - 0.02, losses
     assert losses[False] - losses[True] > BACKPROP_MARGIN[signed], losses
@@ -371,7 +372,7 @@ def test_semi_supervised_stream_with_late_labels():
             n_late += 1
     assert n_late == 300 and n_unlabelled == 900
     assert model.coder_._learner.t == 1200  # reconstruction_weight=1: every label steps too
-    assert correct / 600 > 0.9, correct / 600
+    assert correct / 600 > 0.9, correct / 600  # measured 1.0
 
 
 @pytest.mark.parametrize("cls", [SparseCodingClassifier, SparseCodingRegressor])
