@@ -6,9 +6,12 @@ built on them) keeps a :class:`Learner` and calls :meth:`Learner.learn` once per
 
 1. the code of the example under the current basis, from :func:`streamsc.coding.solve`
    (warm-started from this example's previous code when the last call saw the same example);
-2. one SGD step of eq. 7, ``B <- B - eta_t (B w - x) w^T`` on the rows the example observes,
-   with ``eta_t = learning_rate / sqrt(t)``, then every column rescaled to unit norm
-   (``streamsc._kernels.dictionary``).
+2. one SGD step of eq. 7, ``B <- B - eta_t (f(B w) - x) w^T``, with
+   ``eta_t = learning_rate / sqrt(t)``, then every column rescaled to unit norm
+   (``streamsc._kernels.dictionary``). For ``loss="squared"`` (``f`` the identity) the step
+   touches the rows the example observes; for ``loss="kl"`` (``f`` the softmax, ``x`` the
+   document's word distribution) it touches every row: softmax couples them all, and a word
+   missing from a document is a zero count.
 
 The rest of this module is the shared policy around that step: parameter checking
 (:data:`PARAMETER_CONSTRAINTS`, :func:`check_params`), how a feature name becomes a row of the
@@ -33,6 +36,7 @@ __all__ = [
     "Config",
     "Features",
     "Learner",
+    "check_counts",
     "check_features",
     "check_params",
     "init_rows",
@@ -73,6 +77,7 @@ def _check_seed(value):
 #: naming the parameter.
 PARAMETER_CONSTRAINTS = {
     "n_components": lambda value: v.check_int("n_components", value, low=1),
+    "loss": lambda value: v.check_choice("loss", value, v.LOSSES),
     "prior": lambda value: v.check_choice("prior", value, v.PRIORS),
     "lam": lambda value: v.check_real("lam", value, low=0.0),
     "p": _check_p,
@@ -100,13 +105,15 @@ class Config:
     solver: str
     max_iter: int | None
     seed: int
+    loss: str = "squared"
 
 
 def check_params(params):
     """Check a dict of hyper-parameters (keys as in :data:`PARAMETER_CONSTRAINTS`) and
     resolve the defaults: ``p=None`` -> 1/k per atom, ``tol=None`` -> ``1e-6 * lam``,
     ``seed=None`` -> fresh entropy from the operating system (so an unseeded model is not
-    reproducible, river's convention).
+    reproducible, river's convention), ``loss`` absent -> ``"squared"``. ``loss="kl"`` needs
+    ``prior="kl"``.
 
     Examples
     --------
@@ -126,6 +133,8 @@ def check_params(params):
     checked = {name: PARAMETER_CONSTRAINTS[name](value) for name, value in params.items()}
     k = checked["n_components"]
     lam = checked["lam"]
+    loss = checked.get("loss", "squared")
+    v.resolve_solver(None, loss, checked["prior"])  # loss="kl" needs prior="kl"
     seed = checked["seed"]
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1, np.uint64)[0])
@@ -140,6 +149,7 @@ def check_params(params):
         solver=checked["solver"],
         max_iter=checked["max_iter"],
         seed=seed,
+        loss=loss,
     )
 
 
@@ -250,6 +260,18 @@ class Features:
         self.index = index
         return old_pos, new_pos
 
+    def dense(self, keys, values):
+        """The example as a vector over every known feature (unknown keys dropped, missing
+        ones zero): the KL loss's view of a document, where a missing word is a zero count.
+        Allocates one length-m vector."""
+        index = self.index
+        x = np.zeros(len(self.names))
+        for key, value in zip(keys, values.tolist()):
+            i = index.get(key)
+            if i is not None:
+                x[i] = value
+        return x
+
     def gather(self, keys, values):
         """Rows of the known keys among ``keys`` (with their ``values``), sorted by row.
         Returns ``(rows, x)`` with ``rows=None`` when every known feature is present (the whole
@@ -328,6 +350,37 @@ def check_features(x, name="x"):
     return keys, values
 
 
+def check_counts(keys, values, name="x", learning=False):
+    """For ``loss="kl"``: the values of a document (``keys``/``values`` from
+    :func:`check_features`) must be non-negative counts or weights, and a document learned
+    from needs at least one positive count. Raises ``ValueError`` naming the problem.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from streamsc._online import check_counts
+    >>> check_counts(["a", "b"], np.array([2.0, -1.0]))
+    Traceback (most recent call last):
+    ...
+    ValueError: x['b'] is -1.0: loss='kl' needs non-negative counts
+    >>> check_counts(["a"], np.array([0.0]), learning=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: x is an empty document (no positive count): loss='kl' learns from the document's word distribution, which needs at least one count
+    """
+    neg = values < 0
+    if neg.any():
+        i = int(np.flatnonzero(neg)[0])
+        raise ValueError(
+            f"{name}[{keys[i]!r}] is {float(values[i])!r}: loss='kl' needs non-negative counts"
+        )
+    if learning and not (values > 0).any():
+        raise ValueError(
+            f"{name} is an empty document (no positive count): loss='kl' learns from the "
+            "document's word distribution, which needs at least one count"
+        )
+
+
 # ---------------------------------------------------------------------------------------
 # the learner
 # ---------------------------------------------------------------------------------------
@@ -347,6 +400,11 @@ class Learner:
     takes one SGD step; :meth:`code` and :meth:`code_batch` only code. An example is given as
     ``(rows, x)``: the sorted rows of B it observes (``None``: all of them) and its values on
     those rows; rows it does not observe take no part in its code or its gradient step.
+
+    With ``loss="kl"`` an example is a document: ``rows`` must be None and ``x`` its
+    non-negative counts over every row (:meth:`Features.dense`); it is normalised here to
+    the distribution the KL loss compares with ``softmax(B w)``. A document with no positive
+    count codes to zeros (it carries no information) and cannot be learned from.
 
     The last code is cached with the example and the version of B it was computed under:
     coding the same example again under the same B returns it without solving, and after B
@@ -417,8 +475,8 @@ class Learner:
         can stall the dual Newton method or make its system singular) it restarts cold."""
         cfg = self.config
         Bo = self.B if rows is None else np.ascontiguousarray(self.B[rows])
-        kw = dict(prior=cfg.prior, lam=cfg.lam, p=cfg.p, signed=cfg.signed, tol=float(tol),
-                  solver=cfg.solver, max_iter=cfg.max_iter)
+        kw = dict(loss=cfg.loss, prior=cfg.prior, lam=cfg.lam, p=cfg.p, signed=cfg.signed,
+                  tol=float(tol), solver=cfg.solver, max_iter=cfg.max_iter)
         W = None
         if init is not None:
             try:
@@ -448,12 +506,23 @@ class Learner:
         tol = self.config.tol * 2.0 ** max(math.frexp(norm)[1] - 1, 0)  # tol_for, one row
         return self._solve(rows, x[None, :], tol, init)[0], True
 
+    def _distribution(self, x):
+        """``loss="kl"``: the document x as a distribution (a new array), None if empty."""
+        total = float(x.sum())
+        if not total > 0.0:
+            return None
+        return x / total
+
     def code(self, rows, x):
         """The code of one example (a new array). An example with no known feature codes to
-        zeros: it carries no information."""
+        zeros: it carries no information (so does a document with no count, for KL)."""
         k = self.config.n_components
         if self.m == 0 or (rows is not None and rows.size == 0):
             return np.zeros(k)
+        if self.config.loss == "kl":
+            x = self._distribution(x)
+            if x is None:
+                return np.zeros(k)
         code, fresh = self._code_one(rows, x)
         if fresh:
             self.cache = (rows, x.copy(), code, self.version)
@@ -467,6 +536,15 @@ class Learner:
         if self.m == 0 or n == 0 or (rows is not None and rows.size == 0):
             return np.zeros((n, k))
         X = np.ascontiguousarray(X, dtype=np.float64)
+        if self.config.loss == "kl":
+            totals = X.sum(axis=1)
+            full = np.flatnonzero(totals > 0.0)
+            if full.size < n:  # documents with no count code to zeros
+                W = np.zeros((n, k))
+                if full.size:
+                    W[full] = self.code_batch(rows, X[full])
+                return W
+            X = X / totals[:, None]
         tols = self.tol_for(_row_norms(X))
         groups = np.unique(tols)
         if groups.size == 1:
@@ -479,17 +557,20 @@ class Learner:
 
     def learn(self, rows, x):
         """Code one example, then one SGD step on B. Returns the code (under the basis before
-        the step) and the example's squared loss under that basis."""
+        the step) and the example's loss under that basis (squared loss, or KL divergence of
+        the document's distribution from its reconstruction). An empty document (KL) raises
+        ``ValueError`` before anything changes."""
         k = self.config.n_components
         if self.m == 0 or (rows is not None and rows.size == 0):
             return np.zeros(k), 0.0
+        if self.config.loss == "kl":
+            x = self._distribution(x)
+            if x is None:
+                raise ValueError("x is an empty document (no positive count): nothing to learn")
         code, _ = self._code_one(rows, x)
         t = self.t + 1
         eta = self.config.learning_rate / math.sqrt(t)
-        r = np.arange(self.m) if rows is None else rows
-        g = np.empty(r.size)
-        # the loss gradient with respect to the reconstruction (another loss: another residual)
-        loss = dict_kernels.squared_residual(self.B, r, code, x, g)
+        r, g, loss = self._residual(rows, x, code)
         with np.errstate(over="ignore"):
             step = eta * np.abs(g).max() * np.abs(code).max()
         if not (np.isfinite(loss) and step < _MAX_STEP):
@@ -503,19 +584,35 @@ class Learner:
         self.version += 1
         return code.copy(), float(loss)
 
-    def supervised_step(self, rows, x, code, v, Bv, backprop_weight, reconstruction_weight):
-        """One SGD step on B along ``reconstruction_weight`` times the reconstruction gradient
-        ``(B w - x) w^T`` plus ``backprop_weight`` times the implicit gradient of a supervised
-        loss, ``(x - B w) v^T - (B v) w^T`` with ``v = H^{-1} dloss/dw`` (``v``/``Bv`` from
-        :func:`streamsc.differentiation.direction`, None for no supervised part), with the
-        same ``eta_t`` schedule and unit-norm columns. ``code`` must be the code of ``x``
-        under the current B. Raises before changing anything if the step is not finite."""
-        k = self.config.n_components
-        t = self.t + 1
-        eta = self.config.learning_rate / math.sqrt(t)
+    def _residual(self, rows, x, code):
+        """(rows touched, g = f(B w) - x on them, loss): the loss gradient with respect to the
+        reconstruction. The KL loss's residual covers every row (O(m) memory)."""
         r = np.arange(self.m) if rows is None else rows
         g = np.empty(r.size)
-        loss = dict_kernels.squared_residual(self.B, r, code, x, g)
+        if self.config.loss == "kl":
+            loss = dict_kernels.softmax_residual(self.B, code, x, g)
+        else:
+            loss = dict_kernels.squared_residual(self.B, r, code, x, g)
+        return r, g, loss
+
+    def supervised_step(self, rows, x, code, v, Bv, backprop_weight, reconstruction_weight):
+        """One SGD step on B along ``reconstruction_weight`` times the reconstruction gradient
+        ``(f(B w) - x) w^T`` plus ``backprop_weight`` times the implicit gradient of a
+        supervised loss, ``(x - f(B w)) v^T - u w^T`` with ``v = H^{-1} dloss/dw`` and
+        ``u = B v`` (squared loss) or ``S B v`` (KL loss, S the softmax Jacobian) -- ``v`` and
+        ``u`` (passed as ``Bv``) from :func:`streamsc.differentiation.direction` with the
+        coder's loss, None for no supervised part -- with the same ``eta_t`` schedule and
+        unit-norm columns. ``code`` must be the code of ``x`` under the current B (for KL,
+        ``x`` holds counts, normalised here as in :meth:`code`). Raises before changing
+        anything if the step is not finite or the document is empty."""
+        k = self.config.n_components
+        if self.config.loss == "kl":
+            x = self._distribution(x)
+            if x is None:
+                raise ValueError("x is an empty document (no positive count): nothing to learn")
+        t = self.t + 1
+        eta = self.config.learning_rate / math.sqrt(t)
+        r, g, loss = self._residual(rows, x, code)
         if v is None:
             v = np.zeros(k)
             Bv = np.zeros(r.size)

@@ -23,9 +23,10 @@ class SparseCodingClassifier(SupervisedCoding, base.Classifier):
         \qquad v = H^{-1} g
 
     (:math:`\rho` = ``reconstruction_weight``, :math:`\beta` = ``backprop_weight``, the
-    coder's step :math:`\eta_0/\sqrt t`, atoms rescaled to unit norm); then the head takes an
-    SGD step with step ``learning_rate / sqrt(n)`` after ``n`` labelled examples. New classes
-    may appear at any time (their weights start at zero).
+    coder's step :math:`\eta_0/\sqrt t`, atoms rescaled to unit norm); then the head takes a
+    normalised SGD step, ``learning_rate / sqrt(n) / (1 + |w|^2)`` after ``n`` labelled
+    examples (so the step does not blow up with the scale of the codes). New classes may
+    appear at any time (their weights start at zero).
 
     The stream may be semi-supervised: send unlabelled examples to
     ``learn_unlabelled_one(x)`` (the reconstruction step alone, on the same basis and
@@ -140,7 +141,7 @@ class SparseCodingClassifier(SupervisedCoding, base.Classifier):
         g_w = V.T @ gz
 
         def apply():
-            eta = self._head_eta()
+            eta = self._head_eta() / (1.0 + float(w @ w))
             V_new = V - eta * (np.outer(gz, w) + self.l2 * V)
             b_new = b - eta * gz
             if new:

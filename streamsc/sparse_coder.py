@@ -17,12 +17,17 @@ class SparseCoder(base.MiniBatchTransformer):
 
     .. math::
 
-        \hat w = \arg\min_w \tfrac12 \|x - Bw\|^2 + \lambda\, R(w)
+        \hat w = \arg\min_w D(x \,\|\, f(Bw)) + \lambda\, R(w)
 
     with the prior term :math:`R` of :func:`streamsc.encode` (``"kl"``: the unnormalised KL
-    divergence to ``p``, the paper's choice; ``"l1"``; ``"l2"``). ``learn_one`` computes
+    divergence to ``p``, the paper's choice; ``"l1"``; ``"l2"``) and the matched
+    loss/transfer pair chosen by ``loss``: ``"squared"``, :math:`D = \tfrac12\|x - Bw\|^2`
+    with :math:`f` the identity, or ``"kl"`` for count data (text),
+    :math:`D = \mathrm{KL}(\bar x \,\|\, \mathrm{softmax}(Bw))` between the document's
+    word distribution :math:`\bar x = x / \sum_i x_i` and the normalised exponential of
+    :math:`Bw` (the paper's Appendix D; needs ``prior="kl"``). ``learn_one`` computes
     :math:`\hat w` and takes one stochastic-gradient step on the reconstruction loss (the
-    paper's eq. 7), :math:`B \leftarrow B - \eta_t (B\hat w - x)\hat w^\top` with
+    paper's eq. 7), :math:`B \leftarrow B - \eta_t (f(B\hat w) - x)\hat w^\top` with
     :math:`\eta_t = \eta_0/\sqrt t`, then rescales every atom to unit L2 norm.
 
     **Feature names.** The basis has one row per feature name ever learned. A name seen for
@@ -39,6 +44,21 @@ class SparseCoder(base.MiniBatchTransformer):
     ``transform_many`` ignore names that were never learned (there is no row to use); an
     example with no learned feature at all, and every example before the first
     ``learn_one``, is coded to zeros. ``learn_one({})`` does nothing.
+
+    **Documents** (``loss="kl"``). An example is a bag of words, token -> count, such as
+    ``river.feature_extraction.BagOfWords`` emits (non-negative weights such as tf-idf work
+    too). Unlike the squared loss, a word missing from a document is a *zero count*, not
+    unobserved: the softmax spreads probability over the whole vocabulary, so the code and
+    the gradient step use every row, and the step moves every row (the work per document is
+    O(m k), the memory O(m) beyond the basis). The vocabulary grows as for the squared loss:
+    a word first seen by ``learn_one`` gets a row from ``(seed, word)``; ``transform_one``
+    ignores words never learned. Counts are normalised to a distribution, so only the
+    proportions of the words matter (the paper's normalised counts; the document length
+    would only rescale ``lam``). A negative count raises ``ValueError``; so does
+    ``learn_one`` of a document with no positive count (``{}`` included: there is no
+    distribution to learn from). ``transform_one`` of such a document, or of one whose words
+    were all never learned, returns zeros, as for an example with no learned feature (an
+    error would stop a pipeline on a blank text).
 
     **Bad input.** ``x`` must be a ``dict`` of real numbers (``bool`` counts as 0/1);
     anything else raises ``TypeError``, and NaN or infinity raises ``ValueError``, naming the
@@ -62,6 +82,8 @@ class SparseCoder(base.MiniBatchTransformer):
     ----------
     n_components
         Number of atoms k.
+    loss
+        ``"squared"`` (linear transfer) or ``"kl"`` (softmax transfer, for word counts).
     prior
         ``"kl"``, ``"l1"`` or ``"l2"`` (see :func:`streamsc.encode`).
     lam
@@ -134,6 +156,24 @@ class SparseCoder(base.MiniBatchTransformer):
     ...     model.learn_one(x)
     >>> sorted(model.transform_one(stream[0]))
     ['atom_0', 'atom_1', 'atom_2']
+
+    Text: word counts from ``BagOfWords``, coded with the KL loss and softmax transfer. Two
+    themes, pets and weather:
+
+    >>> from river import feature_extraction
+    >>> docs = ["the cat chased the dog", "a dog and a cat play", "my cat likes my dog",
+    ...         "rain and wind today", "cold wind then rain", "the rain and the cold wind"]
+    >>> text = feature_extraction.BagOfWords() | SparseCoder(
+    ...     n_components=2, loss="kl", lam=0.05, p=1.0, learning_rate=2.0, seed=0)
+    >>> for _ in range(20):
+    ...     for doc in docs:
+    ...         text.learn_one(doc)
+    >>> pets = text.transform_one("a cat and a dog")
+    >>> weather = text.transform_one("wind and rain")
+    >>> max(pets, key=pets.get), max(weather, key=weather.get)   # one atom per theme
+    ('atom_1', 'atom_0')
+    >>> basis = text["SparseCoder"].basis_    # one row per word, in logit space
+    >>> [basis[atom].nlargest(3).index.tolist() for atom in basis]  # doctest: +SKIP
     """
 
     #: one checker per constructor argument (shared with the scikit-learn wrapper)
@@ -146,6 +186,7 @@ class SparseCoder(base.MiniBatchTransformer):
         self,
         n_components: int = 32,
         prior: str = "kl",
+        loss: str = "squared",
         lam: float = 0.1,
         p: float | None = None,
         signed: bool = False,
@@ -158,6 +199,7 @@ class SparseCoder(base.MiniBatchTransformer):
     ):
         self.n_components = n_components
         self.prior = prior
+        self.loss = loss
         self.lam = lam
         self.p = p
         self.signed = signed
@@ -209,6 +251,40 @@ class SparseCoder(base.MiniBatchTransformer):
             lr = self._learner
             self._features.names, self._features.index, lr.B, lr.version, lr.cache = checkpoint
 
+    def _check_x(self, x, learning=False):
+        """(keys, values) of one example: :func:`_online.check_features`, plus, for the KL
+        loss, non-negative counts (and, when ``learning``, at least one positive count)."""
+        keys, values = _online.check_features(x)
+        if self._learner.config.loss == "kl":
+            _online.check_counts(keys, values, learning=learning)
+        return keys, values
+
+    def _gather(self, keys, values):
+        """(rows, x) for the learner: the observed rows and their values (squared loss), or
+        ``(None, counts over every row)`` (KL loss: a missing word is a zero count)."""
+        if self._learner.config.loss == "kl":
+            return None, self._features.dense(keys, values)
+        return self._features.gather(keys, values)
+
+    def _check_counts_frame(self, X, columns, values):
+        """KL loss: a frame of counts (non-negative)."""
+        bad = values < 0
+        if bad.any():
+            i, j = np.argwhere(bad)[0]
+            raise ValueError(
+                f"X[{columns[j]!r}] is {values[i, j]!r} in row {X.index[i]!r}: loss='kl' "
+                "needs non-negative counts"
+            )
+
+    def _dense_frame(self, columns, values):
+        """KL loss: the rows of a frame as counts over every known feature (unknown columns
+        dropped, missing ones zero)."""
+        index = self._features.index
+        keep = [j for j, name in enumerate(columns) if name in index]
+        X = np.zeros((values.shape[0], len(index)))
+        X[:, [index[columns[j]] for j in keep]] = values[:, keep]
+        return X
+
     def _as_dict(self, code):
         return dict(zip(self._atoms, code.tolist()))
 
@@ -256,12 +332,12 @@ class SparseCoder(base.MiniBatchTransformer):
         x : dict
             Feature name -> real number.
         """
-        keys, values = _online.check_features(x)
+        keys, values = self._check_x(x, learning=True)
         if not keys:
             return
         checkpoint = self._grow(keys)
         try:
-            rows, xv = self._features.gather(keys, values)
+            rows, xv = self._gather(keys, values)
             self._learner.learn(rows, xv)
         except BaseException:
             self._rollback(checkpoint)
@@ -275,8 +351,8 @@ class SparseCoder(base.MiniBatchTransformer):
         x : dict
             Feature name -> real number.
         """
-        keys, values = _online.check_features(x)
-        rows, xv = self._features.gather(keys, values)
+        keys, values = self._check_x(x)
+        rows, xv = self._gather(keys, values)
         return self._as_dict(self._learner.code(rows, xv))
 
     def learn_many(self, X):
@@ -288,6 +364,15 @@ class SparseCoder(base.MiniBatchTransformer):
             One example per row, one feature per column; every value finite.
         """
         columns, values = self._check_frame(X)
+        kl = self._learner.config.loss == "kl"
+        if kl:
+            self._check_counts_frame(X, columns, values)
+            empty = ~(values > 0).any(axis=1)
+            if empty.any():
+                raise ValueError(
+                    f"X has an empty document (no positive count) in row "
+                    f"{X.index[int(np.argmax(empty))]!r}: loss='kl' cannot learn from it"
+                )
         if not columns or values.shape[0] == 0:
             return
         features, learner = self._features, self._learner
@@ -295,7 +380,10 @@ class SparseCoder(base.MiniBatchTransformer):
                  learner.version, learner.cache)
         try:
             self._grow(columns)
-            rows, Xv = self._select(columns, values)
+            if kl:
+                rows, Xv = None, self._dense_frame(columns, values)
+            else:
+                rows, Xv = self._select(columns, values)
             for i in range(Xv.shape[0]):
                 learner.learn(rows, Xv[i])
         except BaseException:
@@ -317,7 +405,11 @@ class SparseCoder(base.MiniBatchTransformer):
             One row per row of ``X`` (same index), one column per atom.
         """
         columns, values = self._check_frame(X)
-        rows, Xv = self._select(columns, values)
+        if self._learner.config.loss == "kl":
+            self._check_counts_frame(X, columns, values)
+            rows, Xv = None, self._dense_frame(columns, values)
+        else:
+            rows, Xv = self._select(columns, values)
         W = self._learner.code_batch(rows, Xv)
         return pd.DataFrame(W, index=X.index, columns=list(self._atoms))
 

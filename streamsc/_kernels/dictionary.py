@@ -10,8 +10,9 @@ column to unit L2 norm (the paper's constraint against the trivial solution of a
 tiny codes). The step is split in two so other losses can reuse the update:
 
 * :func:`squared_residual` fills ``g = B w - x`` (squared loss, linear transfer);
-* :func:`sgd_update` applies ``B <- B - eta g w^T`` and the renormalisation for any ``g``
-  (a KL loss with softmax transfer only needs its own residual ``softmax(B w) - x``).
+* :func:`softmax_residual` fills ``g = softmax(B w) - x`` over every row (KL loss,
+  normalised-exponential transfer, for a distribution ``x``: the paper's Appendix D);
+* :func:`sgd_update` applies ``B <- B - eta g w^T`` and the renormalisation for any ``g``.
 
 Both act on a subset of the rows of B, ``rows`` (sorted int64 indices): the features present
 in the example. Rows not in ``rows`` are not moved by the gradient step but are rescaled with
@@ -23,6 +24,7 @@ import numpy as np
 from numba import njit
 
 from .._config import NJIT
+from .kl import loss_residual
 
 
 @njit(**NJIT)
@@ -52,6 +54,36 @@ def squared_residual(B, rows, w, x, g):
         g[t] = s
         f += 0.5 * s * s
     return f
+
+
+@njit(**NJIT)
+def softmax_residual(B, w, x, g):
+    """g = softmax(B w) - x over every row (the KL-loss residual; softmax couples all rows,
+    so a word absent from the document is a zero count, not an unobserved entry).
+
+    Parameters
+    ----------
+    B: float64[m, k]  the basis
+    w: float64[k]  the code
+    x: float64[m]  the document as a distribution (non-negative, summing to one)
+    g: float64[m]  output
+
+    Returns
+    -------
+    loss: float  KL(x || softmax(B w))
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from streamsc._kernels.dictionary import softmax_residual
+    >>> B = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+    >>> x = np.array([0.5, 0.5, 0.0])
+    >>> g = np.empty(3)
+    >>> loss = softmax_residual(B, np.array([3.0, 3.0]), x, g)
+    >>> round(float(loss), 4), g.round(4)
+    (0.0246, array([-0.0121, -0.0121,  0.0243]))
+    """
+    return loss_residual(x, B, w, g, 1)
 
 
 @njit(**NJIT)
