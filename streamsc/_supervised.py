@@ -9,7 +9,10 @@ gives the gradient ``g = dloss/dw`` of its loss with respect to the code; with
     reconstruction_weight * (B w - x) w^T  +  backprop_weight * [(x - B w) v^T - (B v) w^T]
 
 with the coder's own ``eta_t = learning_rate / sqrt(t)`` schedule and unit-norm atoms; then
-the head takes one SGD step. An unlabelled example is ``learn_unlabelled_one(x)``: the
+the head takes one SGD step. For a coder with ``loss="kl"`` (documents, softmax transfer) x
+is the document's word distribution, ``B w`` becomes ``q = softmax(B w)`` and ``B v`` in the
+last term becomes ``S B v`` with ``S = diag(q) - q q^T`` (the paper's eq. 21; ``H`` is then
+``B^T S B + lam diag(R'')``). An unlabelled example is ``learn_unlabelled_one(x)``: the
 reconstruction step alone, through the same coder and the same schedule.
 """
 
@@ -58,19 +61,19 @@ class SupervisedCoding:
     def _code(self, x):
         """The code of x (cached by the coder) for prediction; nothing is learned."""
         coder = self._coder
-        keys, values = _online.check_features(x)
-        rows, xv = coder._features.gather(keys, values)
+        keys, values = coder._check_x(x)
+        rows, xv = coder._gather(keys, values)
         return coder._learner.code(rows, xv)
 
     def _learn(self, x, y):
         """One semi-supervised step; ``y`` already checked. The head's update is returned by
         ``_head_grad`` as a closure and applied last, once nothing can fail any more."""
         coder = self._coder
-        keys, values = _online.check_features(x)
+        keys, values = coder._check_x(x, learning=True)  # KL loss: counts, not empty
         cache = coder._learner.cache  # coding x below caches its code: restored on failure
         checkpoint = coder._grow(keys)
         try:
-            rows, xv = coder._features.gather(keys, values)
+            rows, xv = coder._gather(keys, values)
             lr = coder._learner
             w = lr.code(rows, xv)
             g_w, apply_head = self._head_grad(w, y)
@@ -79,8 +82,9 @@ class SupervisedCoding:
                 if self.backprop and self.backprop_weight > 0.0 and np.any(g_w != 0.0):
                     Bo = lr.B if rows is None else np.ascontiguousarray(lr.B[rows])
                     cfg = lr.config
-                    vdir, Bv, _ = direction(
-                        Bo, w, g_w, prior=cfg.prior, lam=cfg.lam, p=cfg.p, signed=cfg.signed
+                    vdir, Bv, _ = direction(  # Bv: S B v for the KL loss (softmax transfer)
+                        Bo, w, g_w, prior=cfg.prior, lam=cfg.lam, p=cfg.p, signed=cfg.signed,
+                        loss=cfg.loss,
                     )
                     if not (np.all(np.isfinite(vdir)) and np.all(np.isfinite(Bv))):
                         raise FloatingPointError(

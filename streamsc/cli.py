@@ -35,5 +35,26 @@ def demo(out, n_components, epochs, seed, quick, no_progress):
     click.echo(f"\nwrote {out}/digits_demo.json, {out}/digits_atoms.png, {out}/digits_curves.png")
 
 
+@main.command()
+@click.argument("table", type=click.Choice(["table1", "table2", "table5"]))
+@click.option("--quick", is_flag=True, help="Tiny subsets (a smoke test, same code path).")
+@click.option("--data-dir", default=None, type=click.Path(file_okay=False),
+              help="Data directory (default: $STREAMSC_DATA).")
+@click.option("--out", default="reproduce-out", show_default=True,
+              type=click.Path(file_okay=False), help="Folder for the tables, JSON and plots.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--no-progress", is_flag=True, help="Hide the progress bars.")
+def reproduce(table, quick, data_dir, out, seed, no_progress):
+    """Reproduce one of the paper's tables on the real data (see docs/results.md)."""
+    import importlib
+
+    module = importlib.import_module(f"streamsc.reproduce.{table}")
+    report = module.run(data_dir, out, quick=quick, seed=seed, progress=not no_progress)
+    click.echo("")
+    click.echo((__import__("pathlib").Path(out) / f"{table}.md").read_text())
+    click.echo(f"wrote {out}/{table}.md, {out}/{table}.json and plots "
+               f"({report['compute']['wall_seconds']} s)")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -12,6 +12,11 @@ them (the paper's eq. 9 and Appendix C) gives its derivatives. For a cotangent
     \frac{\partial \ell}{\partial x} = B v, \qquad
     \frac{\partial \ell}{\partial \lambda} = -v \cdot \nabla R(\hat w).
 
+With the KL loss and softmax transfer (``loss="kl"``, the paper's eq. 21 with the
+normalised-exponential row of its Appendix C), :math:`H = B^T S B + \lambda\,\mathrm{diag}
+(R'')` with :math:`S = \mathrm{diag}(q) - qq^T`, :math:`q = \mathrm{softmax}(B\hat w)`, and
+:math:`\partial\ell/\partial B = (\bar x - q)\, v^T - (S B v)\, \hat w^T`.
+
 The kernels are in :mod:`streamsc._kernels.vjp`; this module checks arguments and
 dispatches.
 """
@@ -50,6 +55,7 @@ def encode_vjp(
     w,
     grad_w,
     *,
+    loss="squared",
     prior="kl",
     lam=0.1,
     p=None,
@@ -88,16 +94,36 @@ def encode_vjp(
     * ``"l2"``: :math:`H = B^T B + \lambda I` (signed), or its restriction to the active set
       :math:`\hat w_j > 0` (non-negative codes).
 
+    With ``loss="kl"`` (softmax transfer, KL prior; ``x`` counts that :func:`~streamsc.encode`
+    normalises to :math:`\bar x = x/\sum_i x_i`), the paper's eq. 21 with the
+    normalised-exponential row of its Appendix C table gives, with
+    :math:`q = \mathrm{softmax}(B\hat w)` and :math:`S = \mathrm{diag}(q) - qq^T`,
+
+    .. math::
+
+        H = B^T S B + \lambda\,\mathrm{diag}(R''(\hat w)), \qquad
+        \frac{\partial \ell}{\partial B} = (\bar x - q)\, v^T - (S B v)\, \hat w^T, \qquad
+        \frac{\partial \ell}{\partial x} = \frac{B v - (\bar x \cdot B v)\,\mathbf 1}
+        {\sum_i x_i}
+
+    (:math:`R'' = 1/\hat w`, or :math:`1/(w^+ + w^-)` signed). ``grad_x`` is the gradient
+    of ``encode(x, loss="kl")`` as a function of the counts as given, renormalisation
+    included: it is orthogonal to ``x`` (scaling a document changes nothing). :math:`H` is
+    formed and factored densely, k x k (``method`` is ignored): text bases are small
+    (k of 64-256); the cost is :math:`m k^2/2` per example.
+
     Parameters
     ----------
     x : array-like of shape (m,) or (n, m)
-        The example(s) that were encoded.
+        The example(s) that were encoded (counts, for ``loss="kl"``).
     B : array-like of shape (m, k)
         The basis.
     w : array-like of shape (k,) or (n, k)
         The code(s) of ``x``. Must be > 0 for unsigned KL, >= 0 for unsigned L1/L2.
     grad_w : array-like, shaped like ``w``
         The cotangent :math:`\partial\ell/\partial\hat w`.
+    loss : {"squared", "kl"}
+        As in :func:`streamsc.encode`; ``"kl"`` needs ``prior="kl"``.
     prior : {"kl", "l1", "l2"}
     lam : float
     p : float or array-like of shape (k,), optional
@@ -157,11 +183,16 @@ def encode_vjp(
     >>> bool(np.isclose(grad_x @ x, (up - down) / (2 * eps), rtol=1e-6))
     True
     """
+    loss = v.check_choice("loss", loss, v.LOSSES)
     prior = v.check_choice("prior", prior, v.PRIORS)
+    v.resolve_solver(None, loss, prior)  # loss="kl" needs prior="kl"
     B = v.check_basis(B)
     m, k = B.shape
     x = v.as_float_array("x", x)
     v.check_x_matches("x", x, m)
+    if loss == "kl":
+        totals = x.sum(axis=-1, keepdims=True)
+        x = v.as_distribution("x", x)
     shape = x.shape[:-1] + (k,)
     w = v.as_float_array("w", w)
     if w.shape != shape:
@@ -217,9 +248,13 @@ def encode_vjp(
         halves2 = None
 
     grad_B, grad_X, grad_lam = vjp(
-        X2, B, W2, G2, prior=prior, lam=lam, p=p, signed=signed, halves=halves2,
+        X2, B, W2, G2, loss=loss, prior=prior, lam=lam, p=p, signed=signed, halves=halves2,
         method=method, n_threads=n_threads,
     )
+    if loss == "kl":
+        # through the renormalisation x -> x / sum(x): project, then scale
+        grad_X = (grad_X - np.sum(grad_X * X2, axis=1, keepdims=True)) / (
+            totals if not single else totals[None, :])
     bad = ~np.isfinite(grad_lam)
     if np.any(bad):
         i = int(np.argmax(bad))
@@ -235,7 +270,8 @@ def encode_vjp(
     return result
 
 
-def vjp(X, B, W, G, *, prior, lam, p, signed, halves=None, method="auto", n_threads=None):
+def vjp(X, B, W, G, *, prior, lam, p, signed, halves=None, method="auto", n_threads=None,
+        loss="squared"):
     """The VJP of the codes of the rows of X with no argument checking: the entry point to
     the kernels shared by :func:`encode_vjp` and the estimators.
 
@@ -243,10 +279,14 @@ def vjp(X, B, W, G, *, prior, lam, p, signed, halves=None, method="auto", n_thre
     ``halves`` None or ``(W+, W-)`` for signed KL (default: split W with ``w+ w- = p^2``).
     A single row runs the per-example kernel in the calling thread, several rows one per
     thread. Returns ``(grad_B, grad_X, grad_lam)``: grad_B (m, k) summed over rows,
-    grad_X (n, m) and grad_lam (n,) per row (NaN where a solve failed).
+    grad_X (n, m) and grad_lam (n,) per row (NaN where a solve failed). With ``loss="kl"``
+    the rows of X are distributions and grad_X is the gradient with respect to them.
     """
     n, m = X.shape
     k = B.shape[1]
+    if loss == "kl":
+        return _vjp_kl_loss(X, B, W, G, lam=lam, p=p, signed=signed, halves=halves,
+                            n_threads=n_threads)
     prior_id = PRIOR_IDS[prior]
     if method == "auto":
         method_id = vjp_kernels.CG if m > AUTO_CG_ABOVE_M else vjp_kernels.DIRECT
@@ -287,14 +327,58 @@ def vjp(X, B, W, G, *, prior, lam, p, signed, halves=None, method="auto", n_thre
     return grad_B, grad_X, grad_lam
 
 
-def direction(B, w, g, *, prior, lam, p, signed, method="auto"):
-    """``v = H^{-1} g`` and ``B v`` for the code ``w`` of one example (no argument checking).
+def _vjp_kl_loss(X, B, W, G, *, lam, p, signed, halves, n_threads):
+    """:func:`vjp` for the KL loss with softmax transfer (KL prior); X rows distributions."""
+    n, m = X.shape
+    k = B.shape[1]
+    if signed:
+        Wp, Wm = _split_signed(W, p) if halves is None else halves
+        Wp = np.ascontiguousarray(Wp)
+        Wm = np.ascontiguousarray(Wm)
+        C = Wp - Wm
+    else:
+        Wp, Wm, C = W, np.empty((n, 0)), W
+    Q = np.empty((n, m))
+    V = np.empty((n, k))
+    BV = np.empty((n, m))
+    SBV = np.empty((n, m))
+    grad_lam = np.empty(n)
+    if n == 1:
+        grad_lam[0] = vjp_kernels.kl_loss_direction(
+            B, signed, lam, p, Wp[0], Wm[0], G[0], Q[0], V[0], BV[0], SBV[0]
+        )
+    else:
+        with _threads(n_threads, n):
+            vjp_kernels.kl_loss_direction_batch(
+                B, signed, lam, p, Wp, Wm, G, Q, V, BV, SBV, grad_lam
+            )
+    # sum_i (x_i - q_i) v_i^T - (S B v)_i c_i^T
+    grad_B = (X - Q).T @ V - SBV.T @ C
+    return grad_B, BV, grad_lam
 
-    The implicit gradient of a loss on the code is then ``grad_B = (x - B w) v^T - (B v) w^T``
-    and ``grad_x = B v``: estimators that apply ``grad_B`` as a step use this to update the
-    basis in place without forming the m x k matrix. Returns ``(v, Bv, grad_lam)``.
+
+def direction(B, w, g, *, prior, lam, p, signed, method="auto", loss="squared"):
+    """``v = H^{-1} g`` and ``u`` for the code ``w`` of one example (no argument checking).
+
+    The implicit gradient of a loss on the code is then ``grad_B = (x - f(B w)) v^T - u w^T``
+    with ``u = B v`` (squared loss; also ``grad_x``) or ``u = S B v`` (``loss="kl"``: S the
+    softmax Jacobian at ``B w``, x the document's distribution): estimators that apply
+    ``grad_B`` as a step use this to update the basis in place without forming the m x k
+    matrix. Returns ``(v, u, grad_lam)``.
     """
     m, k = B.shape
+    if loss == "kl":
+        if signed:
+            wp, wm = _split_signed(w, p)
+        else:
+            wp, wm = w, np.empty(0)
+        v_ = np.empty(k)
+        q, Bv, SBv = np.empty(m), np.empty(m), np.empty(m)
+        grad_lam = vjp_kernels.kl_loss_direction(
+            B, signed, lam, p, np.ascontiguousarray(wp), np.ascontiguousarray(wm),
+            np.ascontiguousarray(g, dtype=np.float64), q, v_, Bv, SBv,
+        )
+        return v_, SBv, grad_lam
     if method == "auto":
         method_id = vjp_kernels.CG if m > AUTO_CG_ABOVE_M else vjp_kernels.DIRECT
     else:

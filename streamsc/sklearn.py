@@ -35,6 +35,11 @@ class SparseCodingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
     n_components : int
         Number of atoms k.
     prior : {"kl", "l1", "l2"}
+    loss : {"squared", "kl"}
+        ``"kl"``: rows are counts (e.g. of words), coded with the KL loss and softmax
+        transfer (needs ``prior="kl"``; see :class:`~streamsc.SparseCoder`). Counts must be
+        non-negative; ``fit``/``partial_fit`` reject an all-zero row, ``transform`` codes it
+        to zeros.
     lam : float
         Regularisation weight.
     p : float or array-like of shape (n_components,), optional
@@ -90,6 +95,7 @@ class SparseCodingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         n_components=32,
         *,
         prior="kl",
+        loss="squared",
         lam=0.1,
         p=None,
         signed=False,
@@ -103,6 +109,7 @@ class SparseCodingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
     ):
         self.n_components = n_components
         self.prior = prior
+        self.loss = loss
         self.lam = lam
         self.p = p
         self.signed = signed
@@ -152,6 +159,7 @@ class SparseCodingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         """
         learner, n_epochs, rng = self._check_params()
         X = validate_data(self, X, reset=True, dtype=np.float64, order="C")
+        self._check_counts(learner, X, learning=True)
         n, m = X.shape
         learner.grow(np.empty(0, dtype=np.int64), np.arange(m), list(range(m)))
         for _ in range(n_epochs):
@@ -179,6 +187,7 @@ class SparseCodingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         if first:
             learner = self._check_params()[0]
         X = validate_data(self, X, reset=first, dtype=np.float64, order="C")
+        self._check_counts(learner if first else self._learner, X, learning=True)
         if first:
             m = X.shape[1]
             learner.grow(np.empty(0, dtype=np.int64), np.arange(m), list(range(m)))
@@ -207,7 +216,24 @@ class SparseCodingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64, order="C")
+        self._check_counts(self._learner, X, learning=False)
         return self._learner.code_batch(None, X)
+
+    @staticmethod
+    def _check_counts(learner, X, learning):
+        """``loss="kl"``: non-negative counts, and no all-zero row to learn from."""
+        if learner.config.loss != "kl":
+            return
+        if np.any(X < 0):
+            i, j = np.argwhere(X < 0)[0]
+            raise ValueError(f"X[{i}, {j}] is {X[i, j]!r}: loss='kl' needs non-negative counts")
+        if learning:
+            empty = ~(X > 0).any(axis=1)
+            if empty.any():
+                raise ValueError(
+                    f"X has an all-zero row ({int(np.argmax(empty))}): loss='kl' cannot learn "
+                    "from an empty document"
+                )
 
     @property
     def components_(self):

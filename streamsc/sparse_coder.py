@@ -54,7 +54,9 @@ class SparseCoder(base.MiniBatchTransformer):
     a word first seen by ``learn_one`` gets a row from ``(seed, word)``; ``transform_one``
     ignores words never learned. Counts are normalised to a distribution, so only the
     proportions of the words matter (the paper's normalised counts; the document length
-    would only rescale ``lam``). A negative count raises ``ValueError``; so does
+    would only rescale ``lam``). Since every known word's row moves with every document,
+    when a word joins the vocabulary matters: ``learn_many`` adds every column of its frame
+    first, like ``learn_one`` of rows that keep their zero counts as keys. A negative count raises ``ValueError``; so does
     ``learn_one`` of a document with no positive count (``{}`` included: there is no
     distribution to learn from). ``transform_one`` of such a document, or of one whose words
     were all never learned, returns zeros, as for an example with no learned feature (an
@@ -173,7 +175,8 @@ class SparseCoder(base.MiniBatchTransformer):
     >>> max(pets, key=pets.get), max(weather, key=weather.get)   # one atom per theme
     ('atom_1', 'atom_0')
     >>> basis = text["SparseCoder"].basis_    # one row per word, in logit space
-    >>> [basis[atom].nlargest(3).index.tolist() for atom in basis]  # doctest: +SKIP
+    >>> [basis[atom].nlargest(3).index.tolist() for atom in basis]
+    [['wind', 'rain', 'cold'], ['cat', 'dog', 'the']]
     """
 
     #: one checker per constructor argument (shared with the scikit-learn wrapper)

@@ -1,0 +1,666 @@
+"""Basis learning throughput: ``SparseCoder.learn_one`` against scikit-learn's
+``MiniBatchDictionaryLearning.partial_fit`` (issue 4 item 5; issue 8's ``learn_one`` row).
+
+Usage::
+
+    python benchmarks/learn.py [--quick] [--shapes 64x256,180x1024] [--lam 0.1]
+                               [--learning-rate 1.0] [--batch-size 256] [--rows N]
+                               [--budget SECONDS] [--seed S] [--json out.json]
+
+For each basis shape (m, k) and each ``lam`` it times, in one process with every BLAS pool
+pinned to one thread (threadpoolctl) for the whole comparison, samples learned per second by:
+
+* streamsc on the L1 problem scikit-learn solves (``prior="l1", signed=True``, the same lam):
+
+  - ``SparseCoder.learn_one(x)`` with ``x`` a dict (the river interface);
+  - ``Learner.learn(None, x)`` with ``x`` a float64 array: the array path under
+    ``learn_one`` (the same code and step, without the dict checks and gathering), so
+    ``learn_one``'s Python overhead is visible;
+  - ``SparseCodingTransformer.partial_fit`` (the scikit-learn wrapper) with one row per call
+    and with ``--batch-size`` rows per call (which learns them one by one, in order);
+
+* streamsc ``SparseCoder.learn_one(x)`` (dicts) with KL codes (the paper's prior,
+  ``p = 1/k``, non-negative codes) and with signed KL codes, the same lam;
+* scikit-learn ``MiniBatchDictionaryLearning(alpha=lam).partial_fit`` with one row per call
+  and with ``--batch-size`` rows per call, for ``fit_algorithm="lars"`` (its default) and
+  ``"cd"``.
+
+**The same problem.** scikit-learn 1.9.1's ``MiniBatchDictionaryLearning`` codes each sample
+with ``1/2 ||x - D^T w||^2 + alpha ||w||_1`` (its ``_minibatch_step`` calls ``_sparse_encode``
+with ``alpha``, which passes ``alpha / n_features`` to ``LassoLars``/``Lasso``, whose objectives
+divide the squared loss by ``n_features``), with signed codes (``positive_code=False``). That is
+streamsc's ``prior="l1", signed=True, lam=alpha``. The script checks it: on the starting basis,
+streamsc's L1 codes and ``sklearn.decomposition.sparse_encode`` (lars and cd) agree to 1e-4.
+The basis updates differ by design: streamsc takes the paper's SGD step (eq. 7, step
+``learning_rate / sqrt(t)``, unit-norm atoms); scikit-learn runs block coordinate descent on
+accumulated sufficient statistics ``A = sum w w^T``, ``B = sum x w^T`` (Mairal et al., 2010),
+projecting atoms to norm <= 1.
+
+**Data.** A planted dictionary: ``B*`` Gaussian with unit-norm columns; each sample is
+``x = B* w* + e``, rescaled to unit norm, with ``max(2, round(k/32))`` planted atoms of random
+sign and magnitude uniform in [0.5, 1.5] and 10% Gaussian noise (``benchmarks/encode.py``'s
+``make_data``). Every learner starts from the same random unit-norm basis (the one
+``SparseCodingTransformer(random_state=seed)`` starts from; scikit-learn gets it as
+``dict_init``) and streams the same samples in the same order, each from its own position in
+the stream (wrapping around after ``--rows`` samples).
+
+**Timing.** Every contender's first call (numba compilation or cache load; scikit-learn's
+initialisation) is timed on its own and never mixed into a rate. A one-row-per-call pass learns
+the same number of samples for every such contender, sized so the slowest takes about
+``--budget / 3`` seconds; a batched pass learns one batch. Three rounds interleave all
+contenders (alternating order), each spending about ``--budget / 3`` seconds per round and at
+least one pass; the fastest pass is reported (samples/s) with samples per CPU-second of the
+process (the steadier figure on a shared machine; every contender here is single-threaded).
+Models keep learning across passes, so rates are those of a live stream, not of a fixed basis.
+
+**Quality (untimed, after timing).** On held-out samples of the same distribution, the basis
+each learner ended with is rated by the L1 codes of the shared problem (``streamsc.encode``,
+``prior="l1", signed=True``, the same lam): mean nonzeros per code (the sparsity), mean
+objective, and the fraction of planted atoms recovered (Hungarian matching, ``|cos| >= 0.95``).
+Learners saw different numbers of samples (the faster saw more), which is printed alongside.
+
+Self-checks (exit status 1 if one fails): the L1 problems agree with scikit-learn's as above;
+``learn_one`` on dicts, ``Learner.learn`` on arrays and ``SparseCodingTransformer.partial_fit``
+(one row per call and batched) learn the same basis from the same samples (to 1e-8).
+"""
+
+import argparse
+import json
+import math
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common  # noqa: E402  (a sibling module, not a package)
+from encode import make_data  # noqa: E402  (the planted-dictionary data of encode.py)
+
+ONE = "1 row/call"
+
+#: target of issue 8: learn_one samples/s / scikit-learn partial_fit one row per call
+TARGET = 20.0
+#: largest allowed max |w_streamsc - w_sklearn| between the two L1 codes of the same problem
+L1_AGREEMENT = 1e-4
+#: largest allowed max |B_a - B_b| between streamsc's call paths after the same samples
+SAME_PATH = 1e-8
+#: samples of the same-path self-check
+SAME_PATH_ROWS = 20
+#: |cos| at which a planted atom counts as recovered
+RECOVERED_COS = 0.95
+
+L1_DICT = "SparseCoder.learn_one (dict)"
+L1_ARRAY = "Learner.learn (array)"
+SCT_ONE = "SparseCodingTransformer.partial_fit"
+KL_DICT = "SparseCoder.learn_one (dict)"
+
+
+def batch_label(batch_size):
+    return f"batch {batch_size}"
+
+
+# ---------------------------------------------------------------------------------------
+# data
+# ---------------------------------------------------------------------------------------
+
+
+def start_basis(m, k, seed):
+    """The basis ``SparseCodingTransformer(random_state=seed)`` (and ``SparseCoder(seed=seed)``
+    with features ``0 .. m-1``) starts from: unit-norm columns, shape (m, k)."""
+    from streamsc._online import init_rows
+
+    B0 = init_rows(list(range(m)), k, seed, scale=1.0 / math.sqrt(m))
+    B0 /= np.linalg.norm(B0, axis=0)
+    return np.ascontiguousarray(B0)
+
+
+def planted(m, k, n, n_test, seed):
+    """(B*, stream X (n, m), held-out X (n_test, m), s): signed planted codes, unit-norm rows."""
+    B_star, _, X_all, s = make_data(m, k, n + n_test, seed)
+    return B_star, np.ascontiguousarray(X_all[:n]), np.ascontiguousarray(X_all[n:]), s
+
+
+# ---------------------------------------------------------------------------------------
+# contenders
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Job:
+    """One contender in one call mode: a model, its input items and its place in the stream.
+
+    ``learn(item)`` learns one item (a sample, or a batch of samples); ``items`` is the
+    stream in the form the contender takes (dicts, rows, 2-D slices or batches);
+    ``per_item`` samples per item.
+    """
+
+    method: str
+    family: str
+    problem: str
+    call: str
+    model: object
+    learn: object
+    items: list
+    per_item: int
+    basis: object  # () -> the current basis as an (m, k) array
+    cursor: int = 0
+    seen: int = 0
+    first_call_s: float = float("nan")
+    timing: object = None
+    n_items: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def run(self, n_items):
+        """Learn the next ``n_items`` items of the stream (wrapping around)."""
+        items, learn = self.items, self.learn
+        c, total = self.cursor, len(items)
+        left = n_items
+        while left:
+            chunk = items[c:c + left]
+            for item in chunk:
+                learn(item)
+            left -= len(chunk)
+            c = (c + len(chunk)) % total
+        self.cursor = c
+        self.seen += n_items * self.per_item
+
+
+def _rows_as_dicts(X):
+    return [dict(zip(range(X.shape[1]), row)) for row in X.tolist()]
+
+
+def make_jobs(B0, X, lam, args):
+    """Every contender, fresh, all starting from ``B0``."""
+    from sklearn.decomposition import MiniBatchDictionaryLearning
+
+    from streamsc import SparseCoder
+    from streamsc.sklearn import SparseCodingTransformer
+
+    m, k = B0.shape
+    n = X.shape[0]
+    bs = args.batch_size
+    dicts = _rows_as_dicts(X)
+    rows = [X[i] for i in range(n)]
+    slices = [X[i:i + 1] for i in range(n)]
+    batches = [X[i:i + bs] for i in range(0, n - bs + 1, bs)]
+    common = dict(n_components=k, lam=lam, learning_rate=args.learning_rate)
+
+    def coder(prior, signed):
+        return SparseCoder(prior=prior, signed=signed, seed=args.seed, basis=B0, **common)
+
+    def transformer():
+        return SparseCodingTransformer(prior="l1", signed=True, random_state=args.seed,
+                                       **common)
+
+    def coder_basis(model):
+        return lambda: model._learner.B.copy()
+
+    def sct_basis(model):
+        return lambda: model.components_.T.copy()
+
+    jobs = []
+    l1 = coder("l1", True)
+    jobs.append(Job(L1_DICT, "streamsc", "L1 signed", ONE, l1, l1.learn_one, dicts, 1,
+                    coder_basis(l1)))
+    l1a = coder("l1", True)
+    learner = l1a._learner
+    jobs.append(Job(L1_ARRAY, "streamsc", "L1 signed", ONE, l1a,
+                    lambda x, learner=learner: learner.learn(None, x), rows, 1,
+                    coder_basis(l1a)))
+    for call, items, per in ((ONE, slices, 1), (batch_label(bs), batches, bs)):
+        sct = transformer()
+        jobs.append(Job(SCT_ONE, "streamsc", "L1 signed", call, sct, sct.partial_fit, items,
+                        per, sct_basis(sct)))
+    for problem, signed in (("KL", False), ("signed KL", True)):
+        kl = coder("kl", signed)
+        jobs.append(Job(KL_DICT, "streamsc", problem, ONE, kl, kl.learn_one, dicts, 1,
+                        coder_basis(kl)))
+    for algorithm in ("lars", "cd"):
+        for call, items, per in ((ONE, slices, 1), (batch_label(bs), batches, bs)):
+            mbdl = MiniBatchDictionaryLearning(
+                n_components=k, alpha=lam, fit_algorithm=algorithm, dict_init=B0.T.copy(),
+                random_state=args.seed,
+            )
+            jobs.append(Job(f"MiniBatchDictionaryLearning.partial_fit ({algorithm})", "sklearn",
+                            "L1 signed", call, mbdl, mbdl.partial_fit, items, per,
+                            lambda mbdl=mbdl: mbdl.components_.T.copy(),
+                            extra=dict(algorithm=algorithm)))
+    return jobs
+
+
+# ---------------------------------------------------------------------------------------
+# self-checks
+# ---------------------------------------------------------------------------------------
+
+
+def check_same_problem(B0, X, lam):
+    """streamsc's L1 codes vs scikit-learn's ``sparse_encode`` (the coder its partial_fit
+    uses) on the starting basis: the same problem gives the same codes."""
+    import streamsc
+    from sklearn.decomposition import sparse_encode
+
+    Xc = np.ascontiguousarray(X)
+    ours = streamsc.encode(Xc, B0, prior="l1", lam=lam, signed=True, n_threads=1)
+    out = []
+    for algorithm in ("lasso_lars", "lasso_cd"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            theirs = sparse_encode(Xc, B0.T, algorithm=algorithm, alpha=lam, max_iter=10_000)
+        diff = float(np.max(np.abs(ours - theirs)))
+        out.append(dict(check=f"L1 codes: streamsc vs sparse_encode({algorithm})",
+                        value=diff, limit=L1_AGREEMENT, ok=diff <= L1_AGREEMENT,
+                        nnz_mean=float(np.mean(np.sum(theirs != 0, axis=1)))))
+    return out
+
+
+def check_same_path(B0, X, lam, args):
+    """learn_one on dicts, Learner.learn on rows and SparseCodingTransformer.partial_fit (one
+    row per call and batched) learn the same basis from the same samples."""
+    from streamsc import SparseCoder
+    from streamsc.sklearn import SparseCodingTransformer
+
+    m, k = B0.shape
+    n = min(SAME_PATH_ROWS, X.shape[0])
+    Xs = np.ascontiguousarray(X[:n])
+    common = dict(n_components=k, prior="l1", signed=True, lam=lam,
+                  learning_rate=args.learning_rate)
+    a = SparseCoder(seed=args.seed, basis=B0, **common)
+    for x in _rows_as_dicts(Xs):
+        a.learn_one(x)
+    b = SparseCoder(seed=args.seed, basis=B0, **common)
+    for x in Xs:
+        b._learner.learn(None, x)
+    c = SparseCodingTransformer(random_state=args.seed, **common)
+    for i in range(n):
+        c.partial_fit(Xs[i:i + 1])
+    d = SparseCodingTransformer(random_state=args.seed, **common).partial_fit(Xs)
+    ref = a.basis_.to_numpy()
+    out = []
+    for name, B in (("Learner.learn (array)", b._learner.B),
+                    ("partial_fit 1 row/call", c.components_.T),
+                    ("partial_fit batch", d.components_.T)):
+        diff = float(np.max(np.abs(B - ref)))
+        out.append(dict(check=f"same basis after {n} samples: learn_one (dict) vs {name}",
+                        value=diff, limit=SAME_PATH, ok=diff <= SAME_PATH))
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# one configuration
+# ---------------------------------------------------------------------------------------
+
+
+def run_config(m, k, lam, args):
+    """Warm up, size the passes, time every contender, then run the self-checks and rate
+    the learned bases; returns ``(records, checks, reference, n_rows)``."""
+    from scipy.optimize import linear_sum_assignment
+
+    B_star, X, X_test, s = planted(m, k, args.rows, args.test_rows, args.seed)
+    B0 = start_basis(m, k, args.seed)
+    jobs = make_jobs(B0, X, lam, args)
+    with warnings.catch_warnings():
+        # scikit-learn's lasso_cd warns when its 1e-8 duality-gap target is not met within
+        # transform_max_iter sweeps; the warnings are part of its normal operation here
+        warnings.simplefilter("ignore")
+        # first call (numba compilation or cache load, scikit-learn's initialisation), then a
+        # short probe of each one-row contender to size the passes
+        rates = []
+        for job in jobs:
+            job.first_call_s, _ = _common.first_call(lambda job=job: job.run(1))
+            if job.per_item == 1:
+                t0 = time.perf_counter()
+                job.run(args.probe_rows)
+                rates.append(args.probe_rows / (time.perf_counter() - t0))
+        per_round = args.budget / args.rounds
+        n_rows = int(np.clip(min(rates) * per_round, args.min_rows, args.rows))
+        for job in jobs:
+            job.n_items = n_rows if job.per_item == 1 else 1
+            job.timing = _common.Timing(units=job.n_items * job.per_item)
+        for rnd in range(args.rounds):
+            for job in jobs if rnd % 2 == 0 else jobs[::-1]:
+                _common.time_passes(lambda job=job: job.run(job.n_items), job.timing.units,
+                                    budget=per_round, timing=job.timing)
+
+    # self-checks after the timing, so the first calls above include numba's cache load
+    checks = check_same_problem(B0, X_test[: min(len(X_test), 50)], lam)
+    checks += check_same_path(B0, X, lam, args)
+
+    # quality of the bases the learners ended with (untimed), by the shared L1 problem
+    records = []
+    for job in jobs:
+        B = job.basis()
+        norms = np.linalg.norm(B, axis=0)
+        cos = np.abs(B_star.T @ (B / np.maximum(norms, np.finfo(float).tiny)))
+        r, c = linear_sum_assignment(-cos)
+        t = job.timing
+        records.append(dict(
+            m=m, k=k, lam=lam, s=s, method=job.method, family=job.family, problem=job.problem,
+            call=job.call, samples_per_pass=t.units,
+            samples_per_s=t.rate, median_samples_per_s=t.median_rate,
+            samples_per_cpu_s=t.cpu_rate, passes=len(t.seconds),
+            pass_seconds=t.seconds, pass_cpu_seconds=t.cpu_seconds,
+            first_call_s=job.first_call_s, samples_seen=job.seen,
+            **l1_quality(X_test, B, lam),
+            recovered=float(np.mean(cos[r, c] >= RECOVERED_COS)),
+            algorithm=job.extra.get("algorithm"),
+            max_atom_norm=float(norms.max()),
+        ))
+    # the planted basis itself, for scale
+    reference = dict(m=m, k=k, lam=lam, s=s, **l1_quality(X_test, B_star, lam))
+    add_ratios(records)
+    return records, checks, reference, n_rows
+
+
+def l1_quality(X, B, lam):
+    """Codes of the shared L1 problem for the rows of X under B (``streamsc.coding.solve``, the
+    entry point of every streamsc estimator, default tol): mean nonzeros, mean objective, mean
+    coordinate-descent sweeps and the number of codes that stopped short of the tolerance."""
+    from streamsc.coding import default_tol, solve
+
+    B = np.ascontiguousarray(B, dtype=np.float64)
+    k = B.shape[1]
+    tol = default_tol(lam)
+    W, _, n_iter, viol = solve(np.ascontiguousarray(X), B, prior="l1", lam=lam,
+                               p=np.full(k, 1.0 / k), signed=True, tol=tol, n_threads=1)
+    R = X - W @ B.T
+    objective = 0.5 * np.sum(R * R, axis=1) + lam * np.sum(np.abs(W), axis=1)
+    return dict(l1_nnz_mean=float(np.mean(np.sum(W != 0, axis=1))),
+                l1_objective_mean=float(np.mean(objective)),
+                l1_cd_sweeps_mean=float(np.mean(n_iter)),
+                l1_unconverged=int(np.sum(viol > tol)))
+
+
+def _find(records, method, call, problem="L1 signed"):
+    return next(r for r in records
+                if r["method"] == method and r["call"] == call and r["problem"] == problem)
+
+
+def add_ratios(records):
+    """Each record's rate over scikit-learn's faster one-row-per-call partial_fit."""
+    sk = [r for r in records if r["family"] == "sklearn" and r["call"] == ONE]
+    best = max(sk, key=lambda r: r["samples_per_s"])
+    best_cpu = max(sk, key=lambda r: r["samples_per_cpu_s"])
+    for r in records:
+        r["vs_sklearn_one_row"] = r["samples_per_s"] / best["samples_per_s"]
+        r["vs_sklearn_one_row_cpu"] = r["samples_per_cpu_s"] / best_cpu["samples_per_cpu_s"]
+
+
+# ---------------------------------------------------------------------------------------
+# summaries
+# ---------------------------------------------------------------------------------------
+
+
+def issue_ratios(all_records, batch_size):
+    """The ratios asked for: learn_one over each scikit-learn call mode, and the others over
+    scikit-learn's faster one-row-per-call partial_fit."""
+    out = []
+    bl = batch_label(batch_size)
+    configs = sorted({(r["m"], r["k"], r["lam"]) for r in all_records},
+                     key=lambda t: (t[0], t[1], -t[2]))
+    for m, k, lam in configs:
+        recs = [r for r in all_records if (r["m"], r["k"], r["lam"]) == (m, k, lam)]
+        sk = {(r["algorithm"], r["call"]): r for r in recs if r["family"] == "sklearn"}
+        faster = max((sk[("lars", ONE)], sk[("cd", ONE)]), key=lambda r: r["samples_per_s"])
+        faster_alg = faster["algorithm"]
+        ours = _find(recs, L1_DICT, ONE)
+        rows = []
+        for alg in ("lars", "cd"):
+            rows.append((ours, sk[(alg, ONE)], f"L1 learn_one / sklearn {alg} 1 row/call", TARGET))
+        for alg in ("lars", "cd"):
+            rows.append((ours, sk[(alg, bl)], f"L1 learn_one / sklearn {alg} {bl}", None))
+        rows.append((_find(recs, SCT_ONE, ONE), faster,
+                     f"SparseCodingTransformer.partial_fit 1 row/call / sklearn {faster_alg} "
+                     "1 row/call", None))
+        faster_b = max((sk[("lars", bl)], sk[("cd", bl)]), key=lambda r: r["samples_per_s"])
+        rows.append((_find(recs, SCT_ONE, bl), faster_b,
+                     f"SparseCodingTransformer.partial_fit {bl} / sklearn "
+                     f"{faster_b['algorithm']} {bl}", None))
+        for problem in ("KL", "signed KL"):
+            rows.append((_find(recs, KL_DICT, ONE, problem), faster,
+                         f"{problem} learn_one / sklearn {faster_alg} 1 row/call", None))
+        for num, den, label, target in rows:
+            ratio = num["samples_per_s"] / den["samples_per_s"]
+            ratio_cpu = num["samples_per_cpu_s"] / den["samples_per_cpu_s"]
+            out.append(dict(m=m, k=k, lam=lam, measure=label, ratio=ratio, ratio_cpu=ratio_cpu,
+                            target=target,
+                            met=None if target is None else ratio >= target,
+                            met_cpu=None if target is None else ratio_cpu >= target))
+    return out
+
+
+def overheads(all_records, batch_size):
+    """Per-sample cost of each streamsc L1 call path against the array path it wraps."""
+    out = []
+    bl = batch_label(batch_size)
+    configs = sorted({(r["m"], r["k"], r["lam"]) for r in all_records},
+                     key=lambda t: (t[0], t[1], -t[2]))
+    for m, k, lam in configs:
+        recs = [r for r in all_records if (r["m"], r["k"], r["lam"]) == (m, k, lam)]
+        base = _find(recs, L1_ARRAY, ONE)
+        for method, call in ((L1_DICT, ONE), (SCT_ONE, ONE), (SCT_ONE, bl)):
+            r = _find(recs, method, call)
+            us, base_us = 1e6 / r["samples_per_s"], 1e6 / base["samples_per_s"]
+            cpu_us, base_cpu_us = 1e6 / r["samples_per_cpu_s"], 1e6 / base["samples_per_cpu_s"]
+            out.append(dict(m=m, k=k, lam=lam, path=f"{method} {call}", us=us,
+                            array_us=base_us, overhead_us=us - base_us,
+                            cpu_us=cpu_us, array_cpu_us=base_cpu_us,
+                            overhead_cpu_us=cpu_us - base_cpu_us, ratio=us / base_us,
+                            ratio_cpu=cpu_us / base_cpu_us))
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# printing
+# ---------------------------------------------------------------------------------------
+
+
+def _label(r):
+    if r["family"] == "sklearn":
+        return f"{r['method']}"
+    return f"{r['method']} [{r['problem']}]"
+
+
+def print_config(records, checks, reference, n_rows):
+    r0 = records[0]
+    print(f"\n=== (m, k) = ({r0['m']}, {r0['k']}), lam = {r0['lam']:g}: {r0['s']} planted atoms "
+          f"per sample; one-row passes learn {n_rows} samples ===")
+    rows = []
+    for r in records:
+        rows.append([
+            _label(r), r["call"], f"{r['samples_per_s']:,.0f}", f"{1e6 / r['samples_per_s']:,.0f}",
+            f"{r['samples_per_cpu_s']:,.0f}", f"{r['vs_sklearn_one_row']:.2f}x",
+            f"{r['vs_sklearn_one_row_cpu']:.2f}x", str(r["passes"]),
+            f"{r['first_call_s']:.3f}",
+        ])
+    print(_common.format_table(
+        rows,
+        ["method", "call", "samples/s", "us/sample", "samples/cpu-s", "vs sk 1-row",
+         "cpu vs sk 1-row", "passes", "first call s"],
+        align="llrrrrrrr",
+    ))
+    print("(vs sk 1-row: over the faster of scikit-learn's lars/cd partial_fit one row per call)")
+    for c in checks:
+        extra = f" (mean nonzeros {c['nnz_mean']:.1f})" if "nnz_mean" in c else ""
+        status = "ok" if c["ok"] else f"FAIL (> {c['limit']:g})"
+        print(f"check: {c['check']}: max |diff| = {c['value']:.2e}{extra} {status}")
+    print(f"\nquality of each learned basis on held-out samples (untimed; L1 codes of the shared "
+          f"problem, lam = {r0['lam']:g}); planted B*: {reference['l1_nnz_mean']:.1f} nonzeros, "
+          f"objective {reference['l1_objective_mean']:.4f}, {reference['l1_cd_sweeps_mean']:.1f} "
+          "CD sweeps per code")
+    rows = []
+    for r in records:
+        rows.append([
+            _label(r), r["call"], f"{r['samples_seen']:,}", f"{r['l1_nnz_mean']:.1f}",
+            f"{r['l1_objective_mean']:.4f}",
+            f"{r['l1_cd_sweeps_mean']:.1f}" + (f" ({r['l1_unconverged']} short of tol)"
+                                               if r["l1_unconverged"] else ""),
+            f"{100 * r['recovered']:.0f}%",
+        ])
+    print(_common.format_table(
+        rows, ["method", "call", "samples seen", "nonzeros", "objective", "CD sweeps",
+               "atoms recovered"],
+        align="llrrrrr",
+    ))
+
+
+def print_issue_ratios(ratios):
+    print("\n=== ratios (issue 4 item 5; issue 8 target: learn_one / sklearn partial_fit one row "
+          f"per call >= {TARGET:g}x) ===")
+    rows = []
+    for r in ratios:
+        tgt = "-" if r["target"] is None else f">= {r['target']:g}x"
+        met = "" if r["met"] is None else ("met" if r["met"] else "below")
+        met_cpu = "" if r["met_cpu"] is None else ("met" if r["met_cpu"] else "below")
+        rows.append([f"({r['m']}, {r['k']})", f"{r['lam']:g}", r["measure"], f"{r['ratio']:.2f}x",
+                     f"{r['ratio_cpu']:.2f}x", tgt, met, met_cpu])
+    print(_common.format_table(
+        rows, ["(m, k)", "lam", "measure", "ratio", "cpu ratio", "target", "wall", "cpu"],
+        align="lllrrlll",
+    ))
+    print("(ratio: wall-clock samples/s; cpu ratio: samples per CPU-second of this process; "
+          "L1 learn_one is SparseCoder.learn_one on dicts)")
+
+
+def print_overheads(rows):
+    print("\n=== Python overhead: streamsc L1 call paths vs the array path (Learner.learn) ===")
+    table = [[f"({r['m']}, {r['k']})", f"{r['lam']:g}", r["path"], f"{r['us']:,.1f}",
+              f"{r['array_us']:,.1f}", f"{r['overhead_us']:+,.1f}", f"{r['ratio']:.2f}x",
+              f"{r['overhead_cpu_us']:+,.1f}"] for r in rows]
+    print(_common.format_table(
+        table, ["(m, k)", "lam", "path", "us/sample", "array us", "overhead us", "ratio",
+                "cpu overhead us"],
+        align="lllrrrrr",
+    ))
+    print("(each path does the same code and SGD step: the self-check above compares the bases)")
+
+
+# ---------------------------------------------------------------------------------------
+# main
+# ---------------------------------------------------------------------------------------
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(
+        description="samples/s of SparseCoder.learn_one vs scikit-learn "
+                    "MiniBatchDictionaryLearning.partial_fit"
+    )
+    ap.add_argument("--quick", action="store_true",
+                    help="few samples and a tiny time budget (a smoke test, not a measurement)")
+    ap.add_argument("--shapes", default="64x256,180x1024", help="comma-separated MxK basis shapes")
+    ap.add_argument("--lam", default="0.1",
+                    help="comma-separated lam values (streamsc lam = scikit-learn alpha)")
+    ap.add_argument("--learning-rate", type=float, default=1.0,
+                    help="streamsc's first SGD step size (step t: learning_rate / sqrt(t))")
+    ap.add_argument("--batch-size", type=int, default=None,
+                    help="rows per partial_fit call in the batched mode (default 256, --quick 16)")
+    ap.add_argument("--rows", type=int, default=None,
+                    help="samples in the stream per shape (default 4096, --quick 64); every "
+                         "learner wraps around after them")
+    ap.add_argument("--budget", type=float, default=None,
+                    help="seconds spent timing each contender (default 2, --quick 0.02)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", default=None, help="also write every number to this JSON file")
+    args = ap.parse_args(argv)
+    try:
+        args.shapes = _common.parse_shapes(args.shapes)
+        args.lam = _common.parse_floats(args.lam, "--lam")
+    except ValueError as exc:
+        ap.error(str(exc))
+    if args.batch_size is None:
+        args.batch_size = 16 if args.quick else 256
+    if args.rows is None:
+        args.rows = 64 if args.quick else 4096
+    if args.budget is None:
+        args.budget = 0.02 if args.quick else 2.0
+    if args.batch_size < 1:
+        ap.error("--batch-size must be >= 1")
+    if args.rows < args.batch_size:
+        ap.error("--rows must be >= --batch-size")
+    if not args.budget > 0:
+        ap.error("--budget must be > 0")
+    if not args.learning_rate > 0:
+        ap.error("--learning-rate must be > 0")
+    args.min_rows = 4 if args.quick else 16
+    args.rounds = 1 if args.quick else 3
+    args.probe_rows = 2 if args.quick else 8
+    args.test_rows = 32 if args.quick else 500
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    t0 = time.perf_counter()
+    import streamsc  # noqa: F401  (timed: the import itself)
+
+    import_seconds = time.perf_counter() - t0
+    import sklearn.decomposition  # noqa: F401  (loads scikit-learn's BLAS pools before pinning)
+
+    started = time.perf_counter()
+    command = ["benchmarks/learn.py"] + (sys.argv[1:] if argv is None else list(argv))
+    print(" ".join(command))
+    start_desc = _common.describe_machine()
+    print(_common.format_machine(start_desc))
+    if _common.busy_warning(start_desc):
+        print(_common.busy_warning(start_desc))
+    print(
+        "BLAS is pinned to 1 thread for every contender (threadpoolctl, whole comparison); "
+        "every contender runs in this thread (streamsc's per-example kernels call no BLAS).\n"
+        "Problem: 1/2||x - Bw||^2 + lam ||w||_1 per sample, signed codes: streamsc prior='l1', "
+        "signed=True, lam; scikit-learn MiniBatchDictionaryLearning(alpha=lam) (checked below). "
+        "streamsc also learns with KL codes (p = 1/k) and signed KL codes, same lam.\n"
+        f"Basis updates: streamsc SGD (eq. 7), learning_rate {args.learning_rate:g} / sqrt(t), "
+        "unit-norm atoms; scikit-learn block coordinate descent on its running sufficient "
+        "statistics.\n"
+        "Data: planted unit-norm B*, samples B* w* + 10% noise with random-sign w*, rescaled to "
+        f"unit norm; a stream of {args.rows} samples per shape, the same order for every "
+        "learner; all start from the same random unit-norm basis.\n"
+        "Rates: the fastest of repeated passes (models keep learning across passes); "
+        "samples/cpu-s: samples per CPU-second of this process."
+    )
+
+    all_records, all_checks, references = [], [], []
+    with _common.pin_blas(1):
+        for m, k in args.shapes:
+            for lam in args.lam:
+                records, checks, reference, n_rows = run_config(m, k, lam, args)
+                print_config(records, checks, reference, n_rows)
+                all_records += records
+                all_checks += [dict(c, m=m, k=k, lam=lam) for c in checks]
+                references.append(reference)
+
+    ratios = issue_ratios(all_records, args.batch_size)
+    print_issue_ratios(ratios)
+    over = overheads(all_records, args.batch_size)
+    print_overheads(over)
+    machine = _common.describe_machine()
+    print(f"\nimport streamsc: {import_seconds:.2f} s; load average at end "
+          f"{machine['load_average_1_5_15']}; total {time.perf_counter() - started:.1f} s")
+    if _common.busy_warning(machine):
+        print(_common.busy_warning(machine))
+
+    failed = [c for c in all_checks if not c["ok"]]
+    if failed:
+        print(f"\nFAILED: {len(failed)} self-check(s): "
+              + "; ".join(f"{c['check']} at ({c['m']}, {c['k']})" for c in failed),
+              file=sys.stderr)
+    if args.json:
+        out = dict(
+            command=command,
+            settings=dict(shapes=args.shapes, lam=args.lam, learning_rate=args.learning_rate,
+                          batch_size=args.batch_size, rows=args.rows, budget=args.budget,
+                          seed=args.seed, quick=args.quick),
+            machine=machine, import_seconds=import_seconds, results=all_records,
+            checks=all_checks, planted_reference=references, issue_ratios=ratios,
+            overheads=over,
+        )
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=1, default=str)
+        print(f"wrote {args.json}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Smoke test of benchmarks/learn.py: it runs, checks itself and prints every row.
+
+No timing is asserted: the script runs with ``--quick`` at a tiny shape, and the test only
+checks the exit status, that the table has a row for every contender and call mode, that the
+script's own self-checks passed (streamsc's L1 codes equal scikit-learn's ``sparse_encode``
+codes of the same problem; every streamsc call path learns the same basis), and that the JSON
+output is complete, finite and consistent.
+"""
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "learn.py"
+M, K, BATCH = 12, 24, 16
+
+ONE = "1 row/call"
+BATCHED = f"batch {BATCH}"
+#: (label printed in the table, call modes)
+CONTENDERS = [
+    ("SparseCoder.learn_one (dict) [L1 signed]", [ONE]),
+    ("Learner.learn (array) [L1 signed]", [ONE]),
+    ("SparseCodingTransformer.partial_fit [L1 signed]", [ONE, BATCHED]),
+    ("SparseCoder.learn_one (dict) [KL]", [ONE]),
+    ("SparseCoder.learn_one (dict) [signed KL]", [ONE]),
+    ("MiniBatchDictionaryLearning.partial_fit (lars)", [ONE, BATCHED]),
+    ("MiniBatchDictionaryLearning.partial_fit (cd)", [ONE, BATCHED]),
+]
+N_RESULTS = sum(len(calls) for _, calls in CONTENDERS)
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out_json = tmp_path_factory.mktemp("bench") / "learn.json"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--shapes", f"{M}x{K}", "--json", str(out_json)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, env=dict(os.environ),
+    )
+    return proc, out_json
+
+
+def test_exit_status(quick_run):
+    proc, _ = quick_run
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def _block(stdout):
+    head = f"=== (m, k) = ({M}, {K}), lam = 0.1:"
+    assert head in stdout
+    return stdout.split(head, 1)[1].split("\n", 1)[1].split("\n===", 1)[0].splitlines()
+
+
+def test_table_has_every_row(quick_run):
+    proc, _ = quick_run
+    lines = _block(proc.stdout)
+    for label, calls in CONTENDERS:
+        for call in calls:
+            # the timing table and the quality table each have one row per contender and call
+            pattern = re.compile(rf"^{re.escape(label)}\s+{re.escape(call)}\s+[\d,]+\s")
+            assert sum(bool(pattern.match(line)) for line in lines) == 2, (label, call)
+    checks = [line for line in lines if line.startswith("check:")]
+    assert len(checks) == 5 and all(line.endswith(" ok") for line in checks), checks
+
+
+def test_summary_sections(quick_run):
+    proc, _ = quick_run
+    out = proc.stdout
+    for section in ("=== ratios", "=== Python overhead", "quality of each learned basis",
+                    "BLAS is pinned to 1 thread"):
+        assert section in out, section
+    assert "L1 learn_one / sklearn lars 1 row/call" in out
+    assert "L1 learn_one / sklearn cd 1 row/call" in out
+
+
+def test_json_output(quick_run):
+    proc, out_json = quick_run
+    assert proc.returncode == 0
+    data = json.loads(out_json.read_text())
+    assert data["settings"]["batch_size"] == BATCH
+    results = data["results"]
+    assert len(results) == N_RESULTS
+    for r in results:
+        assert (r["m"], r["k"]) == (M, K)
+        for key in ("samples_per_s", "median_samples_per_s", "samples_per_cpu_s"):
+            assert math.isfinite(r[key]) and r[key] > 0, (r["method"], key)
+        assert r["passes"] == len(r["pass_seconds"]) >= 1
+        # every timed sample was learned, plus the first call and the probe
+        assert r["samples_seen"] >= r["passes"] * r["samples_per_pass"]
+        # the L1 objective at the optimum is at most its value at w = 0, 1/2 ||x||^2 = 1/2
+        assert 0.0 < r["l1_objective_mean"] <= 0.5 + 1e-9
+        assert 0.0 <= r["l1_nnz_mean"] <= K
+        assert 0.0 <= r["recovered"] <= 1.0
+        # unit-norm atoms (streamsc) or atoms projected to norm <= 1 (scikit-learn)
+        assert r["max_atom_norm"] <= 1.0 + 1e-9
+    sk = [r for r in results if r["family"] == "sklearn"]
+    assert sorted((r["algorithm"], r["call"]) for r in sk) == sorted(
+        (a, c) for a in ("lars", "cd") for c in (ONE, BATCHED)
+    )
+    assert all(c["ok"] for c in data["checks"]), data["checks"]
+    assert len(data["checks"]) == 5
+    ratios = data["issue_ratios"]
+    assert len(ratios) == 8
+    targeted = [r for r in ratios if r["target"] is not None]
+    assert len(targeted) == 2 and {r["target"] for r in targeted} == {20.0}
+    assert all(math.isfinite(r["ratio"]) and r["ratio"] > 0 for r in ratios)
+    # overhead rows: dict learn_one and the scikit-learn wrapper against the array path
+    assert len(data["overheads"]) == 3
+    for o in data["overheads"]:
+        assert math.isclose(o["us"] - o["array_us"], o["overhead_us"], rel_tol=1e-9,
+                            abs_tol=1e-9)

@@ -1,0 +1,91 @@
+"""Quick mode of every reproduced table through the CLI (``streamsc reproduce ... --quick``).
+
+At these sizes only what is stable is asserted: the files exist, the JSON has its schema,
+every figure is finite, accuracies and error rates are in [0, 1], and L1 codes are sparser
+than KL codes (KL codes are never exactly zero). The full runs are in docs/results.md.
+"""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from streamsc.cli import main
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+pytestmark = pytest.mark.skipif(
+    not (DATA / "mnist").is_dir() or not (DATA / "ocr_letters").is_dir(),
+    reason=f"the MNIST / OCR letters data are not at {DATA}",
+)
+
+
+def _run(table, out):
+    result = CliRunner().invoke(
+        main, ["reproduce", table, "--quick", "--data-dir", str(DATA), "--out", str(out),
+               "--no-progress"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert f"wrote {out}/{table}.md" in result.output
+    report = json.loads((out / f"{table}.json").read_text())
+    assert report["table"] == table and report["quick"] is True
+    assert (out / f"{table}.md").read_text().startswith("Table")
+    assert report["protocol"]["deviations"]
+    compute = report["compute"]
+    assert compute["wall_seconds"] > 0 and compute["machine"]["cpu_count"] >= 1
+    return report
+
+
+def _finite(values):
+    values = np.asarray(values, dtype=float)
+    return values.size > 0 and bool(np.all(np.isfinite(values)))
+
+
+def test_table1_quick(tmp_path):
+    report = _run("table1", tmp_path)
+    for name in ("table1_atoms.png", "table1_figure1.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    figures = report["figures"]
+    assert set(figures) == {"L1", "KL"}
+    for name in ("L1", "KL"):
+        assert set(figures[name]) == {"gauss_0.01", "gauss_0.1", "shift_0.1", "shift_1"}
+        for cell in figures[name].values():
+            assert _finite([cell["mean"], cell["std"]])
+            assert cell["mean"] > 0 and cell["std"] >= 0
+        # more noise moves the code more (sigma x10)
+        assert figures[name]["gauss_0.1"]["mean"] > figures[name]["gauss_0.01"]["mean"]
+    # L1 codes sparser than KL codes (KL is never exactly zero)
+    assert report["fraction_nonzero"]["L1"] < report["fraction_nonzero"]["KL"]
+    for prof in report["figure1_profile"].values():
+        assert math.isclose(prof[0], 1.0) and np.all(np.diff(prof) <= 1e-12)
+
+
+def test_table2_quick(tmp_path):
+    report = _run("table2", tmp_path)
+    for name in ("table2_atoms.png", "table2_figure1.png", "table2_curves.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    sizes = report["sizes"]
+    errors = report["test_error"]
+    assert set(errors) == {"L1", "KL", "KL + backprop", "KL + backprop (streamed head)"}
+    for values in list(errors.values()) + [report["train_error_kl"]]:
+        assert len(values) == len(sizes) and _finite(values)
+        assert all(0.0 <= v <= 1.0 for v in values)
+    # far better than chance (90% error) even at these sizes
+    assert max(errors["L1"] + errors["KL"]) < 0.5
+    assert report["chosen"]["lam_l1"] > 0 and report["chosen"]["lam_kl"] > 0
+
+
+def test_table5_quick(tmp_path):
+    report = _run("table5", tmp_path)
+    for name in ("table5_atoms.png", "table5_figure1.png", "table5_curves.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    acc = report["accuracy"]
+    assert set(acc) == {"Raw", "PCA", "L1", "KL", "KL + backprop",
+                        "KL + backprop (streamed head)"}
+    for values in acc.values():
+        assert len(values) == len(report["sizes"]) and _finite(values)
+        assert all(0.0 <= v <= 1.0 for v in values)
+    # 26 classes: chance is 3.8%
+    assert min(acc["KL"]) > 0.1
