@@ -84,7 +84,7 @@ PARAMETER_CONSTRAINTS = {
     "signed": lambda value: v.check_bool("signed", value),
     "learning_rate": lambda value: v.check_real("learning_rate", value, low=0.0),
     "tol": _check_tol,
-    "solver": lambda value: v.check_choice("solver", value, v.SOLVERS),
+    "solver": lambda value: None if value is None else v.check_choice("solver", value, v.SOLVERS),
     "max_iter": lambda value: v.check_int("max_iter", value, low=1, allow_none=True),
     "seed": _check_seed,
 }
@@ -146,7 +146,7 @@ def check_params(params):
         signed=checked["signed"],
         learning_rate=checked["learning_rate"],
         tol=default_tol(lam) if checked["tol"] is None else checked["tol"],
-        solver=checked["solver"],
+        solver=v.resolve_solver(checked["solver"], loss, checked["prior"]),
         max_iter=checked["max_iter"],
         seed=seed,
         loss=loss,

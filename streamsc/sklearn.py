@@ -50,8 +50,8 @@ class SparseCodingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         Step size of the first SGD step; step t uses ``learning_rate / sqrt(t)``.
     tol : float, optional
         Solver stopping threshold (see :class:`~streamsc.SparseCoder`); default ``1e-6*lam``.
-    solver : {"newton", "egd"}
-        KL solver.
+    solver : {"egd", "egd_diag", "newton"} or None
+        KL solver (``None``: EGD for the squared loss, Newton for the KL loss).
     max_iter : int, optional
         Iteration cap of the code solver.
     n_epochs : int
@@ -101,7 +101,7 @@ class SparseCodingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         signed=False,
         learning_rate=0.1,
         tol=None,
-        solver="newton",
+        solver=None,
         max_iter=None,
         n_epochs=1,
         shuffle=True,

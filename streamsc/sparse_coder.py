@@ -103,7 +103,8 @@ class SparseCoder(base.MiniBatchTransformer):
         is in the units of x, so a larger example uses ``tol * 2**floor(log2(norm))``: codes
         keep the same relative accuracy, and cost, whatever the scale of the data.
     solver
-        KL solver, ``"newton"`` or ``"egd"`` (see :func:`streamsc.encode`).
+        KL solver, ``"egd"``, ``"egd_diag"`` or ``"newton"`` (see :func:`streamsc.encode`);
+        ``None``: EGD for the squared loss, Newton for the KL loss.
     max_iter
         Iteration cap of the code solver (default: the solver's own).
     seed
@@ -195,7 +196,7 @@ class SparseCoder(base.MiniBatchTransformer):
         signed: bool = False,
         learning_rate: float = 0.1,
         tol: float | None = None,
-        solver: str = "newton",
+        solver: str | None = None,
         max_iter: int | None = None,
         seed: int | None = None,
         basis=None,

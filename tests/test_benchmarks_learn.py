@@ -110,8 +110,17 @@ def test_json_output(quick_run):
     targeted = [r for r in ratios if r["target"] is not None]
     assert len(targeted) == 2 and {r["target"] for r in targeted} == {20.0}
     assert all(math.isfinite(r["ratio"]) and r["ratio"] > 0 for r in ratios)
-    # overhead rows: dict learn_one and the scikit-learn wrapper against the array path
-    assert len(data["overheads"]) == 3
-    for o in data["overheads"]:
+    # overhead rows: the array path itself, dict learn_one and the scikit-learn wrapper (one
+    # row per call and batched), all on the same samples
+    over = data["overheads"]
+    assert [o["path"] for o in over] == [
+        f"Learner.learn (array) {ONE}", f"SparseCoder.learn_one (dict) {ONE}",
+        f"SparseCodingTransformer.partial_fit {ONE}",
+        f"SparseCodingTransformer.partial_fit {BATCHED}",
+    ]
+    assert over[0]["overhead_us"] == 0.0 and over[0]["ratio"] == 1.0
+    for o in over:
+        assert o["samples"] == BATCH and o["passes"] >= 1
+        assert math.isfinite(o["us"]) and o["us"] > 0
         assert math.isclose(o["us"] - o["array_us"], o["overhead_us"], rel_tol=1e-9,
                             abs_tol=1e-9)

@@ -592,18 +592,15 @@ def _newton_direction(B, cn2, lam, d, r, hess_drop, max_kept, delta):
         for i in range(m):
             Bs[t, i] = B[i, keep[t]]
     if s >= m:
-        # as many kept atoms as dimensions: the m x m system is the smaller one
-        M = np.zeros((m, m))
+        # as many kept atoms as dimensions: the m x m system is the smaller one (one BLAS
+        # product; batch drivers run with BLAS pinned to one thread)
+        Bw = np.empty((s, m))
         for t in range(s):
             om = d[keep[t]] / lam
-            row = Bs[t]
             for i in range(m):
-                a_i = om * row[i]
-                for q in range(i + 1):
-                    M[i, q] += a_i * row[q]
+                Bw[t, i] = om * Bs[t, i]
+        M = np.dot(Bs.T, Bw)
         for i in range(m):
-            for q in range(i):
-                M[q, i] = M[i, q]
             M[i, i] += gam
         y = solve_spd(M, r.copy())
         for i in range(m):
@@ -685,6 +682,7 @@ def kl_newton(x, B, p, lam, signed, tol, max_iter, nu, hess_drop, max_kept, w):
     it = 0
     kept_cap = max_kept
     last = np.inf
+    full_step = False
     while it < max_iter:
         # max_j |b_j . r| <= max_j ||b_j|| ||r||: the exact test runs only once the bound passes
         bound = cmax * np.sqrt(dot(r, r))
@@ -692,8 +690,9 @@ def kl_newton(x, B, p, lam, signed, tol, max_iter, nu, hess_drop, max_kept, w):
             break
         if bound <= 100.0 * tol and _max_abs_rmatvec(B, r, u) <= tol:
             break
-        if bound > 0.25 * last and kept_cap < k:
-            # slow (linear) progress: the dropped atoms matter, keep twice as many
+        if it >= 8 and full_step and bound > 0.25 * last and kept_cap < k:
+            # still here after 8 steps, and a full Newton step gained little: the dropped
+            # atoms matter, keep twice as many
             kept_cap = min(2 * kept_cap, k)
         last = bound
         _newton_direction(B, cn2, lam, d, r, hess_drop, kept_cap, delta)
@@ -716,6 +715,7 @@ def kl_newton(x, B, p, lam, signed, tol, max_iter, nu, hess_drop, max_kept, w):
             t *= 0.5
         if not accepted:
             break
+        full_step = t == 1.0
         for i in range(m):
             nu[i] = nu_new[i]
         for j in range(k):

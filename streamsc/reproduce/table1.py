@@ -27,7 +27,7 @@ PAPER = {
 COLUMNS = {"gauss_0.01": "noise σ=0.01", "gauss_0.1": "noise σ=0.1",
            "shift_0.1": "shift 0.1 px", "shift_1": "shift 1 px"}
 
-FULL = dict(n_pca_fit=50000, n_unlabelled=10000, n_components=96, epochs=1, n_test=2000)
+FULL = dict(n_pca_fit=50000, n_unlabelled=20000, n_components=96, epochs=1, n_test=2000)
 QUICK = dict(n_pca_fit=5000, n_unlabelled=2000, n_components=32, epochs=1, n_test=200)
 
 
