@@ -4,7 +4,8 @@
 Usage::
 
     python benchmarks/learn.py [--quick] [--shapes 64x256,180x1024] [--lam 0.1]
-                               [--learning-rate 10] [--batch-size 256] [--rows N]
+                               [--learning-rate 10] [--kl-solver newton|egd]
+                               [--batch-size 256] [--rows N]
                                [--budget SECONDS] [--seed S] [--json out.json]
 
 For each basis shape (m, k) and each ``lam`` it times, in one process with every BLAS pool
@@ -19,7 +20,8 @@ pinned to one thread (threadpoolctl) for the whole comparison, samples learned p
     and with ``--batch-size`` rows per call (which learns them one by one, in order);
 
 * streamsc ``SparseCoder.learn_one(x)`` (dicts) with KL codes (the paper's prior,
-  ``p = 1/k``, non-negative codes) and with signed KL codes, the same lam;
+  ``p = 1/k``, non-negative codes) and with signed KL codes, the same lam, with
+  ``SparseCoder``'s default KL solver or ``--kl-solver`` (the table names the one used);
 * scikit-learn ``MiniBatchDictionaryLearning(alpha=lam).partial_fit`` with one row per call
   and with ``--batch-size`` rows per call, for ``fit_algorithm="lars"`` (its default) and
   ``"cd"``.
@@ -227,9 +229,10 @@ def make_jobs(B0, X, lam, args):
         jobs.append(Job(SCT_ONE, "streamsc", "L1 signed", call, sct, sct.partial_fit, items,
                         per, sct_basis(sct)))
     for problem, signed in (("KL", False), ("signed KL", True)):
-        kl = coder("kl", signed)
+        kl = SparseCoder(prior="kl", signed=signed, seed=args.seed, basis=B0,
+                         solver=args.kl_solver, **common)
         jobs.append(Job(KL_DICT, "streamsc", problem, ONE, kl, kl.learn_one, dicts, 1,
-                        coder_basis(kl)))
+                        coder_basis(kl), extra=dict(solver=kl._learner.config.solver)))
     for algorithm in ("lars", "cd"):
         for call, items, per in ((ONE, slices, 1), (batch_label(bs), batches, bs)):
             mbdl = MiniBatchDictionaryLearning(
@@ -358,7 +361,7 @@ def run_config(m, k, lam, args):
             first_call_s=job.first_call_s, samples_seen=job.seen,
             **l1_quality(X_test, B, lam),
             recovered=float(np.mean(cos[r, c] >= RECOVERED_COS)),
-            algorithm=job.extra.get("algorithm"),
+            algorithm=job.extra.get("algorithm"), solver=job.extra.get("solver"),
             max_atom_norm=float(norms.max()),
         ))
     # the planted basis itself, for scale
@@ -517,6 +520,8 @@ def measure_overheads(B0, X, lam, args):
 def _label(r):
     if r["family"] == "sklearn":
         return f"{r['method']}"
+    if r["solver"]:
+        return f"{r['method']} [{r['problem']}, {r['solver']}]"
     return f"{r['method']} [{r['problem']}]"
 
 
@@ -615,6 +620,8 @@ def parse_args(argv):
                     help="comma-separated lam values (streamsc lam = scikit-learn alpha)")
     ap.add_argument("--learning-rate", type=float, default=10.0,
                     help="streamsc's first SGD step size (step t: learning_rate / sqrt(t))")
+    ap.add_argument("--kl-solver", choices=["newton", "egd"], default=None,
+                    help="solver of the KL rows (default: SparseCoder's default)")
     ap.add_argument("--batch-size", type=int, default=None,
                     help="rows per partial_fit call in the batched mode (default 256, --quick 16)")
     ap.add_argument("--rows", type=int, default=None,
@@ -711,7 +718,8 @@ def main(argv=None):
         out = dict(
             command=command,
             settings=dict(shapes=args.shapes, lam=args.lam, learning_rate=args.learning_rate,
-                          batch_size=args.batch_size, rows=args.rows, budget=args.budget,
+                          kl_solver=args.kl_solver, batch_size=args.batch_size,
+                          rows=args.rows, budget=args.budget,
                           seed=args.seed, quick=args.quick),
             machine=machine, import_seconds=import_seconds, results=all_records,
             checks=all_checks, planted_reference=references, issue_ratios=ratios,

@@ -21,7 +21,6 @@ import numbers
 
 import numpy as np
 
-from . import _online
 from . import _validation as v
 from .differentiation import direction
 from .sparse_coder import SparseCoder
@@ -42,10 +41,11 @@ class SupervisedCoding:
     """Mixin holding the coder and the basis step; subclasses define the head through
     ``_head_forward(w) -> (prediction state)``, ``_head_grad(state, y) -> (g_w, apply)``."""
 
-    def _init_coder(self):
+    def _init_supervised(self):
+        """Check the shared constructor arguments and take the coder (or make one)."""
+        check_supervised_params(self.learning_rate, self.l2, self.backprop,
+                                self.backprop_weight, self.reconstruction_weight, self.coder)
         self._coder = self.coder if self.coder is not None else SparseCoder()
-        if self.backprop and self._coder.prior == "l1" and not self._coder.signed:
-            pass  # the L1 implicit gradient is the active-set one: allowed
 
     @property
     def coder_(self):

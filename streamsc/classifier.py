@@ -3,7 +3,7 @@
 import numpy as np
 from river import base
 
-from ._supervised import SupervisedCoding, check_class_label, check_supervised_params
+from ._supervised import SupervisedCoding, check_class_label
 
 __all__ = ["SparseCodingClassifier"]
 
@@ -101,9 +101,7 @@ class SparseCodingClassifier(SupervisedCoding, base.Classifier):
         self.l2 = l2
         self.backprop_weight = backprop_weight
         self.reconstruction_weight = reconstruction_weight
-        check_supervised_params(learning_rate, l2, backprop, backprop_weight,
-                                reconstruction_weight, coder)
-        self._init_coder()
+        self._init_supervised()
         self.classes_ = []
         self._class_index = {}
         self._label_kind = None

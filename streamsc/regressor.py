@@ -3,7 +3,7 @@
 import numpy as np
 from river import base
 
-from ._supervised import SupervisedCoding, check_supervised_params, check_target
+from ._supervised import SupervisedCoding, check_target
 
 __all__ = ["SparseCodingRegressor"]
 
@@ -76,9 +76,7 @@ class SparseCodingRegressor(SupervisedCoding, base.Regressor):
         self.l2 = l2
         self.backprop_weight = backprop_weight
         self.reconstruction_weight = reconstruction_weight
-        check_supervised_params(learning_rate, l2, backprop, backprop_weight,
-                                reconstruction_weight, coder)
-        self._init_coder()
+        self._init_supervised()
         self._v = np.zeros(self._coder.n_components)
         self._b = 0.0
         self._n_labelled = 0
