@@ -9,9 +9,12 @@ importing streamsc.
   (numba compilation or cache load) is timed on its own and never mixed into a rate;
 * :func:`describe_machine` -- CPU, cores, load, library versions and BLAS as a dict;
 * :func:`format_table` -- a plain fixed-width text table;
-* :func:`parse_shapes`, :func:`parse_floats` -- command-line list parsing.
+* :func:`parse_shapes`, :func:`parse_floats` -- command-line list parsing;
+* :func:`benchmark_parser`, :func:`parse_benchmark_args` -- the options every script has;
+* :func:`planted_data` -- the planted-dictionary inputs every script times on.
 """
 
+import argparse
 import os
 import platform
 import sys
@@ -22,6 +25,9 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 __all__ = [
     "Timing",
+    "benchmark_parser",
+    "parse_benchmark_args",
+    "planted_data",
     "busy_warning",
     "describe_machine",
     "first_call",
@@ -296,3 +302,75 @@ def parse_floats(text, name):
     if not values or any(not (v > 0) for v in values):
         raise ValueError(f"{name}: expected positive numbers, got {text!r}")
     return values
+
+
+def benchmark_parser(description, *, lam="0.1", lam_help="comma-separated lam values",
+                     rows_help="examples generated per shape", budget_help="seconds spent "
+                     "timing each contender"):
+    """An argument parser with the options every benchmark script has: ``--quick``,
+    ``--shapes``, ``--lam``, ``--rows``, ``--budget``, ``--seed`` and ``--json``. Scripts add
+    their own options, then call :func:`parse_benchmark_args`."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--quick", action="store_true",
+                    help="few rows and a tiny time budget (a smoke test, not a measurement)")
+    ap.add_argument("--shapes", default="64x256,180x1024", help="comma-separated MxK basis shapes")
+    ap.add_argument("--lam", default=lam, help=lam_help)
+    ap.add_argument("--rows", type=int, default=None, help=rows_help)
+    ap.add_argument("--budget", type=float, default=None, help=budget_help)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", default=None, help="also write every number to this JSON file")
+    return ap
+
+
+def parse_benchmark_args(ap, argv, *, rows, budget):
+    """Parse, convert ``--shapes``/``--lam`` and fill ``--rows``/``--budget`` from their
+    ``(quick, full)`` defaults; a bad value exits through ``ap.error``."""
+    args = ap.parse_args(argv)
+    try:
+        args.shapes = parse_shapes(args.shapes)
+        args.lam = parse_floats(args.lam, "--lam")
+    except ValueError as exc:
+        ap.error(str(exc))
+    if args.rows is None:
+        args.rows = rows[0] if args.quick else rows[1]
+    if args.budget is None:
+        args.budget = budget[0] if args.quick else budget[1]
+    if not args.budget > 0:
+        ap.error("--budget must be > 0")
+    return args
+
+
+def planted_data(m, k, n, seed):
+    """A basis and two sets of unit-norm examples on it.
+
+    ``B`` has unit-norm Gaussian columns. Each example is ``x = B w* + e``, normalised, with
+    a planted sparse ``w*`` (``s = max(2, round(k/32))`` atoms, magnitudes uniform in
+    [0.5, 1.5]) and Gaussian noise ``e`` at 10% of ``||B w*||`` (SNR 20 dB). ``X_pos``
+    has ``w* >= 0`` (for non-negative codes), ``X_signed`` random signs (for signed codes).
+    Returns ``(B, X_pos, X_signed, s, rng)``; ``rng`` can draw anything else a script needs.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    B = rng.standard_normal((m, k))
+    B /= np.linalg.norm(B, axis=0)
+    B = np.ascontiguousarray(B)
+    s = max(2, round(k / 32))
+
+    def examples(signed):
+        W = np.zeros((n, k))
+        for i in range(n):
+            idx = rng.choice(k, size=min(s, k), replace=False)
+            W[i, idx] = rng.uniform(0.5, 1.5, size=idx.size)
+            if signed:
+                W[i, idx] *= rng.choice([-1.0, 1.0], size=idx.size)
+        X = W @ B.T
+        X += 0.1 * np.linalg.norm(X, axis=1, keepdims=True) / np.sqrt(m) * rng.standard_normal(
+            X.shape
+        )
+        X /= np.linalg.norm(X, axis=1, keepdims=True)
+        return np.ascontiguousarray(X)
+
+    X_pos = examples(False)
+    X_signed = examples(True)
+    return B, X_pos, X_signed, s, rng

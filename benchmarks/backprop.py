@@ -47,7 +47,6 @@ Untimed self-checks: ``direction`` and ``encode_vjp`` give the same gradient
 ``backprop=True`` really took supervised steps. The exit status is 1 if a check fails.
 """
 
-import argparse
 import json
 import math
 import sys
@@ -86,30 +85,12 @@ def _direction_name(method):
 
 
 def make_data(m, k, n, seed):
-    """The basis and two sets of unit-norm examples (as in benchmarks/encode.py)."""
-    rng = np.random.default_rng(seed)
-    B = rng.standard_normal((m, k))
-    B /= np.linalg.norm(B, axis=0)
-    B = np.ascontiguousarray(B)
-    s = max(2, round(k / 32))
-
-    def examples(signed):
-        W = np.zeros((n, k))
-        for i in range(n):
-            idx = rng.choice(k, size=min(s, k), replace=False)
-            W[i, idx] = rng.uniform(0.5, 1.5, size=idx.size)
-            if signed:
-                W[i, idx] *= rng.choice([-1.0, 1.0], size=idx.size)
-        X = W @ B.T
-        X += 0.1 * np.linalg.norm(X, axis=1, keepdims=True) / np.sqrt(m) * rng.standard_normal(
-            X.shape
-        )
-        X /= np.linalg.norm(X, axis=1, keepdims=True)
-        return np.ascontiguousarray(X)
-
+    """The basis and two sets of unit-norm examples (:func:`_common.planted_data`, as in
+    benchmarks/encode.py), labels and a random softmax head."""
+    B, X_pos, X_signed, s, rng = _common.planted_data(m, k, n, seed)
     labels = rng.integers(N_CLASSES, size=n)
     head = rng.standard_normal((N_CLASSES, k)) / math.sqrt(k)
-    return B, {False: examples(False), True: examples(True)}, labels, head, s
+    return B, {False: X_pos, True: X_signed}, labels, head, s
 
 
 def head_gradients(W, labels, V):
@@ -372,33 +353,14 @@ def print_first_calls(first, import_seconds):
 
 
 def parse_args(argv):
-    ap = argparse.ArgumentParser(
-        description="implicit backward / encode cost and labelled learn_one samples/s"
+    ap = _common.benchmark_parser(
+        "implicit backward / encode cost and labelled learn_one samples/s",
+        rows_help="examples generated per shape (default 600, --quick 24)",
+        budget_help="seconds spent timing each contender (default 1.5, --quick 0.02)",
     )
-    ap.add_argument("--quick", action="store_true",
-                    help="few rows and a tiny time budget (a smoke test, not a measurement)")
-    ap.add_argument("--shapes", default="64x256,180x1024", help="comma-separated MxK basis shapes")
-    ap.add_argument("--lam", default="0.1", help="comma-separated lam values")
-    ap.add_argument("--rows", type=int, default=None,
-                    help="examples generated per shape (default 600, --quick 24)")
-    ap.add_argument("--budget", type=float, default=None,
-                    help="seconds spent timing each contender (default 1.5, --quick 0.02)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--json", default=None, help="also write every number to this JSON file")
-    args = ap.parse_args(argv)
-    try:
-        args.shapes = _common.parse_shapes(args.shapes)
-        args.lam = _common.parse_floats(args.lam, "--lam")
-    except ValueError as exc:
-        ap.error(str(exc))
-    if args.rows is None:
-        args.rows = 24 if args.quick else 600
-    if args.budget is None:
-        args.budget = 0.02 if args.quick else 1.5
+    args = _common.parse_benchmark_args(ap, argv, rows=(24, 600), budget=(0.02, 1.5))
     if args.rows < WARMUP + 2:
         ap.error(f"--rows must be >= {WARMUP + 2}")
-    if not args.budget > 0:
-        ap.error("--budget must be > 0")
     args.min_rows = 4 if args.quick else 16
     args.rounds = 1 if args.quick else 3
     args.probe_rows = 2 if args.quick else 5

@@ -31,7 +31,6 @@ The exit status is 1 if streamsc's and scikit-learn's L1 codes differ by more th
 1e-4 (the two would then not be solving the same problem), else 0.
 """
 
-import argparse
 import json
 import os
 import shutil
@@ -78,34 +77,9 @@ DEFAULT = "default"
 
 
 def make_data(m, k, n, seed):
-    """The basis and two sets of unit-norm examples.
-
-    ``B`` has unit-norm Gaussian columns. Each example is ``x = B w* + e``, normalised, with
-    a planted sparse ``w*`` (``s = max(2, round(k/32))`` atoms, magnitudes uniform in
-    [0.5, 1.5]) and Gaussian noise ``e`` at 10% of ``||B w*||`` (SNR 20 dB). ``X_pos``
-    has ``w* >= 0`` (for non-negative codes), ``X_signed`` random signs (for signed codes).
-    """
-    rng = np.random.default_rng(seed)
-    B = rng.standard_normal((m, k))
-    B /= np.linalg.norm(B, axis=0)
-    B = np.ascontiguousarray(B)
-    s = max(2, round(k / 32))
-
-    def examples(signed):
-        W = np.zeros((n, k))
-        for i in range(n):
-            idx = rng.choice(k, size=min(s, k), replace=False)
-            W[i, idx] = rng.uniform(0.5, 1.5, size=idx.size)
-            if signed:
-                W[i, idx] *= rng.choice([-1.0, 1.0], size=idx.size)
-        X = W @ B.T
-        X += 0.1 * np.linalg.norm(X, axis=1, keepdims=True) / np.sqrt(m) * rng.standard_normal(
-            X.shape
-        )
-        X /= np.linalg.norm(X, axis=1, keepdims=True)
-        return np.ascontiguousarray(X)
-
-    return B, examples(False), examples(True), s
+    """The basis and two sets of unit-norm examples (:func:`_common.planted_data`)."""
+    B, X_pos, X_signed, s, _ = _common.planted_data(m, k, n, seed)
+    return B, X_pos, X_signed, s
 
 
 # ---------------------------------------------------------------------------------------
@@ -476,38 +450,18 @@ def print_first_calls(first, import_seconds, cold):
 
 
 def parse_args(argv):
-    ap = argparse.ArgumentParser(
-        description="codes/s of streamsc.encode vs scikit-learn SparseCoder(lasso_cd)"
+    ap = _common.benchmark_parser(
+        "codes/s of streamsc.encode vs scikit-learn SparseCoder(lasso_cd)",
+        lam="0.1,0.03", lam_help="comma-separated lam values (KL and L1 use the same lam)",
+        rows_help="examples generated per shape (default 2000, --quick 24)",
+        budget_help="seconds spent timing each contender and call mode (default 2, --quick 0.02)",
     )
-    ap.add_argument("--quick", action="store_true",
-                    help="few rows and a tiny time budget (a smoke test, not a measurement)")
-    ap.add_argument("--shapes", default="64x256,180x1024", help="comma-separated MxK basis shapes")
-    ap.add_argument("--lam", default="0.1,0.03",
-                    help="comma-separated lam values (KL and L1 use the same lam)")
-    ap.add_argument("--rows", type=int, default=None,
-                    help="examples generated per shape (default 2000, --quick 24)")
-    ap.add_argument("--budget", type=float, default=None,
-                    help="seconds spent timing each contender and call mode "
-                         "(default 2, --quick 0.02)")
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cold", action="store_true",
                     help="compile into a fresh temporary numba cache so first calls show real "
                          "compilation time")
-    ap.add_argument("--json", default=None, help="also write every number to this JSON file")
-    args = ap.parse_args(argv)
-    try:
-        args.shapes = _common.parse_shapes(args.shapes)
-        args.lam = _common.parse_floats(args.lam, "--lam")
-    except ValueError as exc:
-        ap.error(str(exc))
-    if args.rows is None:
-        args.rows = 24 if args.quick else 2000
-    if args.budget is None:
-        args.budget = 0.02 if args.quick else 2.0
+    args = _common.parse_benchmark_args(ap, argv, rows=(24, 2000), budget=(0.02, 2.0))
     if args.rows < 2:
         ap.error("--rows must be >= 2")
-    if not args.budget > 0:
-        ap.error("--budget must be > 0")
     args.min_rows = 8 if args.quick else 16
     args.rounds = 1 if args.quick else 3
     args.probe_rows = 4 if args.quick else 9

@@ -39,8 +39,8 @@ projecting atoms to norm <= 1.
 
 **Data.** A planted dictionary: ``B*`` Gaussian with unit-norm columns; each sample is
 ``x = B* w* + e``, rescaled to unit norm, with ``max(2, round(k/32))`` planted atoms of random
-sign and magnitude uniform in [0.5, 1.5] and 10% Gaussian noise (``benchmarks/encode.py``'s
-``make_data``). Every learner starts from the same random unit-norm basis (the one
+sign and magnitude uniform in [0.5, 1.5] and 10% Gaussian noise (``_common.planted_data``,
+shared with the other scripts). Every learner starts from the same random unit-norm basis (the one
 ``SparseCodingTransformer(random_state=seed)`` starts from; scikit-learn gets it as
 ``dict_init``) and streams the same samples in the same order, each from its own position in
 the stream (wrapping around after ``--rows`` samples).
@@ -78,7 +78,6 @@ Self-checks (exit status 1 if one fails): the L1 problems agree with scikit-lear
 (one row per call and batched) learn the same basis from the same samples (to 1e-8).
 """
 
-import argparse
 import json
 import math
 import sys
@@ -91,7 +90,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402  (a sibling module, not a package)
-from encode import make_data  # noqa: E402  (the planted-dictionary data of encode.py)
 
 ONE = "1 row/call"
 
@@ -133,7 +131,7 @@ def start_basis(m, k, seed):
 
 def planted(m, k, n, n_test, seed):
     """(B*, stream X (n, m), held-out X (n_test, m), s): signed planted codes, unit-norm rows."""
-    B_star, _, X_all, s = make_data(m, k, n + n_test, seed)
+    B_star, _, X_all, s, _ = _common.planted_data(m, k, n + n_test, seed)
     return B_star, np.ascontiguousarray(X_all[:n]), np.ascontiguousarray(X_all[n:]), s
 
 
@@ -609,46 +607,26 @@ def print_overheads(rows):
 
 
 def parse_args(argv):
-    ap = argparse.ArgumentParser(
-        description="samples/s of SparseCoder.learn_one vs scikit-learn "
-                    "MiniBatchDictionaryLearning.partial_fit"
+    ap = _common.benchmark_parser(
+        "samples/s of SparseCoder.learn_one vs scikit-learn MiniBatchDictionaryLearning.partial_fit",
+        lam_help="comma-separated lam values (streamsc lam = scikit-learn alpha)",
+        rows_help="samples in the stream per shape (default 4096, --quick 64); every learner "
+                  "wraps around after them",
+        budget_help="seconds spent timing each contender (default 2, --quick 0.02)",
     )
-    ap.add_argument("--quick", action="store_true",
-                    help="few samples and a tiny time budget (a smoke test, not a measurement)")
-    ap.add_argument("--shapes", default="64x256,180x1024", help="comma-separated MxK basis shapes")
-    ap.add_argument("--lam", default="0.1",
-                    help="comma-separated lam values (streamsc lam = scikit-learn alpha)")
     ap.add_argument("--learning-rate", type=float, default=10.0,
                     help="streamsc's first SGD step size (step t: learning_rate / sqrt(t))")
     ap.add_argument("--kl-solver", choices=["newton", "egd"], default=None,
                     help="solver of the KL rows (default: SparseCoder's default)")
     ap.add_argument("--batch-size", type=int, default=None,
                     help="rows per partial_fit call in the batched mode (default 256, --quick 16)")
-    ap.add_argument("--rows", type=int, default=None,
-                    help="samples in the stream per shape (default 4096, --quick 64); every "
-                         "learner wraps around after them")
-    ap.add_argument("--budget", type=float, default=None,
-                    help="seconds spent timing each contender (default 2, --quick 0.02)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--json", default=None, help="also write every number to this JSON file")
-    args = ap.parse_args(argv)
-    try:
-        args.shapes = _common.parse_shapes(args.shapes)
-        args.lam = _common.parse_floats(args.lam, "--lam")
-    except ValueError as exc:
-        ap.error(str(exc))
+    args = _common.parse_benchmark_args(ap, argv, rows=(64, 4096), budget=(0.02, 2.0))
     if args.batch_size is None:
         args.batch_size = 16 if args.quick else 256
-    if args.rows is None:
-        args.rows = 64 if args.quick else 4096
-    if args.budget is None:
-        args.budget = 0.02 if args.quick else 2.0
     if args.batch_size < 1:
         ap.error("--batch-size must be >= 1")
     if args.rows < args.batch_size:
         ap.error("--rows must be >= --batch-size")
-    if not args.budget > 0:
-        ap.error("--budget must be > 0")
     if not args.learning_rate > 0:
         ap.error("--learning-rate must be > 0")
     args.min_rows = 4 if args.quick else 16

@@ -36,7 +36,7 @@ def demo(out, n_components, epochs, seed, quick, no_progress):
 
 
 @main.command()
-@click.argument("table", type=click.Choice(["table1", "table2", "table5"]))
+@click.argument("table", type=click.Choice(["table1", "table2", "table5", "table6"]))
 @click.option("--quick", is_flag=True, help="Tiny subsets (a smoke test, same code path).")
 @click.option("--data-dir", default=None, type=click.Path(file_okay=False),
               help="Data directory (default: $STREAMSC_DATA).")

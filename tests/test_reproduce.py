@@ -89,3 +89,17 @@ def test_table5_quick(tmp_path):
         assert all(0.0 <= v <= 1.0 for v in values)
     # 26 classes: chance is 3.8%
     assert min(acc["KL"]) > 0.1
+
+
+@pytest.mark.skipif(not (DATA / "movie_scale").is_dir(),
+                    reason=f"the movie scale data are not at {DATA}")
+def test_table6_quick(tmp_path):
+    report = _run("table6", tmp_path)
+    for name in ("table6_r2.png", "table6_scatter.png", "table6_figure1.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    scores = report["r2"]
+    assert set(scores) == {"16D KL", "32D KL", "32D KL + backprop", "L2 regression",
+                           "KL + backprop (streamed head)"}
+    assert _finite(list(scores.values())) and all(v <= 1.0 for v in scores.values())
+    for values in report["r2_per_fold"].values():
+        assert len(values) == 2 and _finite(values)
