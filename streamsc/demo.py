@@ -148,6 +148,7 @@ def table(report):
 
 
 def _plot_atoms(B, path, side=8, cols=16):
+    """All atoms as one mosaic image (each scaled to its own largest magnitude)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -155,14 +156,20 @@ def _plot_atoms(B, path, side=8, cols=16):
 
     k = B.shape[1]
     rows = int(np.ceil(k / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.6, rows * 0.6))
-    for j, ax in enumerate(np.ravel(axes)):
-        ax.axis("off")
-        if j < k:
-            atom = B[:, j].reshape(side, side)
-            lim = np.abs(atom).max()
-            ax.imshow(atom, cmap="RdBu_r", vmin=-lim, vmax=lim)
-    fig.suptitle("atoms learned without labels (L1 sparse coding), 8x8 digits")
+    pad = 1
+    mosaic = np.full((rows * (side + pad) + pad, cols * (side + pad) + pad), np.nan)
+    for j in range(k):
+        atom = B[:, j].reshape(side, side)
+        atom = atom / max(np.abs(atom).max(), 1e-12)
+        r, c = divmod(j, cols)
+        top, left = pad + r * (side + pad), pad + c * (side + pad)
+        mosaic[top:top + side, left:left + side] = atom
+    fig, ax = plt.subplots(figsize=(cols * 0.6, rows * 0.6))
+    cmap = matplotlib.colormaps["RdBu_r"].copy()
+    cmap.set_bad("white")
+    ax.imshow(mosaic, cmap=cmap, vmin=-1, vmax=1, interpolation="nearest")
+    ax.axis("off")
+    ax.set_title("atoms learned without labels (L1 sparse coding), 8x8 digits")
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
 
