@@ -10,6 +10,7 @@ from .differentiation import encode_vjp
 from .sparse_coder import SparseCoder
 from .classifier import SparseCodingClassifier
 from .regressor import SparseCodingRegressor
+from .persistence import load
 
 __version__ = "0.1.0"
 
@@ -22,4 +23,5 @@ __all__ = [
     "default_tol",
     "encode",
     "encode_vjp",
+    "load",
 ]

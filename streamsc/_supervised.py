@@ -52,6 +52,13 @@ class SupervisedCoding:
         """The coder this model owns and trains (the one given as ``coder``, or its own)."""
         return self._coder
 
+    def save(self, path):
+        """Save the model to ``path``; :func:`streamsc.load` reads it back
+        (:func:`streamsc.persistence.save`)."""
+        from .persistence import save
+
+        save(self, path)
+
     def learn_unlabelled_one(self, x):
         """Learn from an unlabelled example: the reconstruction step of the owned coder alone
         (exactly ``coder_.learn_one(x)``), on the same basis and step schedule as the

@@ -165,8 +165,7 @@ def _plot_atoms(B, path, side=8, cols=16):
         top, left = pad + r * (side + pad), pad + c * (side + pad)
         mosaic[top:top + side, left:left + side] = atom
     fig, ax = plt.subplots(figsize=(cols * 0.6, rows * 0.6))
-    cmap = matplotlib.colormaps["RdBu_r"].copy()
-    cmap.set_bad("white")
+    cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="white")
     ax.imshow(mosaic, cmap=cmap, vmin=-1, vmax=1, interpolation="nearest")
     ax.axis("off")
     ax.set_title("atoms learned without labels (L1 sparse coding), 8x8 digits")

@@ -328,6 +328,13 @@ class SparseCoder(base.MiniBatchTransformer):
     # ----------------------------------------------------------------------------------
     # river API
 
+    def save(self, path):
+        """Save the model to ``path``; :func:`streamsc.load` reads it back
+        (:func:`streamsc.persistence.save`)."""
+        from .persistence import save
+
+        save(self, path)
+
     def learn_one(self, x):
         """Code ``x`` and take one SGD step on the basis (new feature names grow it).
 
