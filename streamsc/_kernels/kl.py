@@ -4,27 +4,31 @@ Objective, for one example x (m,) and basis B (m, k)::
 
     L(w) = D(x || f(B c(w))) + lam * sum_j [w_j log(w_j / p_j) - w_j + p_j],   w > 0
 
-with squared loss and linear transfer, D = 1/2 ||x - B c||^2 (both solvers), or KL loss and
-softmax transfer, D = KL(x || softmax(B c)) for a distribution x (EGD only; see
-``loss_residual``). c(w) = w for unsigned codes; for signed codes w = (w+, w-) has length 2k
-on the expanded basis [B, -B] and c(w) = w+ - w- (the paper's Appendix B).
+with squared loss and linear transfer, D = 1/2 ||x - B c||^2, or KL loss and softmax
+transfer, D = KL(x || softmax(B c)) for a distribution x (``loss_residual``). c(w) = w for
+unsigned codes; for signed codes w = (w+, w-) has length 2k on the expanded basis [B, -B] and
+c(w) = w+ - w- (the paper's Appendix B).
 
-Two solvers stop on the same criterion, ``max_j |dL/dw_j| <= tol``:
+Every solver stops on the same criterion, ``max_j |dL/dw_j| <= tol``:
 
-* ``egd``: the paper's exponentiated gradient descent (section 4), run in log-space
-  (u = log w, so the multiplicative update is u <- u - alpha * grad), with backtracking and
-  the step size adapted by +-10% from the fraction of backtracked trials (footnote 4).
-* ``newton``: damped Newton on the m-dimensional Fenchel dual
+* ``egd`` (either loss): the paper's exponentiated gradient descent (section 4), run in
+  log-space (u = log w, so the multiplicative update is u <- u - alpha * grad), with
+  backtracking and the step size adapted by +-10% from the fraction of backtracked trials
+  (footnote 4); with ``diag=True`` the step is scaled per coordinate by a diagonal Newton
+  metric (``_egd_metric``).
+* ``kl_newton`` (squared loss): damped Newton on the m-dimensional Fenchel dual
 
       max_nu  nu.x - 1/2 ||nu||^2 - lam * sum_j p_j exp(b_j.nu / lam)   (+ exp(-b_j.nu/lam) signed)
 
   whose maximiser gives w = p exp(B^T nu / lam) and nu = x - B c (the residual). The primal
   gradient at w(nu) is exactly -B^T (x - nu - B c), so the stopping test is the primal one.
-  The Hessian I + B diag(d / lam) B^T keeps exactly only the (at most ``max_kept``) atoms
-  whose weight d_j/lam * ||b_j||^2 exceeds ``hess_drop``; the rest is replaced by the
-  isotropic matrix of the same trace, and the system is solved by Woodbury in s x s for the
-  s kept atoms. Exactness stays in the gradient; the approximation only slows convergence
-  from quadratic to fast-linear.
+  The Hessian I + B diag(d / lam) B^T keeps exactly only the (at most ``max_kept``, more if
+  Newton stalls) atoms whose weight d_j/lam * ||b_j||^2 exceeds ``hess_drop``; the rest is
+  replaced by the isotropic matrix of the same trace, and the system is solved by Woodbury in
+  s x s for the s kept atoms (m x m once s >= m). Exactness stays in the gradient; the
+  approximation only slows convergence from quadratic to fast-linear.
+* ``newton_primal`` (either loss; the KL loss's default): damped Newton in code space, with
+  the arcsinh form of the signed prior.
 """
 
 import numpy as np
