@@ -49,19 +49,46 @@ def col_sq_norms(B, out):
 
 
 @njit(**NJIT)
-def solve_spd(A, b):
-    """Solve A y = b for a symmetric positive definite A (Cholesky, LAPACK)."""
-    L = np.linalg.cholesky(A)
-    n = b.shape[0]
-    y = np.empty(n)
+def cholesky_inplace(A):
+    """In-place Cholesky factor of a symmetric positive definite A: on return the lower
+    triangle holds L with A = L L^T (the strict upper triangle is left as it was). Returns
+    False, leaving A partly overwritten, if a pivot is not positive."""
+    n = A.shape[0]
     for i in range(n):
-        s = b[i]
-        for j in range(i):
-            s -= L[i, j] * y[j]
-        y[i] = s / L[i, i]
+        for j in range(i + 1):
+            s = A[i, j] - dot(A[i, :j], A[j, :j])
+            if i == j:
+                if not s > 0.0:
+                    return False
+                A[i, i] = np.sqrt(s)
+            else:
+                A[i, j] = s / A[j, j]
+    return True
+
+
+@njit(**NJIT)
+def chol_solve(L, b, y):
+    """y = (L L^T)^{-1} b for a lower-triangular Cholesky factor L."""
+    n = b.shape[0]
+    for i in range(n):
+        y[i] = (b[i] - dot(L[i, :i], y[:i])) / L[i, i]
     for i in range(n - 1, -1, -1):
         s = y[i]
         for j in range(i + 1, n):
             s -= L[j, i] * y[j]
         y[i] = s / L[i, i]
+
+
+@njit(**NJIT)
+def solve_spd(A, b):
+    """Solve A y = b for a symmetric positive definite A (Cholesky). If A is not positive
+    definite (to rounding) y is all NaN: kernels never raise, since an exception inside
+    compiled code leaks memory; callers treat NaN as a failed step."""
+    n = b.shape[0]
+    L = A.copy()
+    y = np.empty(n)
+    if not cholesky_inplace(L):
+        y[:] = np.nan
+        return y
+    chol_solve(L, b, y)
     return y

@@ -48,7 +48,7 @@ import numpy as np
 from numba import njit, prange
 
 from .._config import NJIT, NJIT_PARALLEL, NJIT_REDUCE
-from .linalg import dot, matvec, rmatvec
+from .linalg import chol_solve, cholesky_inplace, dot, matvec, rmatvec
 
 #: prior ids
 KL = 0
@@ -99,37 +99,6 @@ def _gram(C, shift, K):
         K[t, t] += shift
 
 
-@njit(**NJIT)
-def _cholesky(A):
-    """In-place Cholesky factor of a symmetric positive definite A: on return the lower
-    triangle holds L with A = L L^T (the strict upper triangle is left as it was). Returns
-    False, leaving A partly overwritten, if a pivot is not positive."""
-    n = A.shape[0]
-    for i in range(n):
-        for j in range(i + 1):
-            s = A[i, j] - dot(A[i, :j], A[j, :j])
-            if i == j:
-                if not s > 0.0:
-                    return False
-                A[i, i] = np.sqrt(s)
-            else:
-                A[i, j] = s / A[j, j]
-    return True
-
-
-@njit(**NJIT)
-def _chol_solve(L, b, y):
-    """y = (L L^T)^{-1} b for a lower-triangular Cholesky factor L."""
-    n = b.shape[0]
-    for i in range(n):
-        y[i] = (b[i] - dot(L[i, :i], y[:i])) / L[i, i]
-    for i in range(n - 1, -1, -1):
-        s = y[i]
-        for j in range(i + 1, n):
-            s -= L[j, i] * y[j]
-        y[i] = s / L[i, i]
-
-
 @njit(**NJIT_REDUCE)
 def _matvec_col_norms(B, u, out, cn2):
     """out = B @ u and cn2[j] = ||b_j||^2 in one pass over B."""
@@ -177,12 +146,12 @@ def _solve_active(B, idx, s, d, unregularised, g, v, Bv):
             C[t, i] = f[t] * B[i, j]
     L = np.empty((s, s))
     _gram(C, 0.0 if unregularised else 1.0, L)
-    if not _cholesky(L):
+    if not cholesky_inplace(L):
         v[:] = np.nan
         Bv[:] = np.nan
         return False
     y = np.empty(s)
-    _chol_solve(L, rhs, y)
+    chol_solve(L, rhs, y)
     for t in range(s):
         v[idx[t]] = f[t] * y[t]
         for i in range(m):  # b_j v_j = (f_t b_j) y_t
@@ -203,7 +172,7 @@ def _solve_m_direct(B, d, g, v, Bv):
             S[i, j] = B[i, j] * sq[j]
     L = np.empty((m, m))
     _gram(S, 1.0, L)
-    if not _cholesky(L):
+    if not cholesky_inplace(L):
         v[:] = np.nan
         Bv[:] = np.nan
         return False
@@ -212,7 +181,7 @@ def _solve_m_direct(B, d, g, v, Bv):
         dg[j] = d[j] * g[j]
     b = np.empty(m)
     matvec(B, dg, b)
-    _chol_solve(L, b, Bv)
+    chol_solve(L, b, Bv)
     t = np.empty(k)
     rmatvec(B, Bv, t)
     for j in range(k):
@@ -230,7 +199,7 @@ def _apply_precond(C, L, gam, r, h, hy, z):
         z[i] = r[i]
     if s > 0:
         matvec(C, r, h)
-        _chol_solve(L, h, hy)
+        chol_solve(L, h, hy)
         for t in range(s):
             yt = hy[t]
             for i in range(m):
@@ -291,7 +260,7 @@ def _solve_m_cg(B, d, g, rtol, max_iter, hess_drop, max_kept, v, Bv):
     gam = 1.0 + max(dropped, 0.0) / m
     L = np.empty((s, s))
     _gram(C, gam, L)
-    _cholesky(L)  # gam I + C C^T: positive definite
+    cholesky_inplace(L)  # gam I + C C^T: positive definite
     h = np.empty(s)
     hy = np.empty(s)
     # --- CG on M y = b, from y = 0; ty = B^T y
@@ -544,7 +513,7 @@ def kl_loss_direction(B, signed, lam, p, w, wm, g, q, v, Bv, SBv):
         for b in range(a):
             K[b, a] = K[a, b]
         K[a, a] += 1.0
-    if not _cholesky(K):
+    if not cholesky_inplace(K):
         v[:] = np.nan
         Bv[:] = np.nan
         SBv[:] = np.nan
@@ -553,7 +522,7 @@ def kl_loss_direction(B, signed, lam, p, w, wm, g, q, v, Bv, SBv):
     for j in range(k):
         rhs[j] = f[j] * g[j]
     y = np.empty(k)
-    _chol_solve(K, rhs, y)
+    chol_solve(K, rhs, y)
     grad_lam = 0.0
     for j in range(k):
         v[j] = f[j] * y[j]
