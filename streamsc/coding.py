@@ -377,7 +377,8 @@ def calibrate_tol(
     kw = dict(loss=loss, prior=prior, lam=lam, p=p, signed=signed, solver=solver)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        exact = encode(S, B, tol=1e-14 * lam, max_iter=10 * MAX_ITER[_solver_key(prior, signed, solver)], **kw)
+        cap = 10 * MAX_ITER[solver if prior == "kl" else "cd"]
+        exact = encode(S, B, tol=1e-14 * lam, max_iter=cap, **kw)
         scale = np.maximum(np.abs(exact).max(axis=1), np.finfo(float).tiny)
         for e in range(1, 13):
             tol = lam * 10.0 ** (-e)
@@ -386,8 +387,3 @@ def calibrate_tol(
                 return tol
     return 1e-12 * lam
 
-
-def _solver_key(prior, signed, solver):
-    if prior == "kl":
-        return solver
-    return "cd"
