@@ -7,6 +7,7 @@ gradients of the codes, numba kernels and river's estimator interface.
 
 from .coding import ConvergenceWarning, calibrate_tol, default_tol, encode
 from .differentiation import encode_vjp
+from .unrolled import unrolled_vjp
 from .sparse_coder import SparseCoder
 from .classifier import SparseCodingClassifier
 from .regressor import SparseCodingRegressor
@@ -24,4 +25,5 @@ __all__ = [
     "encode",
     "encode_vjp",
     "load",
+    "unrolled_vjp",
 ]

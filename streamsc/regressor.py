@@ -1,5 +1,7 @@
 """SparseCodingRegressor: a linear head on sparse codes, back-propagated into the basis."""
 
+import math
+
 import numpy as np
 from river import base
 
@@ -104,15 +106,23 @@ class SparseCodingRegressor(SupervisedCoding, base.Regressor):
         z = (y - mean) / self._scale()
         err = float(self._v @ w + self._b - z)
         g_w = err * self._v
+        n = self._n_labelled + 1
+        with np.errstate(over="ignore", invalid="ignore"):
+            delta = y - self._y_mean
+            y_mean = self._y_mean + delta / n
+            y_m2 = self._y_m2 + delta * (y - y_mean)
+        if not (math.isfinite(y_mean) and math.isfinite(y_m2) and math.isfinite(err)):
+            raise ValueError(
+                f"y = {y!r} is too large for the running scale of the target (its variance "
+                "would overflow): scale the target. The model is unchanged"
+            )
 
         def apply():
             eta = self._head_eta() / (1.0 + float(w @ w))
             self._v = self._v - eta * (err * w + self.l2 * self._v)
             self._b = self._b - eta * err
-            n = self._n_labelled + 1
-            delta = y - self._y_mean
-            self._y_mean += delta / n
-            self._y_m2 += delta * (y - self._y_mean)
+            self._y_mean = y_mean
+            self._y_m2 = y_m2
             self._n_labelled = n
 
         return g_w, apply
