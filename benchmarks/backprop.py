@@ -24,8 +24,8 @@ in one process with every BLAS pool pinned to one thread (threadpoolctl):
   and the ratio of each backward to ``encode`` (the issue's target: <= 1x);
 * per labelled example, on a live stream of dicts (``f0``, ..., one label of 10):
   ``SparseCoder.learn_one(x)`` (the unsupervised step), and
-  ``SparseCodingClassifier.learn_one(x, y)`` with ``backprop=False`` (code, head step and
-  reconstruction step) and ``backprop=True`` (plus the implicit backward and the supervised
+  ``SparseCodingClassifier.learn_one(x, y)`` with ``gradient="alternating"`` (code, head step and
+  reconstruction step) and ``gradient="implicit"`` (plus the implicit backward and the supervised
   basis step), both ``reconstruction_weight=1``.
 
 Inputs are those of ``benchmarks/encode.py``: a Gaussian basis with unit-norm columns and
@@ -44,7 +44,7 @@ single-threaded).
 
 Untimed self-checks: ``direction`` and ``encode_vjp`` give the same gradient
 (``(x - B w) v^T - (B v) w^T``), the direct and CG solves agree, and the classifier with
-``backprop=True`` really took supervised steps. The exit status is 1 if a check fails.
+``gradient="implicit"`` really took supervised steps. The exit status is 1 if a check fails.
 """
 
 import json
@@ -71,8 +71,8 @@ WARMUP = 20
 ENCODE = "encode"
 VJP = "encode_vjp"
 CODER = "SparseCoder.learn_one"
-CLF_OFF = "Classifier.learn_one backprop=False"
-CLF_ON = "Classifier.learn_one backprop=True"
+CLF_OFF = "Classifier.learn_one gradient="alternating""
+CLF_ON = "Classifier.learn_one gradient="implicit""
 
 
 def _direction_name(method):
@@ -149,8 +149,8 @@ def run_config(m, k, lam, signed, B, X, labels, V, args):
 
     models = {
         CODER: new_coder(),
-        CLF_OFF: SparseCodingClassifier(coder=new_coder(), backprop=False, learning_rate=0.1),
-        CLF_ON: SparseCodingClassifier(coder=new_coder(), backprop=True, learning_rate=0.1),
+        CLF_OFF: SparseCodingClassifier(coder=new_coder(), gradient="alternating", learning_rate=0.1),
+        CLF_ON: SparseCodingClassifier(coder=new_coder(), gradient="implicit", learning_rate=0.1),
     }
 
     def learn(name, i):
@@ -236,7 +236,7 @@ def run_config(m, k, lam, signed, B, X, labels, V, args):
     clf = models[CLF_ON]
     took = clf.coder_._learner.t - t_before
     steps = len(timings[CLF_ON].seconds) * n_rows
-    checks.append(dict(check="backprop=True took a basis step on every labelled example",
+    checks.append(dict(check="gradient="implicit" took a basis step on every labelled example",
                        err=float(steps - took), ok=took == steps and len(clf.classes_) > 1))
 
     enc = timings[ENCODE]

@@ -1,4 +1,4 @@
-"""Soak test: a long adversarial stream through ``SparseCodingClassifier(backprop=True)``.
+"""Soak test: a long adversarial stream through ``SparseCodingClassifier(gradient="implicit")``.
 
     python benchmarks/soak.py [--n 1000000] [--report-every N] [--seed 0] [--no-tracemalloc]
 
@@ -151,7 +151,7 @@ def main(argv=None):
     model = SparseCodingClassifier(
         coder=SparseCoder(n_components=K, signed=True, lam=0.05, learning_rate=0.1,
                           solver="newton", seed=args.seed),
-        backprop=True,
+        gradient="implicit",
         learning_rate=0.5,
     )
     learner = model.coder_._learner  # internals read directly: cheap checks at every step
@@ -165,7 +165,7 @@ def main(argv=None):
     warnings.simplefilter("always")
     warnings.showwarning = count_warning
 
-    print(f"soak: n={n}, SparseCodingClassifier(backprop=True), m={M} features, k={K} atoms "
+    print(f"soak: n={n}, SparseCodingClassifier(gradient="implicit"), m={M} features, k={K} atoms "
           f"(signed KL, dual Newton), {N_CLASSES} classes, seed={args.seed}; "
           f"shift at example {n // 2}")
     print("examples refused by design ('x is too large to learn from', or a code that would "

@@ -139,7 +139,7 @@ for name, kw in codes.items():
 # For every number of labelled letters `n`, a maxent head (`common.fit_maxent`:
 # scikit-learn's `LogisticRegression` on standardised features) is fitted on the first `n`
 # letters' L1 codes and KL codes. For **KL + backprop**, the letters stream
-# through `streamsc.SparseCodingClassifier(backprop=True)` whose KL coder starts from the
+# through `streamsc.SparseCodingClassifier(gradient="implicit")` whose KL coder starts from the
 # digit basis (`common.stream_backprop`: one pass that trains the streamed head alone, then
 # one pass in which every labelled letter also moves the basis); the adapted basis recodes
 # the letters and the same maxent head is refitted, so all coded rows share one head.

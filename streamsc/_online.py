@@ -87,6 +87,9 @@ PARAMETER_CONSTRAINTS = {
     "solver": lambda value: None if value is None else v.check_choice("solver", value, v.SOLVERS),
     "max_iter": lambda value: v.check_int("max_iter", value, low=1, allow_none=True),
     "seed": _check_seed,
+    "gradient": lambda value: v.check_choice("gradient", value, v.GRADIENTS),
+    "encoder": lambda value: v.check_choice("encoder", value, v.ENCODERS),
+    "unrolled_steps": lambda value: v.check_int("unrolled_steps", value, low=1),
 }
 
 
@@ -106,6 +109,9 @@ class Config:
     max_iter: int | None
     seed: int
     loss: str = "squared"
+    gradient: str = "alternating"
+    unrolled_steps: int = 10
+    encoder: str = "exact"
 
 
 def check_params(params):
@@ -135,6 +141,18 @@ def check_params(params):
     lam = checked["lam"]
     loss = checked.get("loss", "squared")
     v.resolve_solver(None, loss, checked["prior"])  # loss="kl" needs prior="kl"
+    gradient = checked.get("gradient", "alternating")
+    if gradient == "unrolled" and loss == "kl":
+        raise ValueError(
+            "gradient='unrolled' needs loss='squared' (the unrolled solvers are ISTA/FISTA "
+            "and EGD on the squared loss); use gradient='implicit' or 'alternating'"
+        )
+    encoder = checked.get("encoder", "exact")
+    if encoder != "exact" and gradient == "unrolled":
+        raise ValueError(
+            f"encoder={encoder!r} learns from the exact codes, which gradient='unrolled' "
+            "does not compute; use encoder='exact' or another gradient"
+        )
     seed = checked["seed"]
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1, np.uint64)[0])
@@ -150,6 +168,9 @@ def check_params(params):
         max_iter=checked["max_iter"],
         seed=seed,
         loss=loss,
+        gradient=gradient,
+        unrolled_steps=checked.get("unrolled_steps", 10),
+        encoder=encoder,
     )
 
 
@@ -417,6 +438,13 @@ class Learner:
         self.t = 0
         self.version = 0
         self.cache = None  # (rows, x, code, version)
+        self.power_vector = None  # gradient="unrolled", L1/L2: warm start of ||B||_2
+        self.encoder = None
+        if config.encoder != "exact":
+            from .amortized import AmortizedEncoder
+
+            self.encoder = AmortizedEncoder(config.n_components, prior=config.prior,
+                                            signed=config.signed, lam=config.lam, p=config.p)
 
     @property
     def m(self):
@@ -430,6 +458,8 @@ class Learner:
         self.B = B
         self.version += 1
         self.cache = None
+        if self.encoder is not None:
+            self.encoder.init_from_basis(B)
 
     def grow(self, old_pos, new_pos, names):
         """Insert rows for new features: existing row i moves to ``old_pos[i]``, the rows of
@@ -445,6 +475,8 @@ class Learner:
         self.B = B
         self.version += 1
         self.cache = None
+        if self.encoder is not None:
+            self.encoder.grow(old_pos, new_pos, new_rows=B[new_pos])
 
     def _lookup(self, rows, x):
         c = self.cache
@@ -500,7 +532,12 @@ class Learner:
         hit = self._lookup(rows, x)
         if hit is not None and hit[1] == self.version:
             return hit[0], False
-        init = None if hit is None else hit[0][None, :]
+        if hit is not None:
+            init = hit[0][None, :]
+        elif self.encoder is not None:  # the amortised code as the warm start
+            init = self.encoder.predict(x, rows)[None, :]
+        else:
+            init = None
         with np.errstate(over="ignore"):  # an overflowing norm (inf) just means tol
             norm = math.sqrt(float(np.dot(x, x)))
         tol = self.config.tol * 2.0 ** max(math.frexp(norm)[1] - 1, 0)  # tol_for, one row
@@ -523,6 +560,8 @@ class Learner:
             x = self._distribution(x)
             if x is None:
                 return np.zeros(k)
+        if self.config.encoder == "amortized":
+            return self.encoder.predict(x, rows)
         code, fresh = self._code_one(rows, x)
         if fresh:
             self.cache = (rows, x.copy(), code, self.version)
@@ -545,21 +584,39 @@ class Learner:
                     W[full] = self.code_batch(rows, X[full])
                 return W
             X = X / totals[:, None]
+        init = None
+        if self.encoder is not None:
+            init = self.encoder.predict_batch(X, rows)
+            if self.config.encoder == "amortized":
+                return init
         tols = self.tol_for(_row_norms(X))
         groups = np.unique(tols)
         if groups.size == 1:
-            return self._solve(rows, X, groups[0])
+            return self._solve(rows, X, groups[0], init)
         W = np.empty((n, k))
         for tol in groups:
             sel = np.flatnonzero(tols == tol)
-            W[sel] = self._solve(rows, np.ascontiguousarray(X[sel]), tol)
+            W[sel] = self._solve(rows, np.ascontiguousarray(X[sel]), tol,
+                                 None if init is None else init[sel])
         return W
 
     def learn(self, rows, x):
-        """Code one example, then one SGD step on B. Returns the code (under the basis before
-        the step) and the example's loss under that basis (squared loss, or KL divergence of
-        the document's distribution from its reconstruction). An empty document (KL) raises
-        ``ValueError`` before anything changes."""
+        """Code one example, then one SGD step on B along the gradient chosen by
+        ``config.gradient`` (below). Returns the code the step used (under the basis before
+        the step) and the example's loss under that basis and code (squared loss, or KL
+        divergence of the document's distribution from its reconstruction). An empty
+        document (KL) raises ``ValueError`` before anything changes.
+
+        * ``"alternating"``: eq. 7, ``(f(B w) - x) w^T`` at the exact code (the paper's
+          step: the code is held fixed, as in alternating minimisation);
+        * ``"implicit"``: the total derivative of the reconstruction loss through the exact
+          code ``w(B)``: eq. 7 plus the implicit term of :meth:`rank2_step` with
+          ``g = dloss/dw = B^T (f(B w) - x)``;
+        * ``"unrolled"``: the derivative of ``1/2 ||x - B w_T(B)||^2`` through
+          ``unrolled_steps`` iterations of ISTA (L1, L2) or fixed-step EGD (KL) from a cold
+          start (PUDLE; :func:`streamsc.unrolled.unrolled_gradient`); the exact code is not
+          computed, the step uses and returns ``w_T``.
+        """
         k = self.config.n_components
         if self.m == 0 or (rows is not None and rows.size == 0):
             return np.zeros(k), 0.0
@@ -567,22 +624,29 @@ class Learner:
             x = self._distribution(x)
             if x is None:
                 raise ValueError("x is an empty document (no positive count): nothing to learn")
+        if self.config.gradient == "unrolled":
+            return self.unrolled_step(rows, x, None, None, 0.0, 1.0)
         code, _ = self._code_one(rows, x)
-        t = self.t + 1
-        eta = self.config.learning_rate / math.sqrt(t)
-        r, g, loss = self._residual(rows, x, code)
-        with np.errstate(over="ignore"):
-            step = eta * np.abs(g).max() * np.abs(code).max()
-        if not (np.isfinite(loss) and step < _MAX_STEP):
-            raise ValueError(
-                f"x is too large to learn from (the basis step would be {step:.3g}); "
-                "scale the features. The model is unchanged"
-            )
-        dict_kernels.sgd_update(self.B, r, g, code, eta, np.empty(k))
-        self.t = t
-        self.cache = (rows, x.copy(), code, self.version)
-        self.version += 1
-        return code.copy(), float(loss)
+        if self.config.gradient == "implicit":
+            r, g, _ = self._residual(rows, x, code)
+            Bo = self.B if rows is None else np.ascontiguousarray(self.B[rows])
+            vdir, Bv = self.direction(Bo, code, Bo.T @ g)
+            loss = self.rank2_step(rows, x, code, vdir, Bv, 1.0, 1.0)
+        else:
+            loss = self.rank2_step(rows, x, code, None, None, 0.0, 1.0)
+        return code.copy(), loss
+
+    def direction(self, Bo, code, g_w):
+        """``(v, u)`` of :func:`streamsc.differentiation.direction` for a loss gradient
+        ``g_w`` on the code (rows ``Bo`` of B observed); raises if they are not finite."""
+        from .differentiation import direction
+
+        cfg = self.config
+        vdir, Bv, _ = direction(Bo, code, g_w, prior=cfg.prior, lam=cfg.lam, p=cfg.p,
+                                signed=cfg.signed, loss=cfg.loss)
+        if not (np.all(np.isfinite(vdir)) and np.all(np.isfinite(Bv))):
+            raise FloatingPointError("the implicit gradient is not finite; the model is unchanged")
+        return vdir, Bv
 
     def _residual(self, rows, x, code):
         """(rows touched, g = f(B w) - x on them, loss): the loss gradient with respect to the
@@ -595,23 +659,41 @@ class Learner:
             loss = dict_kernels.squared_residual(self.B, r, code, x, g)
         return r, g, loss
 
+    def _check_step(self, loss, step):
+        if not (np.isfinite(loss) and np.isfinite(step) and step < _MAX_STEP):
+            raise ValueError(
+                f"x is too large to learn from (the basis step would be {step:.3g}); "
+                "scale the features. The model is unchanged"
+            )
+
+    def _stepped(self, rows, x, code):
+        """Bookkeeping after a basis step: count it, cache the code of x (the warm start of
+        its next solve) under the old version of B, and move to the new version."""
+        self.t += 1
+        if code is not None:
+            self.cache = (rows, x.copy(), code, self.version)
+        self.version += 1
+
     def supervised_step(self, rows, x, code, v, Bv, backprop_weight, reconstruction_weight):
-        """One SGD step on B along ``reconstruction_weight`` times the reconstruction gradient
-        ``(f(B w) - x) w^T`` plus ``backprop_weight`` times the implicit gradient of a
-        supervised loss, ``(x - f(B w)) v^T - u w^T`` with ``v = H^{-1} dloss/dw`` and
-        ``u = B v`` (squared loss) or ``S B v`` (KL loss, S the softmax Jacobian) -- ``v`` and
-        ``u`` (passed as ``Bv``) from :func:`streamsc.differentiation.direction` with the
-        coder's loss, None for no supervised part -- with the same ``eta_t`` schedule and
-        unit-norm columns. ``code`` must be the code of ``x`` under the current B (for KL,
-        ``x`` holds counts, normalised here as in :meth:`code`). Raises before changing
-        anything if the step is not finite or the document is empty."""
-        k = self.config.n_components
+        """:meth:`rank2_step` for a document given as counts (``loss="kl"``: normalised
+        here as in :meth:`code`; raises on an empty document) or values (squared loss)."""
         if self.config.loss == "kl":
             x = self._distribution(x)
             if x is None:
                 raise ValueError("x is an empty document (no positive count): nothing to learn")
-        t = self.t + 1
-        eta = self.config.learning_rate / math.sqrt(t)
+        return self.rank2_step(rows, x, code, v, Bv, backprop_weight, reconstruction_weight)
+
+    def rank2_step(self, rows, x, code, v, Bv, backprop_weight, reconstruction_weight):
+        """One SGD step on B along ``reconstruction_weight`` times the reconstruction gradient
+        ``(f(B w) - x) w^T`` plus ``backprop_weight`` times the implicit gradient of a loss on
+        the code, ``(x - f(B w)) v^T - u w^T`` with ``v = H^{-1} dloss/dw`` and ``u = B v``
+        (squared loss) or ``S B v`` (KL loss, S the softmax Jacobian) -- ``v`` and ``u``
+        (passed as ``Bv``) from :meth:`direction`, None for no implicit part -- with the
+        ``eta_t`` schedule and unit-norm columns. ``code`` is the code of ``x`` under the
+        current B (x a distribution for the KL loss). Raises before changing anything if the
+        step is not finite. Returns the example's loss."""
+        k = self.config.n_components
+        eta = self.config.learning_rate / math.sqrt(self.t + 1)
         r, g, loss = self._residual(rows, x, code)
         if v is None:
             v = np.zeros(k)
@@ -619,15 +701,80 @@ class Learner:
             backprop_weight = 0.0
         a = reconstruction_weight * g - backprop_weight * Bv
         b = -backprop_weight * g
-        step = eta * (np.abs(a).max(initial=0.0) * np.abs(code).max(initial=0.0)
-                      + np.abs(b).max(initial=0.0) * np.abs(v).max(initial=0.0))
-        if not (np.isfinite(loss) and np.isfinite(step) and step < _MAX_STEP):
-            raise ValueError(
-                f"x is too large to learn from (the basis step would be {step:.3g}); "
-                "scale the features. The model is unchanged"
-            )
-        dict_kernels.rank2_update(self.B, r, a, code, b, v, eta, np.empty(k))
-        self.t = t
-        self.cache = (rows, x.copy(), code, self.version)
-        self.version += 1
+        with np.errstate(over="ignore", invalid="ignore"):
+            step = eta * (np.abs(a).max(initial=0.0) * np.abs(code).max(initial=0.0)
+                          + np.abs(b).max(initial=0.0) * np.abs(v).max(initial=0.0))
+        self._check_step(loss, step)
+        if self.encoder is not None:  # trained on the exact code (raises before any change)
+            self.encoder.update(x, code, rows)
+        if backprop_weight == 0.0:
+            dict_kernels.sgd_update(self.B, r, a, code, eta, np.empty(k))
+        else:
+            dict_kernels.rank2_update(self.B, r, a, code, b, v, eta, np.empty(k))
+        self._stepped(rows, x, code)
         return float(loss)
+
+    def _unrolled_start(self, Bo):
+        """The step of the unrolled solver for the observed rows ``Bo``: ``1/||B||_2^2``
+        (power iteration warm-started from the last call's vector) for L1 / L2, and the
+        curvature bound at the start point for KL (then halved while the objective rises,
+        see :func:`streamsc.unrolled.initial_step`)."""
+        from ._kernels import unrolled as unrolled_kernels
+        from .unrolled import initial_step
+
+        cfg = self.config
+        if cfg.prior == "kl":
+            return initial_step(Bo, prior="kl", lam=cfg.lam, p=cfg.p, signed=cfg.signed)
+        vec = self.power_vector
+        if vec is None or vec.shape[0] != cfg.n_components:
+            vec = np.ones(cfg.n_components)
+        L = unrolled_kernels.spectral_norm_sq(Bo, vec, 50, 1e-6)
+        self.power_vector = vec
+        return 1.0 / L if L > 0.0 else 1.0
+
+    def unrolled_step(self, rows, x, code, g_w, backprop_weight, reconstruction_weight):
+        """One SGD step on B along the unrolled gradient (``config.gradient="unrolled"``).
+
+        Unsupervised (``code`` None): the gradient of ``1/2 ||x - B w_T(B)||^2`` through
+        ``unrolled_steps`` solver iterations (PUDLE); returns ``(w_T, loss)``. Supervised:
+        ``backprop_weight`` times the unrolled approximation of ``(dw/dB)^T g_w`` plus
+        ``reconstruction_weight`` times eq. 7 at the exact ``code``; returns the loss.
+        Squared loss only. Raises ``ValueError`` before changing anything if the unrolled
+        iterates or the step overflow."""
+        from .unrolled import unrolled_gradient
+
+        cfg = self.config
+        k = cfg.n_components
+        Bo = self.B if rows is None else np.ascontiguousarray(self.B[rows])
+        r = np.arange(self.m) if rows is None else rows
+        halves = 2 * k if (cfg.prior == "kl" and cfg.signed) else k
+        grad_B = np.empty(Bo.shape)
+        traj = np.empty((cfg.unrolled_steps + 1, halves))
+        start = self._unrolled_start(Bo)
+        supervised = code is not None
+        try:
+            w_T, _, loss = unrolled_gradient(
+                Bo, np.ascontiguousarray(x), grad_B, traj, prior=cfg.prior, lam=cfg.lam,
+                p=cfg.p, signed=cfg.signed, step=start, adapt=cfg.prior == "kl",
+                grad_w=backprop_weight * g_w if supervised else None,
+                reconstruction_weight=0.0 if supervised else 1.0,
+            )
+        except FloatingPointError:
+            raise ValueError(
+                "x is too large to learn from (the unrolled iterates overflow); scale the "
+                "features. The model is unchanged"
+            ) from None
+        if supervised:
+            _, a, loss = self._residual(rows, x, code)
+            a *= reconstruction_weight
+            w = code
+        else:
+            a, w = np.zeros(r.size), w_T
+        eta = cfg.learning_rate / math.sqrt(self.t + 1)
+        with np.errstate(over="ignore", invalid="ignore"):
+            step = eta * (np.abs(grad_B).max(initial=0.0)
+                          + np.abs(a).max(initial=0.0) * np.abs(w).max(initial=0.0))
+        self._check_step(loss, step)
+        dict_kernels.dense_update(self.B, r, grad_B, a, w, eta, np.empty(k))
+        self._stepped(rows, x, code if supervised else None)
+        return float(loss) if supervised else (w_T, float(loss))

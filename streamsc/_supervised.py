@@ -3,7 +3,7 @@ step and the back-propagation of the head's loss into the basis (the paper's sec
 
 A labelled example ``(x, y)`` is coded under the current basis; the head (softmax or linear)
 gives the gradient ``g = dloss/dw`` of its loss with respect to the code; with
-``backprop=True`` that gradient is pushed through the code by implicit differentiation,
+``gradient="implicit"`` that gradient is pushed through the code by implicit differentiation,
 ``v = H^{-1} g``, and the basis takes one SGD step along
 
     reconstruction_weight * (B w - x) w^T  +  backprop_weight * [(x - B w) v^T - (B v) w^T]
@@ -14,6 +14,11 @@ is the document's word distribution, ``B w`` becomes ``q = softmax(B w)`` and ``
 last term becomes ``S B v`` with ``S = diag(q) - q q^T`` (the paper's eq. 21; ``H`` is then
 ``B^T S B + lam diag(R'')``). An unlabelled example is ``learn_unlabelled_one(x)``: the
 reconstruction step alone, through the same coder and the same schedule.
+
+``gradient="unrolled"`` replaces the implicit term by back-propagation of ``g`` through the
+coder's ``unrolled_steps`` iterations of ISTA (L1, L2) or fixed-step EGD (KL) from a cold
+start (PUDLE; squared loss only); ``gradient="alternating"`` drops it (the head learns on
+codes of a basis trained by reconstruction alone: the paper's "KL" rows).
 """
 
 import math
@@ -22,19 +27,23 @@ import numbers
 import numpy as np
 
 from . import _validation as v
-from .differentiation import direction
 from .sparse_coder import SparseCoder
 
 
-def check_supervised_params(learning_rate, l2, backprop, backprop_weight, reconstruction_weight,
+def check_supervised_params(learning_rate, l2, gradient, backprop_weight, reconstruction_weight,
                             coder):
     v.check_real("learning_rate", learning_rate, low=0.0)
     v.check_real("l2", l2, low=0.0, low_inclusive=True)
-    v.check_bool("backprop", backprop)
+    v.check_choice("gradient", gradient, v.GRADIENTS)
     v.check_real("backprop_weight", backprop_weight, low=0.0, low_inclusive=True)
     v.check_real("reconstruction_weight", reconstruction_weight, low=0.0, low_inclusive=True)
     if coder is not None and not isinstance(coder, SparseCoder):
         raise TypeError(f"coder must be a streamsc.SparseCoder or None, got {type(coder).__name__}")
+    if gradient == "unrolled" and coder is not None and coder.loss == "kl":
+        raise ValueError(
+            "gradient='unrolled' needs a coder with loss='squared' (the unrolled solvers are "
+            "ISTA/FISTA and EGD on the squared loss); use gradient='implicit'"
+        )
 
 
 class SupervisedCoding:
@@ -43,7 +52,7 @@ class SupervisedCoding:
 
     def _init_supervised(self):
         """Check the shared constructor arguments and take the coder (or make one)."""
-        check_supervised_params(self.learning_rate, self.l2, self.backprop,
+        check_supervised_params(self.learning_rate, self.l2, self.gradient,
                                 self.backprop_weight, self.reconstruction_weight, self.coder)
         self._coder = self.coder if self.coder is not None else SparseCoder()
 
@@ -86,18 +95,16 @@ class SupervisedCoding:
             g_w, apply_head = self._head_grad(w, y)
             if lr.m and (rows is None or rows.size):
                 vdir = Bv = None
-                if self.backprop and self.backprop_weight > 0.0 and np.any(g_w != 0.0):
+                backprop = (self.gradient != "alternating" and self.backprop_weight > 0.0
+                            and np.any(g_w != 0.0))
+                if backprop and self.gradient == "unrolled":
+                    lr.unrolled_step(rows, xv, w, g_w, self.backprop_weight,
+                                     self.reconstruction_weight)
+                elif backprop:  # Bv: S B v for the KL loss (softmax transfer)
                     Bo = lr.B if rows is None else np.ascontiguousarray(lr.B[rows])
-                    cfg = lr.config
-                    vdir, Bv, _ = direction(  # Bv: S B v for the KL loss (softmax transfer)
-                        Bo, w, g_w, prior=cfg.prior, lam=cfg.lam, p=cfg.p, signed=cfg.signed,
-                        loss=cfg.loss,
-                    )
-                    if not (np.all(np.isfinite(vdir)) and np.all(np.isfinite(Bv))):
-                        raise FloatingPointError(
-                            "the implicit gradient is not finite; the model is unchanged"
-                        )
-                if vdir is not None or self.reconstruction_weight > 0.0:
+                    vdir, Bv = lr.direction(Bo, w, g_w)
+                if (vdir is not None or self.reconstruction_weight > 0.0) and not (
+                        backprop and self.gradient == "unrolled"):
                     lr.supervised_step(rows, xv, w, vdir, Bv, self.backprop_weight,
                                        self.reconstruction_weight)
         except BaseException:

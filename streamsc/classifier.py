@@ -15,7 +15,7 @@ class SparseCodingClassifier(SupervisedCoding, base.Classifier):
 
     ``learn_one(x, y)`` codes ``x`` with the owned coder (warm-started, cached), takes the
     gradient :math:`g = V^\top(\pi - e_y)` of the log-loss with respect to the code, and with
-    ``backprop=True`` steps the basis along
+    ``gradient="implicit"`` steps the basis along
 
     .. math::
 
@@ -39,8 +39,11 @@ class SparseCodingClassifier(SupervisedCoding, base.Classifier):
         A :class:`~streamsc.SparseCoder`, possibly already trained (the digits -> letters
         transfer: a basis learned without labels keeps adapting as labels arrive). The model
         owns it and trains it in place. ``None``: a fresh ``SparseCoder()``.
-    backprop
-        Back-propagate the head's loss into the basis ("KL + backprop").
+    gradient
+        How the head's loss reaches the basis: ``"implicit"`` (default, the paper's "KL +
+        backprop": implicit differentiation of the code), ``"unrolled"`` (back-propagation
+        through the coder's ``unrolled_steps`` solver iterations, PUDLE; squared loss only)
+        or ``"alternating"`` (no back-propagation: the basis learns by reconstruction alone).
     learning_rate
         Step size of the head's first SGD step.
     l2
@@ -89,14 +92,14 @@ class SparseCodingClassifier(SupervisedCoding, base.Classifier):
     def __init__(
         self,
         coder=None,
-        backprop: bool = True,
+        gradient: str = "implicit",
         learning_rate: float = 0.1,
         l2: float = 0.0,
         backprop_weight: float = 1.0,
         reconstruction_weight: float = 1.0,
     ):
         self.coder = coder
-        self.backprop = backprop
+        self.gradient = gradient
         self.learning_rate = learning_rate
         self.l2 = l2
         self.backprop_weight = backprop_weight
@@ -114,7 +117,9 @@ class SparseCodingClassifier(SupervisedCoding, base.Classifier):
         from .sparse_coder import SparseCoder
 
         yield {"coder": SparseCoder(n_components=4, seed=0), "learning_rate": 0.5}
-        yield {"coder": SparseCoder(n_components=3, signed=True, seed=1), "backprop": False}
+        yield {"coder": SparseCoder(n_components=3, signed=True, seed=1), "gradient": "alternating"}
+        yield {"coder": SparseCoder(n_components=3, prior="l1", lam=0.05, seed=2),
+               "gradient": "unrolled"}
 
     @property
     def _multiclass(self):

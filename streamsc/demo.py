@@ -9,7 +9,7 @@ classifier on their codes, scored by river's progressive validation.
    (river's ``iter_progressive_val_score``) and the table reports the progressive accuracy of
    a maxent (softmax) classifier on: the raw pixels; the L1 codes; the KL codes on the same
    basis; and the KL codes with the classifier's loss back-propagated into the basis
-   (``SparseCodingClassifier(backprop=True)``, the paper's "KL + backprop"). Every coded model
+   (``SparseCodingClassifier(gradient="implicit")``, the paper's "KL + backprop"). Every coded model
    keeps adapting its basis online.
 4. A picture of the learned atoms and the progressive-accuracy curves are written to ``out``.
 """
@@ -59,9 +59,9 @@ def _models(basis, seed, n_components, lam_l1, lam_kl):
             preprocessing.StandardScaler(),
             linear_model.SoftmaxRegression(optimizer=optim.SGD(0.05)),
         ),
-        "L1 codes": SparseCodingClassifier(coder=coder("l1", lam_l1), backprop=False, **head),
-        "KL codes": SparseCodingClassifier(coder=coder("kl", lam_kl), backprop=False, **head),
-        "KL + backprop": SparseCodingClassifier(coder=coder("kl", lam_kl), backprop=True,
+        "L1 codes": SparseCodingClassifier(coder=coder("l1", lam_l1), gradient="alternating", **head),
+        "KL codes": SparseCodingClassifier(coder=coder("kl", lam_kl), gradient="alternating", **head),
+        "KL + backprop": SparseCodingClassifier(coder=coder("kl", lam_kl), gradient="implicit",
                                                 backprop_weight=5.0, **head),
     }
 

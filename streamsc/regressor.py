@@ -19,7 +19,7 @@ class SparseCodingRegressor(SupervisedCoding, base.Regressor):
     :math:`\hat y = \mu + \sigma (v^\top \hat w + b)`. ``learn_one(x, y)`` codes ``x`` with
     the owned coder, takes the gradient :math:`g = (\hat z - z)\,v` of
     :math:`\tfrac12(\hat z - z)^2` (:math:`z = (y - \mu)/\sigma`) with respect to the code and,
-    with ``backprop=True``, steps the basis exactly as
+    with ``gradient="implicit"``, steps the basis exactly as
     :class:`~streamsc.SparseCodingClassifier` does; then the head takes a normalised LMS step,
     ``learning_rate / sqrt(n) / (1 + |w|^2)`` after ``n`` labelled examples.
     Unlabelled examples go to ``learn_unlabelled_one(x)``.
@@ -29,8 +29,10 @@ class SparseCodingRegressor(SupervisedCoding, base.Regressor):
     coder
         A :class:`~streamsc.SparseCoder` (owned and trained in place), or ``None`` for a fresh
         one.
-    backprop
-        Back-propagate the squared error into the basis.
+    gradient
+        How the squared error reaches the basis: ``"implicit"`` (default, implicit
+        differentiation of the code), ``"unrolled"`` (through the coder's ``unrolled_steps``
+        solver iterations; squared loss only) or ``"alternating"`` (reconstruction alone).
     learning_rate
         Step size of the head's first SGD step.
     l2
@@ -66,14 +68,14 @@ class SparseCodingRegressor(SupervisedCoding, base.Regressor):
     def __init__(
         self,
         coder=None,
-        backprop: bool = True,
+        gradient: str = "implicit",
         learning_rate: float = 0.05,
         l2: float = 0.0,
         backprop_weight: float = 1.0,
         reconstruction_weight: float = 1.0,
     ):
         self.coder = coder
-        self.backprop = backprop
+        self.gradient = gradient
         self.learning_rate = learning_rate
         self.l2 = l2
         self.backprop_weight = backprop_weight
@@ -90,8 +92,9 @@ class SparseCodingRegressor(SupervisedCoding, base.Regressor):
         from .sparse_coder import SparseCoder
 
         yield {"coder": SparseCoder(n_components=4, seed=0)}
+        yield {"coder": SparseCoder(n_components=3, signed=True, seed=2), "gradient": "unrolled"}
         yield {"coder": SparseCoder(n_components=3, prior="l1", lam=0.05, seed=1),
-               "backprop": False}
+               "gradient": "alternating"}
 
     def _scale(self):
         n = self._n_labelled

@@ -54,6 +54,12 @@ class SparseCodingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         KL solver (``None``: EGD for the squared loss, Newton for the KL loss).
     max_iter : int, optional
         Iteration cap of the code solver.
+    gradient : {"alternating", "implicit", "unrolled"}
+        The gradient of each basis step (see :class:`~streamsc.SparseCoder`).
+    unrolled_steps : int
+        Unrolled iterations for ``gradient="unrolled"``.
+    encoder : {"exact", "amortized", "warm_start"}
+        Exact codes, or an amortised encoder's (see :class:`~streamsc.SparseCoder`).
     n_epochs : int
         Passes over X made by ``fit``.
     shuffle : bool
@@ -103,6 +109,9 @@ class SparseCodingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         tol=None,
         solver=None,
         max_iter=None,
+        gradient="alternating",
+        unrolled_steps=10,
+        encoder="exact",
         n_epochs=1,
         shuffle=True,
         random_state=None,
@@ -117,6 +126,9 @@ class SparseCodingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         self.tol = tol
         self.solver = solver
         self.max_iter = max_iter
+        self.gradient = gradient
+        self.unrolled_steps = unrolled_steps
+        self.encoder = encoder
         self.n_epochs = n_epochs
         self.shuffle = shuffle
         self.random_state = random_state

@@ -110,6 +110,27 @@ class SparseCoder(base.MiniBatchTransformer):
     seed
         Seed of the rows given to new features. ``None`` draws one from the operating system
         when the model is built (river's convention: unseeded models are not reproducible).
+    gradient
+        The gradient of each basis step. ``"alternating"`` (default, the paper's eq. 7): the
+        reconstruction gradient with the code held fixed. ``"implicit"``: the total
+        derivative of the reconstruction loss through the exact code :math:`\hat w(B)`
+        (implicit differentiation, :func:`streamsc.encode_vjp`). ``"unrolled"`` (PUDLE,
+        Tolooshams & Ba 2022; squared loss only): the derivative of
+        :math:`\tfrac12\|x - B w_T(B)\|^2` through ``unrolled_steps`` iterations of ISTA
+        (L1, L2) or fixed-step EGD (KL) from a cold start (:func:`streamsc.unrolled_vjp`);
+        the exact code is not computed by ``learn_one``. ``benchmarks/gradients.py``
+        compares the three on a planted dictionary.
+    unrolled_steps
+        T, the number of unrolled iterations for ``gradient="unrolled"``.
+    encoder
+        ``"exact"`` (default): codes are the exact MAP estimates. ``"amortized"``: the coder
+        also trains an amortised encoder (:class:`streamsc.amortized.AmortizedEncoder`, a
+        linear map with a learned per-atom shifted threshold as in Fallah & Rozell 2022,
+        fitted online by regression on the exact codes ``learn_one`` computes), and
+        ``transform_one``/``transform_many`` return its fast approximate codes.
+        ``"warm_start"``: the same encoder, used only as the warm start of the exact solver
+        (exact codes; fewer solver iterations for L1 and the dual Newton solver, none for
+        EGD; ``benchmarks/amortized.py`` measures both).
     basis
         A starting basis: a DataFrame indexed by feature name with one column per atom (such
         as another coder's ``basis_``), or a 2-D array whose rows are features ``0, 1, ...``.
@@ -199,6 +220,9 @@ class SparseCoder(base.MiniBatchTransformer):
         solver: str | None = None,
         max_iter: int | None = None,
         seed: int | None = None,
+        gradient: str = "alternating",
+        unrolled_steps: int = 10,
+        encoder: str = "exact",
         basis=None,
     ):
         self.n_components = n_components
@@ -212,6 +236,9 @@ class SparseCoder(base.MiniBatchTransformer):
         self.solver = solver
         self.max_iter = max_iter
         self.seed = seed
+        self.gradient = gradient
+        self.unrolled_steps = unrolled_steps
+        self.encoder = encoder
         self.basis = basis
         config = _online.check_params(
             {name: getattr(self, name) for name in _online.PARAMETER_CONSTRAINTS}
@@ -234,6 +261,10 @@ class SparseCoder(base.MiniBatchTransformer):
         yield {"n_components": 2, "prior": "l1", "lam": 0.05, "learning_rate": 1e-12, "seed": 0}
         yield {"n_components": 3, "prior": "kl", "signed": True, "solver": "egd",
                "learning_rate": 1e-12, "seed": 0}
+        yield {"n_components": 3, "prior": "l1", "lam": 0.05, "gradient": "unrolled",
+               "learning_rate": 1e-12, "seed": 0}
+        yield {"n_components": 3, "gradient": "implicit", "encoder": "amortized",
+               "learning_rate": 1e-12, "seed": 0}
 
     # ----------------------------------------------------------------------------------
     # helpers
@@ -245,7 +276,9 @@ class SparseCoder(base.MiniBatchTransformer):
         if not new:
             return None
         lr = self._learner
-        checkpoint = (self._features.names, self._features.index, lr.B, lr.version, lr.cache)
+        filters = None if lr.encoder is None else lr.encoder.filters
+        checkpoint = (self._features.names, self._features.index, lr.B, lr.version, lr.cache,
+                      filters)
         old_pos, new_pos = self._features.add(new)
         lr.grow(old_pos, new_pos, new)
         return checkpoint
@@ -253,7 +286,10 @@ class SparseCoder(base.MiniBatchTransformer):
     def _rollback(self, checkpoint):
         if checkpoint is not None:
             lr = self._learner
-            self._features.names, self._features.index, lr.B, lr.version, lr.cache = checkpoint
+            (self._features.names, self._features.index, lr.B, lr.version, lr.cache,
+             filters) = checkpoint
+            if filters is not None:
+                lr.encoder.filters = filters
 
     def _check_x(self, x, learning=False):
         """(keys, values) of one example: :func:`_online.check_features`, plus, for the KL

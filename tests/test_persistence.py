@@ -47,11 +47,11 @@ MODELS = {
     "coder-kl": (_coder_kl, lambda m, x, y, t: m.learn_one(x)),
     "coder-l1": (_coder_l1, lambda m, x, y, t: m.learn_one(x)),
     "classifier-backprop": (
-        lambda: SparseCodingClassifier(coder=_coder_kl(), backprop=True, learning_rate=0.5),
+        lambda: SparseCodingClassifier(coder=_coder_kl(), gradient="implicit", learning_rate=0.5),
         lambda m, x, y, t: m.learn_one(x, y),
     ),
     "regressor-backprop": (
-        lambda: SparseCodingRegressor(coder=_coder_kl(), backprop=True),
+        lambda: SparseCodingRegressor(coder=_coder_kl(), gradient="implicit"),
         lambda m, x, y, t: m.learn_one(x, t),
     ),
 }

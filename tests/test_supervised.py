@@ -244,14 +244,14 @@ def test_regressor_step_is_the_fd_gradient_step(prior, signed):
     ids=["kl", "signed-kl", "l1"],
 )
 def test_reconstruction_only_is_exactly_the_coder_step(cls, params):
-    """reconstruction_weight=1, backprop=False: every labelled step is bit for bit
+    """reconstruction_weight=1, gradient="alternating": every labelled step is bit for bit
     ``SparseCoder.learn_one``, with features missing and new ones appearing mid-stream."""
     rng = np.random.default_rng(0)
     base = SparseCoder(n_components=7, seed=3, **params)
     for _ in range(10):
         base.learn_one(dict(enumerate(rng.standard_normal(5))))
     twin = copy.deepcopy(base)
-    model = cls(coder=copy.deepcopy(base), backprop=False, reconstruction_weight=1.0)
+    model = cls(coder=copy.deepcopy(base), gradient="alternating", reconstruction_weight=1.0)
     for i in range(40):
         x = {j: v for j, v in enumerate(rng.standard_normal(5 + i // 20)) if (j + i) % 4}
         model.learn_one(x, i % 2 if cls is SparseCodingClassifier else float(i % 3))
@@ -302,7 +302,8 @@ def test_backprop_beats_frozen_codes_on_a_nuisance_task(signed):
     data, _ = nuisance_task(2000, seed=200)
     losses = {}
     for backprop in (False, True):
-        model = SparseCodingClassifier(coder=copy.deepcopy(coder), backprop=backprop,
+        model = SparseCodingClassifier(coder=copy.deepcopy(coder),
+                                       gradient="implicit" if backprop else "alternating",
                                        reconstruction_weight=0.0, learning_rate=1.0)
         losses[backprop] = evaluate.progressive_val_score(data, model, metrics.LogLoss()).get()
         if backprop:  # the atoms turned towards the label's direction
@@ -486,8 +487,10 @@ def test_label_kind_is_fixed_by_the_first_label():
         ({"l2": NAN}, ValueError, "l2 must be finite"),
         ({"coder": preprocessing.StandardScaler()}, TypeError, "coder must be a streamsc"),
         ({"coder": "kl"}, TypeError, "coder must be a streamsc"),
-        ({"backprop": 1}, TypeError, "backprop must be a bool"),
-        ({"backprop": "yes"}, TypeError, "backprop must be a bool"),
+        ({"gradient": 1}, TypeError, "gradient"),
+        ({"gradient": "yes"}, ValueError, "gradient must be one of"),
+        ({"gradient": "unrolled", "coder": SparseCoder(loss="kl")}, ValueError,
+         "gradient='unrolled' needs a coder with loss='squared'"),
         ({"backprop_weight": -1.0}, ValueError, "backprop_weight"),
         ({"reconstruction_weight": INF}, ValueError, "reconstruction_weight"),
     ],
@@ -515,16 +518,16 @@ def pretrained(seed=0):
 
 @pytest.mark.parametrize("cls", [SparseCodingClassifier, SparseCodingRegressor])
 @pytest.mark.parametrize(
-    "backprop, rho", [(True, 0.0), (True, 1.0), (False, 1.0)],
+    "gradient, rho", [("implicit", 0.0), ("implicit", 1.0), ("alternating", 1.0)],
     ids=["backprop", "backprop+reconstruction", "reconstruction"],
 )
-def test_pretrained_coder_keeps_adapting(cls, backprop, rho):
+def test_pretrained_coder_keeps_adapting(cls, gradient, rho):
     """The model owns the coder it is given and trains it in place: labelled steps move the
     basis (each one a step of its schedule)."""
     coder = pretrained()
     t0 = coder._learner.t
     B0 = coder._learner.B.copy()
-    model = cls(coder=coder, backprop=backprop, reconstruction_weight=rho, learning_rate=0.5)
+    model = cls(coder=coder, gradient=gradient, reconstruction_weight=rho, learning_rate=0.5)
     assert model.coder_ is coder
     xs = examples(4, 50, seed=1)
     for i, x in enumerate(xs):
@@ -539,12 +542,12 @@ def test_pretrained_coder_keeps_adapting(cls, backprop, rho):
 
 @pytest.mark.parametrize("cls", [SparseCodingClassifier, SparseCodingRegressor])
 def test_no_backprop_and_no_reconstruction_freezes_the_basis(cls):
-    """backprop=False, reconstruction_weight=0: labelled examples train the head alone; the
+    """gradient="alternating", reconstruction_weight=0: labelled examples train the head alone; the
     coder (basis, step count, features) is byte-identical afterwards, up to its code cache."""
     coder = pretrained()
     coder.transform_one(examples(4, 1, seed=99)[0])
     before = copy.deepcopy(coder)
-    model = cls(coder=coder, backprop=False, reconstruction_weight=0.0, learning_rate=0.5)
+    model = cls(coder=coder, gradient="alternating", reconstruction_weight=0.0, learning_rate=0.5)
     for i, x in enumerate(examples(4, 50, seed=1)):
         model.learn_one(x, i % 2 if cls is SparseCodingClassifier else 2.0 * x[0])
     assert coder._learner.B.tobytes() == before._learner.B.tobytes()

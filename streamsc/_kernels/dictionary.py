@@ -168,3 +168,36 @@ def rank2_update(B, rows, a, w, b, v, eta, norms):
         for j in range(k):
             B[i, j] -= ai * w[j] + bi * v[j]
     normalise_columns(B, norms)
+
+
+@njit(**NJIT)
+def dense_update(B, rows, G, a, w, eta, norms):
+    """B[rows] -= eta * (G + outer(a, w)), then every column rescaled to unit L2 norm: one
+    step along a dense gradient ``G`` (the unrolled gradient, which is not low-rank) plus a
+    rank-one term (the reconstruction gradient at the exact code).
+
+    Parameters
+    ----------
+    B: float64[m, k]  updated in place
+    rows: int64[r]  rows of B the step touches; G: float64[r, k]; a: float64[r]; w: float64[k]
+    eta: float
+    norms: float64[k]  work buffer
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from streamsc._kernels.dictionary import dense_update
+    >>> B = np.ascontiguousarray(np.eye(2))
+    >>> G = np.array([[0.0, -1.0], [0.0, 0.0]])
+    >>> dense_update(B, np.arange(2), G, np.zeros(2), np.zeros(2), 1.0, np.empty(2))
+    >>> B.round(4)                      # atom 1 turned towards row 0, then rescaled
+    array([[1.    , 0.7071],
+           [0.    , 0.7071]])
+    """
+    m, k = B.shape
+    for t in range(rows.shape[0]):
+        i = rows[t]
+        ai = eta * a[t]
+        for j in range(k):
+            B[i, j] -= eta * G[t, j] + ai * w[j]
+    normalise_columns(B, norms)

@@ -162,7 +162,7 @@ def stream_backprop(Z, y, B, *, lam, p, learning_rate, head_learning_rate, backp
     """Stream labelled rows through :class:`streamsc.SparseCodingClassifier` with KL codes on
     a copy of ``B``: first ``head_epochs`` passes that train the head alone (``backprop``
     off, ``reconstruction_weight=0``: the basis does not move), so that the gradients sent
-    into the basis come from a trained head; then ``epochs`` passes with ``backprop=True``
+    into the basis come from a trained head; then ``epochs`` passes with ``gradient="implicit"``
     (the basis adapts to every label). Shuffled orders. Returns ``(model, adapted basis)``.
 
     Examples
@@ -181,13 +181,13 @@ def stream_backprop(Z, y, B, *, lam, p, learning_rate, head_learning_rate, backp
 
     coder = SparseCoder(n_components=B.shape[1], prior="kl", lam=lam, p=p, signed=True,
                         learning_rate=learning_rate, basis=B, seed=seed)
-    model = SparseCodingClassifier(coder=coder, backprop=False, learning_rate=head_learning_rate,
+    model = SparseCodingClassifier(coder=coder, gradient="alternating", learning_rate=head_learning_rate,
                                    backprop_weight=backprop_weight, reconstruction_weight=0.0)
     rng = np.random.default_rng(seed)
     total = head_epochs + epochs
     for epoch in range(total):
         if epoch == head_epochs:
-            model.backprop, model.reconstruction_weight = True, 1.0
+            model.gradient, model.reconstruction_weight = "implicit", 1.0
         stage = "head only" if epoch < head_epochs else "backprop"
         order = rng.permutation(len(y))
         for i in _tqdm(order, desc=f"{desc}, pass {epoch + 1}/{total} ({stage})",

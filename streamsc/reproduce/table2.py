@@ -8,7 +8,7 @@ prefixes of one random permutation of the 50,000 training images):
 
 * **L1**, **KL**: codes on the unlabelled basis, scikit-learn ``LogisticRegression``
   (multinomial, L-BFGS, standardised codes, C=1);
-* **KL + backprop**: :class:`streamsc.SparseCodingClassifier` with ``backprop=True`` streams the
+* **KL + backprop**: :class:`streamsc.SparseCodingClassifier` with ``gradient="implicit"`` streams the
   labelled subset (the basis adapts to every label through the implicit gradient of the
   code); its basis is then used to recode the subset and a ``LogisticRegression`` is refitted
   on those codes, so the three columns share one kind of head. The streamed model's own SGD
@@ -203,7 +203,7 @@ def _write(out, cfg, prm, grid, err, W_te, space, B, B_last, quick, seed, t_basi
                           f"p=1/k, then p in {cfg['grid_p_factor']}/k at the best lam_kl",
             "heads": "L1, KL: sklearn LogisticRegression(C=1, lbfgs, max_iter=1000) on "
                      "standardised fixed codes. KL + backprop: SparseCodingClassifier("
-                     f"backprop=True, learning_rate={prm['head_learning_rate']}, "
+                     f"gradient="implicit", learning_rate={prm['head_learning_rate']}, "
                      f"backprop_weight={prm['backprop_weight']}) with a KL SparseCoder "
                      f"(learning_rate={prm['bp_learning_rate']}) started from the L1 basis, "
                      "one head-only pass (basis fixed) then "

@@ -9,7 +9,7 @@ test set (:func:`streamsc.datasets.ocr_letters_split`). For every labelled subse
 ``LogisticRegression``, standardised features, C=1) is trained on: the raw 784 pixels; the
 180-D PCA projection; the L1 codes and the KL codes on the MNIST basis. For **KL + backprop**
 the MNIST basis keeps adapting as the labelled letters arrive
-(:class:`streamsc.SparseCodingClassifier`, ``backprop=True``, one pass); the subset is then
+(:class:`streamsc.SparseCodingClassifier`, ``gradient="implicit"``, one pass); the subset is then
 recoded with the adapted basis and the same head refitted. Accuracy on the test letters.
 """
 
@@ -166,7 +166,7 @@ def _write(out, cfg, prm, acc, feats, space, B, B_last, quick, seed, t_basis, bp
                      f"p={prm['p_factor']}/k (fixed, not re-validated on letters)",
             "heads": "Raw, PCA, L1, KL: sklearn LogisticRegression(C=1, lbfgs, max_iter=1000) "
                      "on standardised features. KL + backprop: SparseCodingClassifier("
-                     f"backprop=True, learning_rate={prm['head_learning_rate']}, "
+                     f"gradient="implicit", learning_rate={prm['head_learning_rate']}, "
                      f"backprop_weight={prm['backprop_weight']}) with a KL SparseCoder "
                      f"(learning_rate={prm['bp_learning_rate']}) started from the MNIST basis, "
                      "one head-only pass (basis fixed) then "

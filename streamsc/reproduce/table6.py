@@ -13,7 +13,7 @@ folds); in every fold, on the training reviews only:
   scikit-learn ``RidgeCV`` on standardised codes, its ridge penalty chosen among a small grid
   by efficient leave-one-out CV on the training fold (practically ordinary least squares
   when the smallest penalty wins);
-* **KL + backprop**: :class:`streamsc.SparseCodingRegressor` (``backprop=True``) on a KL
+* **KL + backprop**: :class:`streamsc.SparseCodingRegressor` (``gradient="implicit"``) on a KL
   coder started from the unsupervised basis of the largest dimension, streamed over the
   training fold: one head-only pass (basis fixed) then one backprop pass; the adapted basis
   recodes the training and test reviews and the same ``RidgeCV`` head is refitted;
@@ -93,7 +93,7 @@ def _backprop(Xn, y, B, *, prm, epochs, seed, progress, desc):
     coder = SparseCoder(n_components=k, loss="kl", prior="kl", lam=prm["lam"],
                         p=prm["p_factor"] / k, learning_rate=prm["bp_learning_rate"], basis=B,
                         seed=seed)
-    model = SparseCodingRegressor(coder=coder, backprop=False,
+    model = SparseCodingRegressor(coder=coder, gradient="alternating",
                                   learning_rate=prm["head_learning_rate"],
                                   backprop_weight=prm["backprop_weight"],
                                   reconstruction_weight=0.0)
@@ -101,7 +101,7 @@ def _backprop(Xn, y, B, *, prm, epochs, seed, progress, desc):
     total = 1 + epochs
     for epoch in range(total):
         if epoch == 1:
-            model.backprop, model.reconstruction_weight = True, 1.0
+            model.gradient, model.reconstruction_weight = "implicit", 1.0
         stage = "head only" if epoch == 0 else "backprop"
         for i in common._tqdm(rng.permutation(len(y)), desc=f"{desc}, pass {epoch + 1}/{total} "
                               f"({stage})", disable=not progress, unit="doc", leave=False):
@@ -294,7 +294,7 @@ def _write(out, cfg, prm, scores, fold_r2, alphas, pred, y, last, vocab, quick, 
             "regression": "sklearn RidgeCV on standardised codes, alpha chosen by efficient "
                           f"leave-one-out CV on the training fold among {len(ALPHAS_CODES)} "
                           "values in [1e-3, 1e3]",
-            "backprop": f"SparseCodingRegressor(backprop=True, learning_rate="
+            "backprop": f"SparseCodingRegressor(gradient="implicit", learning_rate="
                         f"{prm['head_learning_rate']}, backprop_weight="
                         f"{prm['backprop_weight']}) with a KL coder (learning_rate="
                         f"{prm['bp_learning_rate']}) started from the {kbig}-D unsupervised "
