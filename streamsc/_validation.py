@@ -11,6 +11,8 @@ import numpy as np
 PRIORS = ("kl", "l1", "l2")
 LOSSES = ("squared", "kl")
 SOLVERS = ("newton", "egd", "egd_diag")
+GRADIENTS = ("alternating", "implicit", "unrolled")
+ENCODERS = ("exact", "amortized", "warm_start")
 
 
 def check_choice(name, value, choices):
@@ -80,6 +82,22 @@ def as_float_array(name, X, *, ndims=(1, 2), dtype=np.float64):
             f"{name} contains NaN or infinity (first at index {tuple(int(i) for i in bad)})"
         )
     return arr
+
+
+#: the working precisions of :func:`streamsc.encode` (``dtype``)
+FLOAT_DTYPES = (np.float64, np.float32)
+
+
+def check_float_dtype(name, value):
+    """``numpy.float64`` or ``numpy.float32`` (or a spelling ``np.dtype`` maps to one of them,
+    like ``"float32"``), returned as the scalar type; anything else is a TypeError."""
+    try:
+        dt = None if value is None or isinstance(value, (bool, np.bool_)) else np.dtype(value)
+    except TypeError:
+        dt = None
+    if dt is None or dt.type not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be numpy.float64 or numpy.float32, got {value!r}")
+    return dt.type
 
 
 def check_basis(B, *, dtype=np.float64):
