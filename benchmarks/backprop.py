@@ -71,8 +71,8 @@ WARMUP = 20
 ENCODE = "encode"
 VJP = "encode_vjp"
 CODER = "SparseCoder.learn_one"
-CLF_OFF = "Classifier.learn_one gradient="alternating""
-CLF_ON = "Classifier.learn_one gradient="implicit""
+CLF_OFF = "Classifier.learn_one gradient='alternating'"
+CLF_ON = "Classifier.learn_one gradient='implicit'"
 
 
 def _direction_name(method):
@@ -236,7 +236,7 @@ def run_config(m, k, lam, signed, B, X, labels, V, args):
     clf = models[CLF_ON]
     took = clf.coder_._learner.t - t_before
     steps = len(timings[CLF_ON].seconds) * n_rows
-    checks.append(dict(check="gradient="implicit" took a basis step on every labelled example",
+    checks.append(dict(check="gradient='implicit' took a basis step on every labelled example",
                        err=float(steps - took), ok=took == steps and len(clf.classes_) > 1))
 
     enc = timings[ENCODE]

@@ -165,7 +165,7 @@ def main(argv=None):
     warnings.simplefilter("always")
     warnings.showwarning = count_warning
 
-    print(f"soak: n={n}, SparseCodingClassifier(gradient="implicit"), m={M} features, k={K} atoms "
+    print(f"soak: n={n}, SparseCodingClassifier(gradient='implicit'), m={M} features, k={K} atoms "
           f"(signed KL, dual Newton), {N_CLASSES} classes, seed={args.seed}; "
           f"shift at example {n // 2}")
     print("examples refused by design ('x is too large to learn from', or a code that would "

@@ -22,7 +22,7 @@ FAMILIES = ["KL", "signed KL"]
 #: at m = 12 <= 100, direction's "auto" method is the direct solve; CG is the other row
 CONTENDERS = [
     "encode", "direction direct", "direction cg", "encode_vjp", "SparseCoder.learn_one",
-    "Classifier.learn_one gradient="alternating"", "Classifier.learn_one gradient="implicit"",
+    "Classifier.learn_one gradient='alternating'", "Classifier.learn_one gradient='implicit'",
 ]
 PER_EXAMPLE = CONTENDERS[:4]
 

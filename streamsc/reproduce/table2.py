@@ -203,7 +203,7 @@ def _write(out, cfg, prm, grid, err, W_te, space, B, B_last, quick, seed, t_basi
                           f"p=1/k, then p in {cfg['grid_p_factor']}/k at the best lam_kl",
             "heads": "L1, KL: sklearn LogisticRegression(C=1, lbfgs, max_iter=1000) on "
                      "standardised fixed codes. KL + backprop: SparseCodingClassifier("
-                     f"gradient="implicit", learning_rate={prm['head_learning_rate']}, "
+                     f"gradient='implicit', learning_rate={prm['head_learning_rate']}, "
                      f"backprop_weight={prm['backprop_weight']}) with a KL SparseCoder "
                      f"(learning_rate={prm['bp_learning_rate']}) started from the L1 basis, "
                      "one head-only pass (basis fixed) then "

@@ -166,7 +166,7 @@ def _write(out, cfg, prm, acc, feats, space, B, B_last, quick, seed, t_basis, bp
                      f"p={prm['p_factor']}/k (fixed, not re-validated on letters)",
             "heads": "Raw, PCA, L1, KL: sklearn LogisticRegression(C=1, lbfgs, max_iter=1000) "
                      "on standardised features. KL + backprop: SparseCodingClassifier("
-                     f"gradient="implicit", learning_rate={prm['head_learning_rate']}, "
+                     f"gradient='implicit', learning_rate={prm['head_learning_rate']}, "
                      f"backprop_weight={prm['backprop_weight']}) with a KL SparseCoder "
                      f"(learning_rate={prm['bp_learning_rate']}) started from the MNIST basis, "
                      "one head-only pass (basis fixed) then "

@@ -294,7 +294,7 @@ def _write(out, cfg, prm, scores, fold_r2, alphas, pred, y, last, vocab, quick, 
             "regression": "sklearn RidgeCV on standardised codes, alpha chosen by efficient "
                           f"leave-one-out CV on the training fold among {len(ALPHAS_CODES)} "
                           "values in [1e-3, 1e3]",
-            "backprop": f"SparseCodingRegressor(gradient="implicit", learning_rate="
+            "backprop": f"SparseCodingRegressor(gradient='implicit', learning_rate="
                         f"{prm['head_learning_rate']}, backprop_weight="
                         f"{prm['backprop_weight']}) with a KL coder (learning_rate="
                         f"{prm['bp_learning_rate']}) started from the {kbig}-D unsupervised "
