@@ -112,6 +112,7 @@ class Config:
     gradient: str = "alternating"
     unrolled_steps: int = 10
     encoder: str = "exact"
+    n_threads: int | None = None
 
 
 def check_params(params):
@@ -444,7 +445,8 @@ class Learner:
             from .amortized import AmortizedEncoder
 
             self.encoder = AmortizedEncoder(config.n_components, prior=config.prior,
-                                            signed=config.signed, lam=config.lam, p=config.p)
+                                            signed=config.signed, lam=config.lam,
+                                            p=config.p.copy())  # own state: no shared arrays
 
     @property
     def m(self):
@@ -512,13 +514,13 @@ class Learner:
         W = None
         if init is not None:
             try:
-                W, _, _, viol = solve(X, Bo, init=init, **kw)
+                W, _, _, viol = solve(X, Bo, init=init, n_threads=cfg.n_threads, **kw)
                 if not ((viol <= tol).all() and np.isfinite(W).all()):
                     W = None
             except np.linalg.LinAlgError:
                 W = None
         if W is None:
-            W = solve(X, Bo, init=None, **kw)[0]
+            W = solve(X, Bo, init=None, n_threads=cfg.n_threads, **kw)[0]
         if not np.isfinite(W).all():  # never store a non-finite code or step on one
             raise ValueError(
                 f"the sparse code is not finite (largest |x| is {np.abs(X).max():.3g}): "
@@ -635,6 +637,43 @@ class Learner:
         else:
             loss = self.rank2_step(rows, x, code, None, None, 0.0, 1.0)
         return code.copy(), loss
+
+    def learn_batch(self, rows, X):
+        """Mini-batch step: code every row of X (n, len(rows)) under the current B (in
+        parallel), then one SGD step along the average eq. 7 gradient
+        ``(1/n) sum_i (f(B w_i) - x_i) w_i^T`` with ``eta_t = learning_rate / sqrt(t)``, t
+        counting steps (batches), then unit-norm columns. Alternating gradient only. Raises
+        before changing anything if a document is empty (KL) or the step is not finite."""
+        cfg = self.config
+        k = cfg.n_components
+        n = X.shape[0]
+        if self.m == 0 or n == 0 or (rows is not None and rows.size == 0):
+            return
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        W = self.code_batch(rows, X)  # documents are normalised there
+        Bo = self.B if rows is None else self.B[rows]
+        Z = W @ Bo.T
+        if cfg.loss == "kl":
+            totals = X.sum(axis=1)
+            if not (totals > 0.0).all():
+                raise ValueError("X has an empty document (no positive count): nothing to learn")
+            X = X / totals[:, None]
+            Z = np.exp(Z - Z.max(axis=1, keepdims=True))
+            Z /= Z.sum(axis=1, keepdims=True)
+        eta = cfg.learning_rate / math.sqrt(self.t + 1)
+        with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+            R = Z - X
+            G = np.ascontiguousarray(R.T @ W) / n
+            step = eta * np.abs(G).max()
+            loss = float(np.sum(R * R))
+        self._check_step(loss, step)
+        if self.encoder is not None:  # trained on the exact codes, row by row
+            for i in range(n):
+                self.encoder.update(X[i], W[i], rows)
+        r = np.arange(self.m) if rows is None else rows
+        dict_kernels.dense_update(self.B, r, G, np.zeros(r.size), np.zeros(k), eta, np.empty(k))
+        self.t += 1
+        self.version += 1
 
     def direction(self, Bo, code, g_w):
         """``(v, u)`` of :func:`streamsc.differentiation.direction` for a loss gradient

@@ -1,12 +1,24 @@
 """SparseCoder: online sparse coding as a river transformer."""
 
+import copy
+import dataclasses
+
 import numpy as np
 import pandas as pd
 from river import base
 
 from . import _online
+from . import _validation as v
 
 __all__ = ["SparseCoder"]
+
+
+def _check_mini_batch(value):
+    return v.check_bool("mini_batch", value)
+
+
+def _check_n_threads(value):
+    return v.check_int("n_threads", value, low=1, allow_none=True)
 
 
 class SparseCoder(base.MiniBatchTransformer):
@@ -122,6 +134,14 @@ class SparseCoder(base.MiniBatchTransformer):
         compares the three on a planted dictionary.
     unrolled_steps
         T, the number of unrolled iterations for ``gradient="unrolled"``.
+    mini_batch
+        ``False`` (default): ``learn_many`` is exactly ``learn_one`` on every row in order.
+        ``True``: ``learn_many`` codes every row of the frame under the current basis, in
+        parallel, then takes one SGD step along the average eq. 7 gradient (``t`` then counts
+        frames: ``learning_rate / sqrt(t)`` per frame). Alternating gradient only.
+    n_threads
+        Threads for ``transform_many`` and ``learn_many`` (one example per thread, BLAS
+        pinned to one thread inside). ``None``: numba's default (every core).
     encoder
         ``"exact"`` (default): codes are the exact MAP estimates. ``"amortized"``: the coder
         also trains an amortised encoder (:class:`streamsc.amortized.AmortizedEncoder`, a
@@ -204,6 +224,8 @@ class SparseCoder(base.MiniBatchTransformer):
     #: one checker per constructor argument (shared with the scikit-learn wrapper)
     _parameter_constraints = {
         **_online.PARAMETER_CONSTRAINTS,
+        "mini_batch": lambda value: _check_mini_batch(value),
+        "n_threads": lambda value: _check_n_threads(value),
         "basis": lambda value: value,  # checked against n_components in __init__
     }
 
@@ -223,6 +245,8 @@ class SparseCoder(base.MiniBatchTransformer):
         gradient: str = "alternating",
         unrolled_steps: int = 10,
         encoder: str = "exact",
+        mini_batch: bool = False,
+        n_threads: int | None = None,
         basis=None,
     ):
         self.n_components = n_components
@@ -239,10 +263,18 @@ class SparseCoder(base.MiniBatchTransformer):
         self.gradient = gradient
         self.unrolled_steps = unrolled_steps
         self.encoder = encoder
+        self.mini_batch = mini_batch
+        self.n_threads = n_threads
         self.basis = basis
         config = _online.check_params(
             {name: getattr(self, name) for name in _online.PARAMETER_CONSTRAINTS}
         )
+        if _check_mini_batch(mini_batch) and config.gradient != "alternating":
+            raise ValueError(
+                f"mini_batch=True takes the average eq. 7 step (gradient='alternating'), got "
+                f"gradient={config.gradient!r}"
+            )
+        config = dataclasses.replace(config, n_threads=_check_n_threads(n_threads))
         self._features = _online.Features()
         self._learner = _online.Learner(config)
         self._atoms = tuple(f"atom_{j}" for j in range(config.n_components))
@@ -403,7 +435,8 @@ class SparseCoder(base.MiniBatchTransformer):
         return self._as_dict(self._learner.code(rows, xv))
 
     def learn_many(self, X):
-        """Exactly ``learn_one`` on every row of ``X`` in order (same codes, same steps).
+        """Exactly ``learn_one`` on every row of ``X`` in order (same codes, same steps); with
+        ``mini_batch=True``, one averaged step for the whole frame (codes in parallel).
 
         Parameters
         ----------
@@ -424,18 +457,22 @@ class SparseCoder(base.MiniBatchTransformer):
             return
         features, learner = self._features, self._learner
         saved = (list(features.names), dict(features.index), learner.B.copy(), learner.t,
-                 learner.version, learner.cache)
+                 learner.version, learner.cache, copy.deepcopy(learner.encoder),
+                 copy.deepcopy(learner.power_vector))
         try:
             self._grow(columns)
             if kl:
                 rows, Xv = None, self._dense_frame(columns, values)
             else:
                 rows, Xv = self._select(columns, values)
-            for i in range(Xv.shape[0]):
-                learner.learn(rows, Xv[i])
+            if self.mini_batch:
+                learner.learn_batch(rows, Xv)
+            else:
+                for i in range(Xv.shape[0]):
+                    learner.learn(rows, Xv[i])
         except BaseException:
-            features.names, features.index, learner.B, learner.t, learner.version, \
-                learner.cache = saved
+            (features.names, features.index, learner.B, learner.t, learner.version,
+             learner.cache, learner.encoder, learner.power_vector) = saved
             raise
 
     def transform_many(self, X):
