@@ -22,7 +22,7 @@ import pytest
 import streamsc
 from streamsc import SparseCoder, SparseCodingClassifier, SparseCodingRegressor
 from streamsc._kernels import unrolled as unrolled_kernels
-from streamsc._kernels.dictionary import normalise_columns
+from test_supervised import expected_step, step_error
 
 LAM = 0.1
 EPS = 1e-6
@@ -42,17 +42,6 @@ def start_basis(seed=0, m=M, k=K):
 
 def exact_code(xv, B, prior, signed):
     return streamsc.encode(xv, B, prior=prior, lam=LAM, signed=signed, tol=1e-13)
-
-
-def expected_step(B0, G, eta):
-    E = np.ascontiguousarray(B0 - eta * G)
-    normalise_columns(E, np.empty(B0.shape[1]))
-    return E
-
-
-def step_error(B0, B1, E):
-    want = E - B0
-    return float(np.abs((B1 - B0) - want).max() / np.abs(want).max())
 
 
 CODERS = [("kl", False), ("kl", True), ("l1", False), ("l1", True)]

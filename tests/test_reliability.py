@@ -68,29 +68,26 @@ CODERS = {
 }
 
 
-@pytest.mark.parametrize("name", list(CODERS))
-@SETTINGS
-@given(stream=st.lists(example, min_size=1, max_size=12))
-def test_coder_survives_any_stream(name, stream):
-    model = SparseCoder(**CODERS[name])
+def feed_coder(model, stream):
     for x in stream:
         call_safely(model, "learn_one", x)
         check_basis(model._learner.B)
         w = call_safely(model, "transform_one", x)
         if w is not None:
             assert np.isfinite(list(w.values())).all()
+
+
+@pytest.mark.parametrize("name", list(CODERS))
+@SETTINGS
+@given(stream=st.lists(example, min_size=1, max_size=12))
+def test_coder_survives_any_stream(name, stream):
+    feed_coder(SparseCoder(**CODERS[name]), stream)
 
 
 @SETTINGS
 @given(stream=st.lists(document, min_size=1, max_size=10))
 def test_text_coder_survives_any_stream(stream):
-    model = SparseCoder(n_components=3, loss="kl", seed=0)
-    for x in stream:
-        call_safely(model, "learn_one", x)
-        check_basis(model._learner.B)
-        w = call_safely(model, "transform_one", x)
-        if w is not None:
-            assert np.isfinite(list(w.values())).all()
+    feed_coder(SparseCoder(n_components=3, loss="kl", seed=0), stream)
 
 
 @SETTINGS
