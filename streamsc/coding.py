@@ -56,6 +56,7 @@ def encode(
     return_halves=False,
     return_n_iter=False,
     n_threads=None,
+    dtype=np.float64,
 ):
     r"""Sparse code(s) of ``X`` under the basis ``B``: the MAP estimate of the paper's eq. (3).
 
@@ -126,6 +127,20 @@ def encode(
         Also return the iterations used per example.
     n_threads : int, optional
         Threads for a 2-D batch (one example per thread); default: numba's setting.
+    dtype : {numpy.float64, numpy.float32}
+        Precision in which ``X`` and ``B`` are stored and read by the kernels, and of the
+        result. With ``numpy.float32`` the kernels run on float32 copies of ``X`` and ``B``
+        (numba compiles that specialisation on first use) while their accumulators, scratch
+        vectors and iterates stay float64, so the solver still reaches any ``tol`` (no floor
+        beyond float64's) and the codes are those of the float32-rounded problem, returned
+        as float32. They differ from the float64 codes by the rounding of the data (about
+        6e-8 relative) amplified by the problem's conditioning. At the default ``tol``,
+        ``tests/test_float32.py`` asserts a difference of at most 1e-6 of the largest
+        coefficient for KL codes (EGD and Newton, unsigned and signed) and 2e-5 for L1 and
+        L2 codes (measured on its random problems: up to 1.7e-7 and 7.9e-7). The closed-form
+        signed L2 codes are computed in float32 arithmetic. float32 is faster only once B
+        no longer fits in the core's cache (measured by ``benchmarks/scaling.py``, see
+        ``docs/performance.md``).
 
     Returns
     -------
@@ -152,9 +167,10 @@ def encode(
     """
     loss = v.check_choice("loss", loss, v.LOSSES)
     prior = v.check_choice("prior", prior, v.PRIORS)
-    B = v.check_basis(B)
+    dtype = v.check_float_dtype("dtype", dtype)
+    B = v.check_basis(B, dtype=dtype)
     m, k = B.shape
-    X = v.as_float_array("X", X)
+    X = v.as_float_array("X", X, dtype=dtype)
     v.check_x_matches("X", X, m)
     lam = v.check_real("lam", lam, low=0.0)
     signed = v.check_bool("signed", signed)
@@ -200,6 +216,10 @@ def encode(
             ConvergenceWarning,
             stacklevel=2,
         )
+    if dtype is not np.float64:
+        W = W.astype(dtype)
+        if halves is not None:
+            halves = (halves[0].astype(dtype), halves[1].astype(dtype))
     out = W[0] if single else W
     result = (out,)
     if return_halves:
@@ -214,7 +234,7 @@ def solve(X, B, *, prior, lam, p, signed, tol, loss="squared", solver="egd", max
     """Codes of the rows of X with no argument checking: the one entry point to the kernels
     shared by :func:`encode` and every estimator.
 
-    X (n, m) and B (m, k) are C-contiguous float64 (rows of X already normalised to sum 1
+    X (n, m) and B (m, k) are C-contiguous, both float64 or both float32 (rows of X already normalised to sum 1
     for ``loss="kl"``), p a length-k array, tol a float, init None or (n, k) codes. A single row runs the per-example kernel in the calling thread;
     several rows run one per thread. Returns ``(W, halves, n_iter, violation)`` where
     ``halves`` is ``(W+, W-)`` for signed KL codes and None otherwise.

@@ -231,6 +231,38 @@ class SparseCodingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         self._check_counts(self._learner, X, learning=False)
         return self._learner.code_batch(None, X)
 
+    def score(self, X, y=None):
+        """Negative mean reconstruction loss of the rows of X by their codes: the squared
+        loss ``1/2 ||x - B w||^2``, or for ``loss="kl"`` the KL divergence of each row's
+        distribution from ``softmax(B w)`` (an empty row scores 0). Higher is better, so
+        ``dask_ml.wrappers.Incremental`` and model selection can use it as is.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : ignored
+
+        Returns
+        -------
+        float
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float64, order="C")
+        self._check_counts(self._learner, X, learning=False)
+        W = self._learner.code_batch(None, X)
+        Z = W @ self._learner.B.T
+        if self._learner.config.loss == "kl":
+            totals = X.sum(axis=1, keepdims=True)
+            P = np.divide(X, totals, out=np.zeros_like(X), where=totals > 0)
+            Z = Z - Z.max(axis=1, keepdims=True)
+            logq = Z - np.log(np.exp(Z).sum(axis=1, keepdims=True))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                terms = np.where(P > 0, P * (np.log(P) - logq), 0.0)
+            losses = terms.sum(axis=1)
+        else:
+            losses = 0.5 * np.sum((X - Z) ** 2, axis=1)
+        return -float(np.mean(losses))
+
     @staticmethod
     def _check_counts(learner, X, learning):
         """``loss="kl"``: non-negative counts, and no all-zero row to learn from."""

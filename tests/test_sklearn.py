@@ -121,3 +121,21 @@ def test_parameters_are_shared_with_the_river_estimator():
         "n_epochs", "shuffle", "random_state"}
     for name in set(PARAMETER_CONSTRAINTS) - {"seed"}:
         assert skl[name].default == riv[name].default, name
+
+
+@pytest.mark.parametrize("loss", ["squared", "kl"])
+def test_score_is_the_negative_mean_reconstruction_loss(loss):
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 4, (40, 6)).astype(float) + (loss == "kl") * np.eye(6)[rng.integers(6, size=40)]
+    model = SparseCodingTransformer(n_components=3, loss=loss, random_state=0).fit(X)
+    W = model.transform(X)
+    Z = W @ model.components_
+    if loss == "kl":
+        P = X / X.sum(axis=1, keepdims=True)
+        Q = np.exp(Z) / np.exp(Z).sum(axis=1, keepdims=True)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            want = -np.mean(np.sum(np.where(P > 0, P * np.log(P / Q), 0.0), axis=1))
+    else:
+        want = -np.mean(0.5 * np.sum((X - Z) ** 2, axis=1))
+    assert model.score(X) == pytest.approx(want, rel=1e-12)
+    assert model.score(X) < 0.0

@@ -1,0 +1,39 @@
+"""Smoke test of benchmarks/scaling.py: it runs at a tiny shape, prints every section and
+writes both plots. No timing is asserted."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "scaling.py"
+
+
+def test_quick_run(tmp_path):
+    out_json = tmp_path / "scaling.json"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--m", "16", "--ks", "16,32", "--shapes",
+         "16x32", "--plot-dir", str(tmp_path), "--json", str(out_json)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, env=dict(os.environ),
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for section in ("1. batched encode against k", "2. batch throughput against threads",
+                    "3. fraction of the matvec bound", "A trivially parallel numba loop"):
+        assert section in proc.stdout, section
+    for name in ("throughput_k.png", "throughput_threads.png"):
+        assert (tmp_path / name).stat().st_size > 1000
+    data = json.loads(out_json.read_text())
+    # 2 k x 2 priors x (1 thread, 2 threads, float32)
+    assert len(data["k_sweep"]) == 2 * 2 * 3
+    assert {r["dtype"] for r in data["k_sweep"]} == {"float64", "float32"}
+    # 2 priors x (encode, transform_many) x (1, 2 threads); the river path codes the same
+    assert len(data["threads"]) == 8
+    assert all(r["max_diff_vs_encode"] < 1e-10 for r in data["threads"])
+    assert len(data["matvec_bound"]) == 3
+    for r in data["k_sweep"] + data["threads"] + data["matvec_bound"]:
+        assert math.isfinite(r["codes_per_s"]) and r["codes_per_s"] > 0
+    for r in data["matvec_bound"]:
+        assert r["matvecs_per_code"] >= 2 and 0 < r["fraction_dgemv"]
