@@ -441,6 +441,33 @@ def test_kl_code_is_optimal(problem, seed):
             assert f2 >= f - tol * np.sum(np.abs(w2 - w)) - 16 * EPS * abs(f)
 
 
+@given(kl_problems(), st.sampled_from(["l1", "l2"]), st.integers(0, 2**32 - 1))
+def test_l1_l2_code_is_optimal(problem, prior, seed):
+    """The L1 / L2 code (coordinate descent, or ridge's closed form when signed) is feasible
+    (non-negative unless signed), meets the subgradient conditions to tol, and no random
+    feasible perturbation lowers the objective by more than the convexity bound allows."""
+    B, x, lam, signed = problem
+    l1, l2 = (lam, 0.0) if prior == "l1" else (0.0, lam)
+    tol = 1e-6 * lam
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        w = streamsc.encode(x, B, prior=prior, lam=lam, signed=signed)
+    assert np.all(np.isfinite(w))
+    if not signed:
+        assert np.all(w >= 0)
+    v = naive.enet_violation(x, B, l1, l2, not signed, w)
+    assert v <= tol + _round_slack(x, B, w)
+    f = naive.enet_objective(x, B, l1, l2, w)
+    rng = np.random.default_rng(seed)
+    for scale in (1e-4, 1e-2, 0.3):
+        for _ in range(8):
+            w2 = w + scale * rng.standard_normal(w.shape[0])
+            if not signed:
+                w2 = np.maximum(w2, 0.0)
+            f2 = naive.enet_objective(x, B, l1, l2, w2)
+            assert f2 >= f - v * np.sum(np.abs(w2 - w)) - 16 * EPS * max(abs(f), 1.0)
+
+
 # ---------------------------------------------------------------------------------------
 # bad input: the error names the argument
 # ---------------------------------------------------------------------------------------

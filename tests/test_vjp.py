@@ -10,6 +10,9 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 import naive
 import streamsc
@@ -118,6 +121,54 @@ def test_vjp_matches_finite_differences(shape, prior, signed):
     h = EPS * LAM
     numeric_lam = (loss(x, B, LAM + h) - loss(x, B, LAM - h)) / (2 * h)
     assert abs(grad_lam - numeric_lam) <= 1e-5 * max(abs(numeric_lam), 1e-3 * np.abs(g).max())
+
+
+@st.composite
+def vjp_problems(draw):
+    """Random well-posed KL problems (KL codes have no kinks, so finite differences hold
+    everywhere): m in 2..6, k in 2..8, atoms of norm >= 0.1, lam in [0.05, 1]."""
+    m = draw(st.integers(2, 6))
+    k = draw(st.integers(2, 8))
+    B = draw(arrays(np.float64, (m, k), elements=st.floats(-1, 1, allow_nan=False, width=64)))
+    B = np.where(np.linalg.norm(B, axis=0) < 0.1, np.eye(m, k) + 0.1, B)
+    x = draw(arrays(np.float64, (m,), elements=st.floats(-2, 2, allow_nan=False, width=64)))
+    g = draw(arrays(np.float64, (k,), elements=st.floats(-1, 1, allow_nan=False, width=64)))
+    lam = draw(st.floats(0.05, 1.0))
+    return np.ascontiguousarray(B), x, g, lam, draw(st.booleans()), draw(st.integers(0, 2**31))
+
+
+@settings(max_examples=40, deadline=None)
+@given(vjp_problems())
+def test_vjp_matches_finite_differences_on_random_problems(problem):
+    """Property: for any such problem, <grad_B, dB> and <grad_x, dx> match central
+    differences of g . encode(x, B) along a random direction, to 1e-5 relative to the
+    scale of the directional derivatives."""
+    B, x, g, lam, signed, seed = problem
+    m, k = B.shape
+
+    def code(xx, BB, **kw):  # Newton reaches 1e-12 on every drawn problem (EGD can stall)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", streamsc.ConvergenceWarning)
+            return streamsc.encode(xx, BB, prior="kl", lam=lam, signed=signed, tol=1e-12,
+                                   solver="newton", **kw)
+
+    w, halves = code(x, B, return_halves=True) if signed else (code(x, B), None)
+    grad_B, grad_x = streamsc.encode_vjp(x, B, w, g, prior="kl", lam=lam, signed=signed,
+                                         halves=halves)
+    rng = np.random.default_rng(seed)
+    dB = rng.standard_normal((m, k))
+    dB /= np.linalg.norm(dB)
+    dx = rng.standard_normal(m)
+    dx /= np.linalg.norm(dx)
+
+    def loss(xx, BB):
+        return float(g @ code(xx, BB))
+
+    num_B = (loss(x, B + EPS * dB) - loss(x, B - EPS * dB)) / (2 * EPS)
+    num_x = (loss(x + EPS * dx, B) - loss(x - EPS * dx, B)) / (2 * EPS)
+    scale = max(np.abs(grad_B).max(), np.abs(grad_x).max(), 1e-3)
+    assert abs(float(np.sum(grad_B * dB)) - num_B) <= 1e-5 * scale
+    assert abs(float(grad_x @ dx) - num_x) <= 1e-5 * scale
 
 
 # ---------------------------------------------------------------------------------------
