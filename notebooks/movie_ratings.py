@@ -157,8 +157,8 @@ for j in (*np.argsort(weights)[:3], *np.argsort(weights)[-3:]):
 #   1/64 ≈ 0.016). λ = 0.2 gave the best R² of three values tried for
 #   `streamsc reproduce table6` (`docs/results.md`).
 # * The paper's last row, KL + backprop (the ratings back-propagated into the basis with
-#   `streamsc.SparseCodingRegressor(gradient="implicit")`), is **not** shown: in our full run it
-#   did not improve on plain KL codes (`docs/results.md`, Table 6, says why).
+#   `streamsc.SparseCodingRegressor(gradient="implicit")`), is not run here, to keep the
+#   notebook quick; `streamsc reproduce table6` runs it (`docs/results.md`, Table 6).
 
 # %%
 print("the paper's Table 6 (predictive R²):", table6.PAPER)

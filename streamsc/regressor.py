@@ -9,20 +9,43 @@ from ._supervised import SupervisedCoding, check_target
 
 __all__ = ["SparseCodingRegressor"]
 
+#: a code coefficient's scale is at least this fraction of the largest coefficient's
+CODE_SD_FLOOR = 1e-2
+
 
 class SparseCodingRegressor(SupervisedCoding, base.Regressor):
     r"""Linear regression on sparse codes, with the squared error back-propagated through the
     code into the basis (the paper's movie-review "KL + backprop", online).
 
-    The head works on the target standardised by its running mean and standard deviation
-    (so the step sizes do not depend on the target's units): it predicts
-    :math:`\hat y = \mu + \sigma (v^\top \hat w + b)`. ``learn_one(x, y)`` codes ``x`` with
-    the owned coder, takes the gradient :math:`g = (\hat z - z)\,v` of
-    :math:`\tfrac12(\hat z - z)^2` (:math:`z = (y - \mu)/\sigma`) with respect to the code and,
-    with ``gradient="implicit"``, steps the basis exactly as
-    :class:`~streamsc.SparseCodingClassifier` does; then the head takes a normalised LMS step,
-    ``learning_rate / sqrt(n) / (1 + |w|^2)`` after ``n`` labelled examples.
-    Unlabelled examples go to ``learn_unlabelled_one(x)``.
+    The head works on standardised codes and a standardised target. Each code coefficient is
+    centred and scaled by its running mean :math:`\mu_j` and standard deviation
+    :math:`\sigma_j` over the labelled examples learned so far,
+    :math:`\hat z_j = (\hat w_j - \mu_j)/\sigma_j`, and the target by its own running mean
+    :math:`m_y` and standard deviation :math:`s_y`; the head predicts
+    :math:`\hat y = m_y + s_y (v^\top \hat z + b)`. ``learn_one(x, y)`` codes ``x`` with the
+    owned coder, takes the gradient of :math:`\tfrac12(v^\top \hat z + b - t)^2`
+    (:math:`t = (y - m_y)/s_y`) with respect to the code,
+    :math:`g_j = (v^\top \hat z + b - t)\,v_j / \sigma_j`, and, with ``gradient="implicit"``,
+    steps the basis along it exactly as :class:`~streamsc.SparseCodingClassifier` does; then
+    the head takes a normalised LMS step, ``learning_rate / sqrt(n) / (1 + |z|^2)`` after
+    ``n`` labelled examples, and only then are the running means and variances (Welford)
+    updated with this example's code and target. The scales are the *sample* standard
+    deviations (ddof=1); a coefficient's :math:`\sigma_j` is floored at ``1e-2`` times the
+    largest one, so that a coefficient that has barely moved so far is not blown up. Before
+    two labelled examples (or while every coefficient has been constant) the codes have no
+    scale yet: :math:`\hat z = 0`, and the head learns only its intercept. The head's
+    predictions are thus invariant to an affine change ``s * w + d`` (``s > 0``) of the
+    codes.
+
+    Standardising the codes is always on, not an option: the scale of a code depends on the
+    prior, ``lam``, ``p`` and the loss (the 128-D KL-loss codes of the movie reviews sit at
+    about the prior mean ``p = 1/128`` with a standard deviation of about 1e-4 per
+    coefficient; L1 codes scale with the data), so no single ``learning_rate`` of a head on
+    raw codes suits them all -- on the movie reviews the raw-code head did not learn at all.
+    A linear model on standardised codes is the same family of models (an affine
+    reparametrisation); only the geometry of the SGD steps changes, as it does for the
+    target, which the head standardises for the same reason. Unlabelled examples go to
+    ``learn_unlabelled_one(x)``; they do not enter the running statistics.
 
     Parameters
     ----------
@@ -86,6 +109,9 @@ class SparseCodingRegressor(SupervisedCoding, base.Regressor):
         self._n_labelled = 0
         self._y_mean = 0.0
         self._y_m2 = 0.0  # running sum of squared deviations (Welford)
+        k = self._coder.n_components
+        self._w_mean = np.zeros(k)  # running mean of the codes of the labelled examples
+        self._w_m2 = np.zeros(k)  # and their sums of squared deviations (Welford)
 
     @classmethod
     def _unit_test_params(cls):
@@ -103,29 +129,62 @@ class SparseCodingRegressor(SupervisedCoding, base.Regressor):
         sd = (self._y_m2 / (n - 1)) ** 0.5
         return sd if sd > 0.0 else 1.0
 
+    def _code_scale(self):
+        """The per-coefficient scales sigma of the codes: the sample standard deviations of
+        the codes learned so far, floored at CODE_SD_FLOOR times the largest; None (no scale
+        yet) before two labelled examples or while every coefficient has been constant."""
+        n = self._n_labelled
+        if n < 2:
+            return None
+        sd = np.sqrt(self._w_m2 / (n - 1))
+        top = float(sd.max())
+        if not top > 0.0:
+            return None
+        return np.maximum(sd, CODE_SD_FLOOR * top)
+
+    def _standardise(self, w):
+        """The head's input z = (w - mu) / sigma and sigma (the gradient with respect to the
+        code is the one with respect to z divided by sigma); z = 0 while the codes have no
+        scale yet."""
+        sigma = self._code_scale()
+        if sigma is None:
+            return np.zeros_like(w), np.ones_like(w)
+        return (w - self._w_mean) / sigma, sigma
+
     def _head_grad(self, w, y):
         y = check_target(y)
         mean = self._y_mean if self._n_labelled else y
-        z = (y - mean) / self._scale()
-        err = float(self._v @ w + self._b - z)
-        g_w = err * self._v
+        t = (y - mean) / self._scale()
         n = self._n_labelled + 1
         with np.errstate(over="ignore", invalid="ignore"):
+            z, sigma = self._standardise(w)
+            err = float(self._v @ z + self._b - t)
+            g_w = (err * self._v) / sigma
             delta = y - self._y_mean
             y_mean = self._y_mean + delta / n
             y_m2 = self._y_m2 + delta * (y - y_mean)
-        if not (math.isfinite(y_mean) and math.isfinite(y_m2) and math.isfinite(err)):
+            dw = w - self._w_mean
+            w_mean = self._w_mean + dw / n
+            w_m2 = self._w_m2 + dw * (w - w_mean)
+        if not (math.isfinite(y_mean) and math.isfinite(y_m2) and math.isfinite(t)):
             raise ValueError(
                 f"y = {y!r} is too large for the running scale of the target (its variance "
                 "would overflow): scale the target. The model is unchanged"
             )
+        if not (np.isfinite(w_m2).all() and math.isfinite(err) and np.isfinite(g_w).all()):
+            raise ValueError(
+                "the code of x is too large for the running scale of the codes (their variance "
+                "would overflow): scale the features. The model is unchanged"
+            )
 
         def apply():
-            eta = self._head_eta() / (1.0 + float(w @ w))
-            self._v = self._v - eta * (err * w + self.l2 * self._v)
+            eta = self._head_eta() / (1.0 + float(z @ z))
+            self._v = self._v - eta * (err * z + self.l2 * self._v)
             self._b = self._b - eta * err
             self._y_mean = y_mean
             self._y_m2 = y_m2
+            self._w_mean = w_mean
+            self._w_m2 = w_m2
             self._n_labelled = n
 
         return g_w, apply
@@ -148,4 +207,5 @@ class SparseCodingRegressor(SupervisedCoding, base.Regressor):
         w = self._code(x)
         if not self._n_labelled:
             return 0.0
-        return float(self._y_mean + self._scale() * (self._v @ w + self._b))
+        z, _ = self._standardise(w)
+        return float(self._y_mean + self._scale() * (self._v @ z + self._b))

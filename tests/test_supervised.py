@@ -210,31 +210,89 @@ def test_classifier_step_with_a_new_class(prior, signed):
     assert step_error(B0, lr.B, E) < STEP_RTOL
 
 
+def code_standardisation(codes):
+    """The regressor's (mean, scale) of the codes: the mean and the sample standard deviation
+    (ddof=1) of the codes learned so far, each scale floored at 1e-2 times the largest."""
+    codes = np.asarray(codes)
+    sd = codes.std(axis=0, ddof=1)
+    return codes.mean(axis=0), np.maximum(sd, 1e-2 * sd.max())
+
+
 @pytest.mark.parametrize("prior, signed", CODERS, ids=CODER_IDS)
 def test_regressor_step_is_the_fd_gradient_step(prior, signed):
-    """The regressor's loss is 1/2 (v.w + b - z)^2 on the standardised target
-    z = (y - mean) / sd, with the mean and sample standard deviation (ddof=1) of the targets
-    learned before this one (recomputed here from the targets themselves)."""
+    """The regressor's loss is 1/2 (v.z + b - t)^2 on the standardised code
+    z = (code(x, B) - mu) / sigma and the standardised target t = (y - mean) / sd, with
+    (mu, sigma) and (mean, sd) the means and sample standard deviations (ddof=1, sigma floored)
+    of the codes and targets learned before this one. The test recomputes them from the codes
+    the head met (recorded on their way into the head) and the targets, checks them against
+    the model's running (Welford) statistics, and finite-differences the loss with them held
+    fixed."""
     m, k = 6, 10
     coder = tight_coder(prior, signed, k, seed=2)
     model = SparseCodingRegressor(coder=coder, reconstruction_weight=0.0, learning_rate=0.5)
     xs = examples(m, 15, seed=5)
     ys = [3.0 + 2.0 * x[0] - x[1] for x in xs]
+    seen = []  # the codes the head met, recorded on the way in
+    head_grad = model._head_grad
+    model._head_grad = lambda w, y: (seen.append(w.copy()), head_grad(w, y))[1]
     for x, y in zip(xs[:-1], ys[:-1]):
         model.learn_one(x, y)
+    del model._head_grad
+    assert len(seen) == len(xs) - 1
     x, y = xs[-1], ys[-1]
     xv = np.array([x[i] for i in range(m)])
-    z = (y - np.mean(ys[:-1])) / np.std(ys[:-1], ddof=1)
+    t = (y - np.mean(ys[:-1])) / np.std(ys[:-1], ddof=1)
+    mu, sigma = code_standardisation(seen)
+    np.testing.assert_allclose(model._w_mean, mu, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(model._code_scale(), sigma, rtol=1e-10)
+    assert sigma.max() < 0.5  # the codes' own scale, not the unit scale of a fresh model
     vh, bh = model._v.copy(), model._b
     assert np.abs(vh).max() > 0.01
 
     lr = model.coder_._learner
     B0, t0 = lr.B.copy(), lr.t
     assert kink_margin(xv, B0, prior, signed) > 1e3 * EPS
-    G = fd_gradient(lambda B: 0.5 * (vh @ code(xv, B, prior, signed) + bh - z) ** 2, B0)
+
+    def loss(B):
+        z = (code(xv, B, prior, signed) - mu) / sigma
+        return 0.5 * (vh @ z + bh - t) ** 2
+
+    G = fd_gradient(loss, B0)
     model.learn_one(x, y)
     E = expected_step(B0, G, coder.learning_rate / math.sqrt(t0 + 1))
     assert step_error(B0, lr.B, E) < STEP_RTOL
+    # the statistics were updated after the step, with this example's code and target
+    seen.append(code(xv, B0, prior, signed))
+    np.testing.assert_allclose(model._w_mean, code_standardisation(seen)[0], rtol=1e-12,
+                               atol=1e-15)
+    assert model._n_labelled == len(seen)
+
+
+def test_regressor_head_is_invariant_to_the_scale_of_the_codes():
+    """Standardised codes: the head's predictions on a stream are the same (to rounding)
+    whether its codes are c or s * c + d, so a head on KL codes that sit near their prior
+    mean (deviations of 1e-3) learns as one on unit-scale codes. Checked on the head alone
+    (the codes fed to it directly), with one coefficient constant for the first 20 examples
+    (its scale floored)."""
+    rng = np.random.default_rng(3)
+    k = 5
+    W = rng.standard_normal((300, k))
+    ys = W @ rng.standard_normal(k) + 0.1 * rng.standard_normal(300)
+    W[:20, 2] = 0.7
+    preds = {}
+    for name, (s, d) in {"unit": (1.0, 0.0), "kl-like": (1e-3, 0.02)}.items():
+        model = SparseCodingRegressor(coder=SparseCoder(n_components=k, seed=0),
+                                      learning_rate=0.5)
+        out = []
+        for w, y in zip(W, ys):
+            z, _ = model._standardise(s * w + d)
+            out.append(model._y_mean + model._scale() * (model._v @ z + model._b))
+            _, apply = model._head_grad(s * w + d, y)
+            apply()
+        preds[name] = np.array(out)
+    np.testing.assert_allclose(preds["kl-like"], preds["unit"], rtol=1e-9, atol=1e-9)
+    late = np.mean((preds["unit"][-100:] - ys[-100:]) ** 2)
+    assert late < 0.3 * np.var(ys), late  # and the head learned
 
 
 @pytest.mark.parametrize("cls", [SparseCodingClassifier, SparseCodingRegressor])
@@ -535,8 +593,10 @@ def test_pretrained_coder_keeps_adapting(cls, gradient, rho):
     B1 = coder._learner.B
     assert np.abs(B1 - B0).max() > 1e-3
     # reconstruction steps every example; backprop alone skips the first label(s) that meet a
-    # zero head (for the classifier: until two classes have been seen)
-    assert coder._learner.t - t0 >= (50 if rho else 48)
+    # zero head (for the classifier: until two classes have been seen; for the regressor: the
+    # first three, the codes having no scale before two labels and the head no weights before
+    # its first step on scaled codes)
+    assert coder._learner.t - t0 >= (50 if rho else 48 if cls is SparseCodingClassifier else 47)
     np.testing.assert_allclose(np.linalg.norm(B1, axis=0), 1.0, atol=1e-12)
 
 

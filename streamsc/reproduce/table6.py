@@ -15,8 +15,11 @@ folds); in every fold, on the training reviews only:
   when the smallest penalty wins);
 * **KL + backprop**: :class:`streamsc.SparseCodingRegressor` (``gradient="implicit"``) on a KL
   coder started from the unsupervised basis of the largest dimension, streamed over the
-  training fold: one head-only pass (basis fixed) then one backprop pass; the adapted basis
-  recodes the training and test reviews and the same ``RidgeCV`` head is refitted;
+  training fold: one head-only pass (basis fixed) then three backprop passes (full run; one
+  in quick mode); the adapted basis recodes the training and test reviews and the same
+  ``RidgeCV`` head is refitted. Its step sizes (``head_learning_rate``, ``backprop_weight``,
+  the number of backprop passes) were chosen on a validation split of the first fold's
+  training reviews (see ``TUNING``), never on a test fold;
 * **L2 regression**: ``RidgeCV`` on the raw normalised counts (the same vocabulary), its
   penalty chosen by efficient leave-one-out CV on the training fold over a wide grid.
 
@@ -34,12 +37,27 @@ __all__ = ["run", "PAPER"]
 PAPER = {"LDA": 0.263, "64D KL": 0.264, "256D KL": 0.281, "L2 regression": 0.507,
          "256D KL + backprop": 0.534}
 
-FULL = dict(n_words=1000, n_docs=None, n_folds=5, dims=[64, 128], epochs=1, bp_epochs=1)
+FULL = dict(n_words=1000, n_docs=None, n_folds=5, dims=[64, 128], epochs=1, bp_epochs=3)
 QUICK = dict(n_words=500, n_docs=300, n_folds=2, dims=[16, 32], epochs=1, bp_epochs=1)
 
 #: coding and learning parameters (fixed, not tuned per fold)
 PARAMS = dict(lam=0.2, p_factor=1.0, learning_rate=1.0, bp_learning_rate=0.2,
-              head_learning_rate=0.05, backprop_weight=1.0)
+              head_learning_rate=0.5, backprop_weight=0.2)
+
+#: how the KL + backprop settings were chosen (recorded in the JSON output)
+TUNING = (
+    "KL + backprop settings chosen on a validation split of fold 1's training reviews only "
+    "(KFold(5, shuffle=True, random_state=0), fold 1's 4,005 training reviews split 80/20 by "
+    "train_test_split(random_state=1); 128-D basis learned on the 80 %; R² of the refitted "
+    "RidgeCV head on the 20 %; 1,000 words). Plain KL codes: 0.243. (head_learning_rate, "
+    "bp_learning_rate, backprop_weight, backprop passes) -> refitted R²: (0.05, 0.2, 1, 1) "
+    "0.298 (0.300 with another order); (0.5, 0.2, 1, 1) 0.259; (2.0, 0.2, 1, 1) 0.247; "
+    "(0.05, 1.0, 1, 1) 0.303; (0.05, 0.2, 5, 1) 0.303; (0.05, 0.2, 1, 2) 0.309; (0.05, 0.2, "
+    "1, 1 with two head-only passes) 0.304; (0.5, 0.2, 0.1, 1) 0.315; (0.2, 0.2, 0.25, 1) "
+    "0.310; (0.05, 0.2, 2, 2) 0.322; (0.05, 0.2, 4, 2) 0.327; (0.5, 0.2, 0.2, 2) 0.330; "
+    "(0.5, 0.2, 0.1, 2) 0.334; (0.5, 0.2, 0.1, 3) 0.346; (0.5, 0.2, 0.2, 3) 0.350 "
+    "(chosen). More passes were not tried (compute)"
+)
 
 ALPHAS_CODES = np.logspace(-3, 3, 13)
 ALPHAS_RAW = np.logspace(-8, 1, 19)
@@ -173,6 +191,7 @@ def run(data_dir=None, out="reproduce-out", *, quick=False, seed=0, progress=Tru
     alphas = {n: [] for n in names}
     seconds = []
     last = {}
+    diag = {"basis_relative_change": [], "head_weight_norm": []}
     folds = KFold(cfg["n_folds"], shuffle=True, random_state=seed).split(Xn)
     for f, (tr, te) in enumerate(common._tqdm(list(folds), desc="folds", disable=not progress)):
         t_fold = common.Timer()
@@ -191,6 +210,9 @@ def run(data_dir=None, out="reproduce-out", *, quick=False, seed=0, progress=Tru
                                seed=seed + f, progress=progress,
                                desc=f"fold {f + 1}: KL + backprop")
         pred[extra][te] = [model.predict_one(dict(enumerate(x.tolist()))) for x in Xte]
+        diag["basis_relative_change"].append(
+            float(np.linalg.norm(Bbp - bases[kbig]) / np.linalg.norm(bases[kbig])))
+        diag["head_weight_norm"].append(float(np.linalg.norm(model._v)))
         Wtr = _codes(Xtr, Bbp, prm=prm, progress=progress, desc=f"fold {f + 1}: adapted codes")
         Wte = _codes(Xte, Bbp, prm=prm, progress=progress, desc=f"fold {f + 1}: adapted test")
         fitted[f"{kbig}D KL + backprop"] = (_ridge(Wtr, ytr, ALPHAS_CODES, True), Wte)
@@ -205,16 +227,16 @@ def run(data_dir=None, out="reproduce-out", *, quick=False, seed=0, progress=Tru
         last["B"], last["Bbp"], last["te"] = bases[kbig], Bbp, te
     scores = {n: r2(y, pred[n]) for n in pred}
     return _write(out, cfg, prm, scores, fold_r2, alphas, pred, y, last, vocab, quick, seed,
-                  seconds, timer, len(y), n_all)
+                  seconds, timer, len(y), n_all, diag)
 
 
-def _plot_r2(scores, names, path, title):
+def _plot_r2(scores, names, paper_of, path, title):
     plt = common._plt()
     fig, ax = plt.subplots(figsize=(7, 4))
     x = np.arange(len(names))
     ax.bar(x - 0.2, [scores[n] for n in names], 0.4, label="ours")
-    paper = [PAPER.get(n, np.nan) for n in names]
-    ax.bar(x + 0.2, paper, 0.4, label="paper")
+    paper = [PAPER.get(paper_of.get(n, ""), np.nan) for n in names]
+    ax.bar(x + 0.2, paper, 0.4, label="paper (256D for the larger KL rows)")
     ax.set_xticks(x, names, rotation=15, fontsize=8)
     ax.set_ylabel("predictive R$^2$")
     ax.set_title(title)
@@ -243,7 +265,7 @@ def _top_words(B, vocab, n_atoms=8, n_words=8):
 
 
 def _write(out, cfg, prm, scores, fold_r2, alphas, pred, y, last, vocab, quick, seed, seconds,
-           timer, n_docs, n_all):
+           timer, n_docs, n_all, diag):
     from pathlib import Path
 
     out = Path(out)
@@ -251,7 +273,9 @@ def _write(out, cfg, prm, scores, fold_r2, alphas, pred, y, last, vocab, quick, 
     dims, kbig = cfg["dims"], cfg["dims"][-1]
     names = [f"{k}D KL" for k in dims] + [f"{kbig}D KL + backprop", "L2 regression"]
     extra = "KL + backprop (streamed head)"
-    _plot_r2(scores, names, out / "table6_r2.png",
+    paper_of = {f"{dims[0]}D KL": "64D KL", f"{kbig}D KL": "256D KL",
+                f"{kbig}D KL + backprop": "256D KL + backprop", "L2 regression": "L2 regression"}
+    _plot_r2(scores, names, paper_of, out / "table6_r2.png",
              f"movie reviews: predictive R$^2$, {cfg['n_folds']}-fold CV")
     _plot_scatter(y, {n: pred[n] for n in (f"{kbig}D KL", f"{kbig}D KL + backprop",
                                            "L2 regression")}, out / "table6_scatter.png")
@@ -263,18 +287,19 @@ def _write(out, cfg, prm, scores, fold_r2, alphas, pred, y, last, vocab, quick, 
              f"{cfg['n_words']} words" + (" (QUICK MODE: smoke-test sizes)" if quick else ""),
              "", "| method | ours | paper |", "| --- | --- | --- |",
              f"| LDA | — | {PAPER['LDA']:.3f} |"]
-    paper_of = {f"{dims[0]}D KL": "64D KL", f"{kbig}D KL": "256D KL",
-                f"{kbig}D KL + backprop": "256D KL + backprop", "L2 regression": "L2 regression"}
     for n in names:
         p = PAPER.get(paper_of.get(n, ""), None)
         lines.append(f"| {n} | {scores[n]:.3f} | {'—' if p is None else f'{p:.3f}'} |")
     lines.append(f"| {extra} | {scores[extra]:.3f} | — |")
+    lines += ["", f"The paper's column is its 64-D and 256-D rows; ours are {dims[0]}-D and "
+              f"{kbig}-D codes."]
     report = {
         "table": "table6",
         "quick": quick,
         "r2": scores,
         "r2_per_fold": fold_r2,
         "ridge_alpha_per_fold": alphas,
+        "backprop_per_fold": diag,
         "paper": PAPER,
         "top_words_unsupervised": _top_words(last["B"], vocab),
         "top_words_backprop": _top_words(last["Bbp"], vocab),
@@ -318,14 +343,19 @@ def _write(out, cfg, prm, scores, fold_r2, alphas, pred, y, last, vocab, quick, 
                 "peek at that fold's test reviews; the three gave 0.141, 0.145, 0.149), not "
                 "validated per fold",
                 "basis learned by one online pass per fold; KL + backprop: one head-only "
-                "pass then one backprop pass, then a refitted RidgeCV head on the adapted "
-                "codes (the paper does not say how its head was fitted)",
+                f"pass then {cfg['bp_epochs']} backprop pass(es), then a refitted RidgeCV head "
+                "on the adapted codes (the paper does not say how its head was fitted)",
+                TUNING,
                 "LDA row not run (no LDA in this library)",
             ],
         },
         "compute": {"wall_seconds": timer.elapsed(), "fold_seconds": seconds,
                     "machine": common.machine()},
     }
+    lines += ["", "KL + backprop, per fold: relative change of the basis |B_bp - B| / |B| = "
+              + ", ".join(f"{v:.3f}" for v in diag["basis_relative_change"])
+              + "; norm of the streamed head's weights (on standardised codes) = "
+              + ", ".join(f"{v:.3f}" for v in diag["head_weight_norm"]) + "."]
     lines += ["", f"Wall time {report['compute']['wall_seconds']} s."]
     common.write_outputs(out, "table6", "\n".join(lines), report)
     return report
