@@ -205,3 +205,102 @@ def test_ridge_naive(shape, lam):
     # stationarity of 1/2 ||x - B w||^2 + lam/2 ||w||^2
     G = (W @ B.T - X) @ B + lam * W
     assert np.max(np.abs(G)) <= 1e-10 * max(1.0, np.max(np.abs(X)))
+
+
+# ---------------------------------------------------------------------------------------
+# the working-set solver's special paths: Newton steps along dependent atoms, the working
+# set's capacity (compaction, fallback to plain coordinate descent), rounding-level tol
+# ---------------------------------------------------------------------------------------
+
+
+def _sk_lasso(x, B, lam, positive):
+    m = B.shape[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SkConvergenceWarning)
+        return Lasso(alpha=lam / m, fit_intercept=False, positive=positive, tol=1e-14,
+                     max_iter=1_000_000).fit(B, x).coef_
+
+
+@positives
+def test_enet_cd_duplicate_atoms(positive):
+    """With every atom present twice the code is not unique, but the objective, the fit
+    B w and each pair's sum are those of the lasso on the distinct atoms (a pair acts as
+    one atom: |a| + |b| >= |a + b|, equal when the signs agree)."""
+    rng = np.random.default_rng(41)
+    B0 = make_problem(8, 6, seed=41)[0]
+    B = np.ascontiguousarray(np.hstack([B0, B0]))
+    for x in make_X(B, rng, 3):
+        w, _, viol = _cd(x, B, 0.05, 0.0, positive, 1e-10)
+        assert viol <= 1e-10
+        ref = _sk_lasso(x, B0, 0.05, positive)
+        npt.assert_allclose(w[:6] + w[6:], ref, atol=1e-8)
+        npt.assert_allclose(B @ w, B0 @ ref, atol=1e-8)
+        assert naive.enet_objective(x, B, 0.05, 0.0, w) == pytest.approx(
+            naive.enet_objective(x, B0, 0.05, 0.0, ref), abs=1e-12)
+        assert np.all(w[:6] * w[6:] >= 0)  # a pair never pulls against itself
+
+
+@positives
+def test_enet_cd_dense_start(positive):
+    """From a start with every one of k > m coordinates non-zero (the Newton system is
+    singular until the code is sparse) the kernel reaches the lasso solution, which has at
+    most m non-zeros, as from zero."""
+    B, x = make_problem(6, 20, seed=42)[:2]
+    rng = np.random.default_rng(42)
+    w0 = rng.uniform(0.1, 1.0, 20) * (1.0 if positive else rng.choice([-1.0, 1.0], 20))
+    w, n_sweeps, viol = _cd(x, B, 0.05, 0.0, positive, 1e-12, w0=w0)
+    assert viol <= 1e-12 and n_sweeps > 0
+    w_cold, _, _ = _cd(x, B, 0.05, 0.0, positive, 1e-12)
+    npt.assert_allclose(w, w_cold, atol=1e-10)
+    npt.assert_allclose(w, _sk_lasso(x, B, 0.05, positive), atol=1e-7)
+    assert np.sum(w != 0) <= 6
+
+
+@pytest.mark.parametrize("m,k", [(30, 120), (10, 200)], ids=["m30k120", "m10k200"])
+@positives
+@pytest.mark.parametrize("lam", [0.01, 0.03])
+def test_enet_cd_working_set_sklearn(m, k, positive, lam):
+    """k >> m and small lam: the working set grows over several outer iterations (and at
+    (10, 200) from a dense start fills up and drops its zeros); codes agree with
+    scikit-learn from zero and from the dense start."""
+    B = make_problem(m, k, seed=43)[0]
+    rng = np.random.default_rng(43)
+    for x in make_X(B, rng, 2):
+        ref = _sk_lasso(x, B, lam, positive)
+        w0 = rng.standard_normal(k) * (rng.random(k) < 0.5)
+        if positive:
+            w0 = np.abs(w0)
+        for start in (None, w0):
+            w, _, viol = _cd(x, B, lam, 0.0, positive, 1e-12 * lam, max_iter=100_000, w0=start)
+            assert viol <= 1e-12 * lam
+            assert np.max(np.abs(w - ref)) <= 1e-6 * max(1.0, np.max(np.abs(ref)))
+
+
+def test_enet_cd_beyond_working_set_capacity():
+    """Codes with more non-zeros than the working set holds (min(k, max(2m, 128)) atoms)
+    fall back to plain coordinate descent on B and still meet tol: a non-negative L2 code
+    with k >> m (about half the atoms non-zero), and an L1 code from a dense start."""
+    m, k = 4, 300
+    B, x = make_problem(m, k, seed=44)[:2]
+    w, _, viol = _cd(x, B, 0.0, 0.1, True, 1e-10, max_iter=100_000)
+    assert viol <= 1e-10 and np.sum(w > 0) > 128
+    ref, _ = nnls(np.vstack([B, np.sqrt(0.1) * np.eye(k)]), np.concatenate([x, np.zeros(k)]))
+    npt.assert_allclose(w, ref, rtol=0, atol=1e-8)
+    w0 = np.abs(np.random.default_rng(44).standard_normal(k))
+    w, _, viol = _cd(x, B, 0.05, 0.0, True, 1e-10, max_iter=100_000, w0=w0)
+    assert viol <= 1e-10
+    npt.assert_allclose(w, _sk_lasso(x, B, 0.05, True), atol=1e-7)
+
+
+@positives
+@penalties
+def test_enet_cd_tol_near_rounding(positive, l1, l2):
+    """A tol a hundred times float64's resolution of the gradient is reached well within
+    max_iter: the restricted problem, once solved exactly by a Newton step, hands back to
+    the exact optimality test instead of sweeping on rounding noise."""
+    rng = np.random.default_rng(45)
+    for _ in range(10):
+        B = make_problem(6, 8, seed=int(rng.integers(1 << 30)))[0]
+        x = make_X(B, rng, 1)[0]
+        w, n_sweeps, viol = _cd(x, B, l1, l2, positive, 1e-14, max_iter=5000)
+        assert viol <= 1e-14 and n_sweeps < 5000
