@@ -29,7 +29,11 @@ import numpy as np
 
 from . import _validation as v
 from ._kernels import dictionary as dict_kernels
+from ._kernels import unrolled as unrolled_kernels
+from .amortized import AmortizedEncoder
 from .coding import default_tol, solve
+from .differentiation import direction
+from .unrolled import initial_step, unrolled_gradient
 
 __all__ = [
     "PARAMETER_CONSTRAINTS",
@@ -442,8 +446,6 @@ class Learner:
         self.power_vector = None  # gradient="unrolled", L1/L2: warm start of ||B||_2
         self.encoder = None
         if config.encoder != "exact":
-            from .amortized import AmortizedEncoder
-
             self.encoder = AmortizedEncoder(config.n_components, prior=config.prior,
                                             signed=config.signed, lam=config.lam,
                                             p=config.p.copy())  # own state: no shared arrays
@@ -650,14 +652,15 @@ class Learner:
         if self.m == 0 or n == 0 or (rows is not None and rows.size == 0):
             return
         X = np.ascontiguousarray(X, dtype=np.float64)
-        W = self.code_batch(rows, X)  # documents are normalised there
-        Bo = self.B if rows is None else self.B[rows]
-        Z = W @ Bo.T
         if cfg.loss == "kl":
             totals = X.sum(axis=1)
             if not (totals > 0.0).all():
                 raise ValueError("X has an empty document (no positive count): nothing to learn")
-            X = X / totals[:, None]
+            X = X / totals[:, None]  # distributions: code_batch leaves them as they are
+        W = self.code_batch(rows, X)
+        Bo = self.B if rows is None else self.B[rows]
+        Z = W @ Bo.T
+        if cfg.loss == "kl":
             Z = np.exp(Z - Z.max(axis=1, keepdims=True))
             Z /= Z.sum(axis=1, keepdims=True)
         eta = cfg.learning_rate / math.sqrt(self.t + 1)
@@ -678,8 +681,6 @@ class Learner:
     def direction(self, Bo, code, g_w):
         """``(v, u)`` of :func:`streamsc.differentiation.direction` for a loss gradient
         ``g_w`` on the code (rows ``Bo`` of B observed); raises if they are not finite."""
-        from .differentiation import direction
-
         cfg = self.config
         vdir, Bv, _ = direction(Bo, code, g_w, prior=cfg.prior, lam=cfg.lam, p=cfg.p,
                                 signed=cfg.signed, loss=cfg.loss)
@@ -758,9 +759,6 @@ class Learner:
         (power iteration warm-started from the last call's vector) for L1 / L2, and the
         curvature bound at the start point for KL (then halved while the objective rises,
         see :func:`streamsc.unrolled.initial_step`)."""
-        from ._kernels import unrolled as unrolled_kernels
-        from .unrolled import initial_step
-
         cfg = self.config
         if cfg.prior == "kl":
             return initial_step(Bo, prior="kl", lam=cfg.lam, p=cfg.p, signed=cfg.signed)
@@ -780,8 +778,6 @@ class Learner:
         ``reconstruction_weight`` times eq. 7 at the exact ``code``; returns the loss.
         Squared loss only. Raises ``ValueError`` before changing anything if the unrolled
         iterates or the step overflow."""
-        from .unrolled import unrolled_gradient
-
         cfg = self.config
         k = cfg.n_components
         Bo = self.B if rows is None else np.ascontiguousarray(self.B[rows])

@@ -94,19 +94,19 @@ class SupervisedCoding:
             w = lr.code(rows, xv)
             g_w, apply_head = self._head_grad(w, y)
             if lr.m and (rows is None or rows.size):
-                vdir = Bv = None
                 backprop = (self.gradient != "alternating" and self.backprop_weight > 0.0
                             and np.any(g_w != 0.0))
                 if backprop and self.gradient == "unrolled":
                     lr.unrolled_step(rows, xv, w, g_w, self.backprop_weight,
                                      self.reconstruction_weight)
-                elif backprop:  # Bv: S B v for the KL loss (softmax transfer)
-                    Bo = lr.B if rows is None else np.ascontiguousarray(lr.B[rows])
-                    vdir, Bv = lr.direction(Bo, w, g_w)
-                if (vdir is not None or self.reconstruction_weight > 0.0) and not (
-                        backprop and self.gradient == "unrolled"):
-                    lr.supervised_step(rows, xv, w, vdir, Bv, self.backprop_weight,
-                                       self.reconstruction_weight)
+                else:
+                    vdir = Bv = None
+                    if backprop:  # Bv: S B v for the KL loss (softmax transfer)
+                        Bo = lr.B if rows is None else np.ascontiguousarray(lr.B[rows])
+                        vdir, Bv = lr.direction(Bo, w, g_w)
+                    if vdir is not None or self.reconstruction_weight > 0.0:
+                        lr.supervised_step(rows, xv, w, vdir, Bv, self.backprop_weight,
+                                           self.reconstruction_weight)
         except BaseException:
             coder._rollback(checkpoint)
             coder._learner.cache = cache
