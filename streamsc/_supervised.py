@@ -29,6 +29,9 @@ import numpy as np
 from . import _validation as v
 from .sparse_coder import SparseCoder
 
+#: a code coefficient's scale is at least this fraction of the largest coefficient's
+CODE_SD_FLOOR = 1e-2
+
 
 def check_supervised_params(learning_rate, l2, gradient, backprop_weight, reconstruction_weight,
                             coder):
@@ -115,6 +118,52 @@ class SupervisedCoding:
 
     def _head_eta(self):
         return self.learning_rate / math.sqrt(self._n_labelled + 1)
+
+    # --- the heads' standardised codes: z = (w - mu) / sigma, running mean and sample
+    # standard deviation of the codes of the labelled examples (Welford)
+
+    def _init_code_stats(self):
+        k = self._coder.n_components
+        self._w_mean = np.zeros(k)
+        self._w_m2 = np.zeros(k)
+
+    def _code_scale(self):
+        """The per-coefficient scales sigma of the codes: the sample standard deviations of
+        the codes learned so far, floored at CODE_SD_FLOOR times the largest; None (no scale
+        yet) before two labelled examples or while every coefficient has been constant."""
+        n = self._n_labelled
+        if n < 2:
+            return None
+        sd = np.sqrt(self._w_m2 / (n - 1))
+        top = float(sd.max())
+        if not top > 0.0:
+            return None
+        return np.maximum(sd, CODE_SD_FLOOR * top)
+
+    def _standardise(self, w):
+        """The head's input z = (w - mu) / sigma and sigma (the gradient with respect to the
+        code is the one with respect to z divided by sigma); z = 0 while the codes have no
+        scale yet."""
+        sigma = self._code_scale()
+        if sigma is None:
+            return np.zeros_like(w), np.ones_like(w)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return (w - self._w_mean) / sigma, sigma
+
+    def _code_stats_after(self, w):
+        """The running mean and sum of squared deviations once ``w`` is added (not stored);
+        raises if they overflow."""
+        n = self._n_labelled + 1
+        with np.errstate(over="ignore", invalid="ignore"):
+            dw = w - self._w_mean
+            w_mean = self._w_mean + dw / n
+            w_m2 = self._w_m2 + dw * (w - w_mean)
+        if not np.isfinite(w_m2).all():
+            raise ValueError(
+                "the code of x is too large for the running scale of the codes (their variance "
+                "would overflow): scale the features. The model is unchanged"
+            )
+        return w_mean, w_m2
 
 
 def check_class_label(y, kind):

@@ -13,9 +13,15 @@ class SparseCodingClassifier(SupervisedCoding, base.Classifier):
     "KL + backprop": the head's log-loss is back-propagated through the code into the basis
     by implicit differentiation, one labelled example at a time.
 
-    ``learn_one(x, y)`` codes ``x`` with the owned coder (warm-started, cached), takes the
-    gradient :math:`g = V^\top(\pi - e_y)` of the log-loss with respect to the code, and with
-    ``gradient="implicit"`` steps the basis along
+    The head works on standardised codes, exactly as
+    :class:`~streamsc.SparseCodingRegressor`'s does: each coefficient is centred and scaled by
+    its running mean :math:`\mu_j` and sample standard deviation :math:`\sigma_j` over the
+    labelled examples learned so far (floored at ``1e-2`` times the largest),
+    :math:`\hat z_j = (\hat w_j - \mu_j)/\sigma_j`, and the class probabilities are
+    :math:`\pi = \mathrm{softmax}(V\hat z + b)`. ``learn_one(x, y)`` codes ``x`` with the owned
+    coder (warm-started, cached), takes the gradient
+    :math:`g_j = [V^\top(\pi - e_y)]_j / \sigma_j` of the log-loss with respect to the code,
+    and with ``gradient="implicit"`` steps the basis along
 
     .. math::
 
@@ -24,9 +30,13 @@ class SparseCodingClassifier(SupervisedCoding, base.Classifier):
 
     (:math:`\rho` = ``reconstruction_weight``, :math:`\beta` = ``backprop_weight``, the
     coder's step :math:`\eta_0/\sqrt t`, atoms rescaled to unit norm); then the head takes a
-    normalised SGD step, ``learning_rate / sqrt(n) / (1 + |w|^2)`` after ``n`` labelled
-    examples (so the step does not blow up with the scale of the codes). New classes may
-    appear at any time (their weights start at zero).
+    normalised SGD step, ``learning_rate / sqrt(n) / (1 + |z|^2)`` after ``n`` labelled
+    examples, and only then are the running means and variances updated with this example's
+    code. Before two labelled examples the codes have no scale yet (:math:`\hat z = 0`: the
+    head learns its intercepts only). Standardising is what lets one ``learning_rate`` suit
+    every prior: KL codes sit near the prior mean ``p`` with a spread far smaller than that of
+    L1 codes, and a head on raw KL codes learns (and back-propagates) almost nothing. New
+    classes may appear at any time (their weights start at zero).
 
     The stream may be semi-supervised: send unlabelled examples to
     ``learn_unlabelled_one(x)`` (the reconstruction step alone, on the same basis and
@@ -111,6 +121,7 @@ class SparseCodingClassifier(SupervisedCoding, base.Classifier):
         self._V = np.zeros((0, self._coder.n_components))
         self._b = np.zeros(0)
         self._n_labelled = 0
+        self._init_code_stats()  # running mean and variance of the labelled codes
 
     @classmethod
     def _unit_test_params(cls):
@@ -126,7 +137,8 @@ class SparseCodingClassifier(SupervisedCoding, base.Classifier):
         return True
 
     def _logits(self, w):
-        return self._V @ w + self._b
+        z, _ = self._standardise(w)
+        return self._V @ z + self._b
 
     def _head_grad(self, w, y):
         kind = check_class_label(y, self._label_kind)
@@ -134,24 +146,27 @@ class SparseCodingClassifier(SupervisedCoding, base.Classifier):
         n = len(self.classes_) + (1 if new else 0)
         V = self._V if not new else np.vstack([self._V, np.zeros((1, self._V.shape[1]))])
         b = self._b if not new else np.append(self._b, 0.0)
-        z = V @ w + b
-        z -= z.max()
-        pi = np.exp(z)
+        z, sigma = self._standardise(w)
+        logits = V @ z + b
+        logits -= logits.max()
+        pi = np.exp(logits)
         pi /= pi.sum()
         c = self._class_index.get(y, n - 1)
         gz = pi.copy()
         gz[c] -= 1.0
-        g_w = V.T @ gz
+        g_w = (V.T @ gz) / sigma
+        w_mean, w_m2 = self._code_stats_after(w)
 
         def apply():
-            eta = self._head_eta() / (1.0 + float(w @ w))
-            V_new = V - eta * (np.outer(gz, w) + self.l2 * V)
+            eta = self._head_eta() / (1.0 + float(z @ z))
+            V_new = V - eta * (np.outer(gz, z) + self.l2 * V)
             b_new = b - eta * gz
             if new:
                 self._class_index[y] = len(self.classes_)
                 self.classes_.append(y)
             self._label_kind = kind
             self._V, self._b = V_new, b_new
+            self._w_mean, self._w_m2 = w_mean, w_m2
             self._n_labelled += 1
 
         return g_w, apply

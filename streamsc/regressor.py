@@ -9,10 +9,6 @@ from ._supervised import SupervisedCoding, check_target
 
 __all__ = ["SparseCodingRegressor"]
 
-#: a code coefficient's scale is at least this fraction of the largest coefficient's
-CODE_SD_FLOOR = 1e-2
-
-
 class SparseCodingRegressor(SupervisedCoding, base.Regressor):
     r"""Linear regression on sparse codes, with the squared error back-propagated through the
     code into the basis (the paper's movie-review "KL + backprop", online).
@@ -109,9 +105,7 @@ class SparseCodingRegressor(SupervisedCoding, base.Regressor):
         self._n_labelled = 0
         self._y_mean = 0.0
         self._y_m2 = 0.0  # running sum of squared deviations (Welford)
-        k = self._coder.n_components
-        self._w_mean = np.zeros(k)  # running mean of the codes of the labelled examples
-        self._w_m2 = np.zeros(k)  # and their sums of squared deviations (Welford)
+        self._init_code_stats()  # running mean and variance of the labelled codes
 
     @classmethod
     def _unit_test_params(cls):
@@ -129,49 +123,25 @@ class SparseCodingRegressor(SupervisedCoding, base.Regressor):
         sd = (self._y_m2 / (n - 1)) ** 0.5
         return sd if sd > 0.0 else 1.0
 
-    def _code_scale(self):
-        """The per-coefficient scales sigma of the codes: the sample standard deviations of
-        the codes learned so far, floored at CODE_SD_FLOOR times the largest; None (no scale
-        yet) before two labelled examples or while every coefficient has been constant."""
-        n = self._n_labelled
-        if n < 2:
-            return None
-        sd = np.sqrt(self._w_m2 / (n - 1))
-        top = float(sd.max())
-        if not top > 0.0:
-            return None
-        return np.maximum(sd, CODE_SD_FLOOR * top)
-
-    def _standardise(self, w):
-        """The head's input z = (w - mu) / sigma and sigma (the gradient with respect to the
-        code is the one with respect to z divided by sigma); z = 0 while the codes have no
-        scale yet."""
-        sigma = self._code_scale()
-        if sigma is None:
-            return np.zeros_like(w), np.ones_like(w)
-        return (w - self._w_mean) / sigma, sigma
-
     def _head_grad(self, w, y):
         y = check_target(y)
         mean = self._y_mean if self._n_labelled else y
         t = (y - mean) / self._scale()
         n = self._n_labelled + 1
+        z, sigma = self._standardise(w)
         with np.errstate(over="ignore", invalid="ignore"):
-            z, sigma = self._standardise(w)
             err = float(self._v @ z + self._b - t)
             g_w = (err * self._v) / sigma
             delta = y - self._y_mean
             y_mean = self._y_mean + delta / n
             y_m2 = self._y_m2 + delta * (y - y_mean)
-            dw = w - self._w_mean
-            w_mean = self._w_mean + dw / n
-            w_m2 = self._w_m2 + dw * (w - w_mean)
         if not (math.isfinite(y_mean) and math.isfinite(y_m2) and math.isfinite(t)):
             raise ValueError(
                 f"y = {y!r} is too large for the running scale of the target (its variance "
                 "would overflow): scale the target. The model is unchanged"
             )
-        if not (np.isfinite(w_m2).all() and math.isfinite(err) and np.isfinite(g_w).all()):
+        w_mean, w_m2 = self._code_stats_after(w)
+        if not (math.isfinite(err) and np.isfinite(g_w).all()):
             raise ValueError(
                 "the code of x is too large for the running scale of the codes (their variance "
                 "would overflow): scale the features. The model is unchanged"

@@ -105,15 +105,24 @@ def kink_margin(xv, B, prior, signed):
     return float(min(np.abs(w[active]).min(), slack[~active].min(initial=np.inf)))
 
 
-def softmax_loss(V, b, c):
-    """The classifier's log-loss of class index ``c`` as a function of the code."""
+def softmax_loss(V, b, c, mu=0.0, sigma=1.0):
+    """The classifier's log-loss of class index ``c`` as a function of the code, the head
+    reading the standardised code (w - mu) / sigma."""
 
     def loss(w):
-        z = V @ w + b
+        z = V @ ((w - mu) / sigma) + b
         top = z.max()
         return float(np.log(np.exp(z - top).sum()) + top - z[c])
 
     return loss
+
+
+def code_standardisation(codes):
+    """The heads' (mean, scale) of the codes: the mean and the sample standard deviation
+    (ddof=1) of the codes learned so far, each scale floored at 1e-2 times the largest."""
+    codes = np.asarray(codes)
+    sd = codes.std(axis=0, ddof=1)
+    return codes.mean(axis=0), np.maximum(sd, 1e-2 * sd.max())
 
 
 def expected_step(B0, G, eta):
@@ -150,8 +159,15 @@ def test_classifier_step_is_the_fd_gradient_step(prior, signed, observed, weight
     model = SparseCodingClassifier(coder=coder, reconstruction_weight=rho,
                                    backprop_weight=beta, learning_rate=0.5)
     xs = examples(m, 12, seed=0)
+    seen = []  # the codes the head met, recorded on the way in
+    head_grad = model._head_grad
+    model._head_grad = lambda w, y: (seen.append(w.copy()), head_grad(w, y))[1]
     for i, x in enumerate(xs[:-1]):
         model.learn_one(x, i % 3)
+    del model._head_grad
+    mu, sigma = code_standardisation(seen)
+    np.testing.assert_allclose(model._w_mean, mu, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(model._code_scale(), sigma, rtol=1e-10)
     obs = np.arange(m) if observed == "all" else np.array([0, 2, 3, 5])
     lr = model.coder_._learner
     B0 = lr.B.copy()
@@ -165,7 +181,7 @@ def test_classifier_step_is_the_fd_gradient_step(prior, signed, observed, weight
     y = 1
 
     t0 = lr.t
-    head = softmax_loss(model._V.copy(), model._b.copy(), model.classes_.index(y))
+    head = softmax_loss(model._V.copy(), model._b.copy(), model.classes_.index(y), mu, sigma)
     assert np.abs(model._V).max() > 0.01  # the head is not trivial: there is a gradient
     assert kink_margin(xv, B0[obs], prior, signed) > 1e3 * EPS
 
@@ -202,20 +218,12 @@ def test_classifier_step_with_a_new_class(prior, signed):
     B0, t0 = lr.B.copy(), lr.t
     V = np.vstack([model._V, np.zeros((1, k))])
     b = np.append(model._b, 0.0)
-    head = softmax_loss(V, b, 2)
+    head = softmax_loss(V, b, 2, model._w_mean.copy(), model._code_scale())
     G = fd_gradient(lambda B: head(code(xv, B, prior, signed)), B0)
     model.learn_one(x, "c")
     assert model.classes_ == ["a", "b", "c"]
     E = expected_step(B0, G, coder.learning_rate / math.sqrt(t0 + 1))
     assert step_error(B0, lr.B, E) < STEP_RTOL
-
-
-def code_standardisation(codes):
-    """The regressor's (mean, scale) of the codes: the mean and the sample standard deviation
-    (ddof=1) of the codes learned so far, each scale floored at 1e-2 times the largest."""
-    codes = np.asarray(codes)
-    sd = codes.std(axis=0, ddof=1)
-    return codes.mean(axis=0), np.maximum(sd, 1e-2 * sd.max())
 
 
 @pytest.mark.parametrize("prior, signed", CODERS, ids=CODER_IDS)
@@ -293,6 +301,33 @@ def test_regressor_head_is_invariant_to_the_scale_of_the_codes():
     np.testing.assert_allclose(preds["kl-like"], preds["unit"], rtol=1e-9, atol=1e-9)
     late = np.mean((preds["unit"][-100:] - ys[-100:]) ** 2)
     assert late < 0.3 * np.var(ys), late  # and the head learned
+
+
+def test_classifier_head_is_invariant_to_the_scale_of_the_codes():
+    """The classifier's head reads standardised codes too: its class probabilities on a
+    stream are the same (to rounding) for codes c and s * c + d, and it learns."""
+    rng = np.random.default_rng(4)
+    k = 5
+    W = rng.standard_normal((400, k))
+    ys = (W @ rng.standard_normal((k, 3))).argmax(axis=1)
+    W[:20, 1] = -0.3
+    probs = {}
+    for name, (s, d) in {"unit": (1.0, 0.0), "kl-like": (1e-3, 0.02)}.items():
+        model = SparseCodingClassifier(coder=SparseCoder(n_components=k, seed=0),
+                                       learning_rate=0.5)
+        out = []
+        for i, (w, y) in enumerate(zip(W, ys)):
+            if i >= 50:  # all three classes seen by then
+                logits = model._logits(s * w + d)
+                out.append(np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum())
+            _, apply = model._head_grad(s * w + d, int(y))
+            apply()
+        probs[name] = np.array(out)
+    np.testing.assert_allclose(probs["kl-like"], probs["unit"], rtol=1e-9, atol=1e-12)
+    assert len(set(ys[:50].tolist())) == 3
+    classes = np.array(model.classes_)  # in order of appearance
+    late = np.mean(classes[probs["unit"][-100:].argmax(axis=1)] == ys[-100:])
+    assert late > 0.8, late  # and the head learned (3 classes: chance is about 1/3)
 
 
 @pytest.mark.parametrize("cls", [SparseCodingClassifier, SparseCodingRegressor])
@@ -592,11 +627,10 @@ def test_pretrained_coder_keeps_adapting(cls, gradient, rho):
         model.learn_one(x, i % 2 if cls is SparseCodingClassifier else 2.0 * x[0])
     B1 = coder._learner.B
     assert np.abs(B1 - B0).max() > 1e-3
-    # reconstruction steps every example; backprop alone skips the first label(s) that meet a
-    # zero head (for the classifier: until two classes have been seen; for the regressor: the
-    # first three, the codes having no scale before two labels and the head no weights before
-    # its first step on scaled codes)
-    assert coder._learner.t - t0 >= (50 if rho else 48 if cls is SparseCodingClassifier else 47)
+    # reconstruction steps every example; backprop alone skips the first three labels, which
+    # meet a zero head: the codes have no scale before two labels, and the head has no
+    # weights before its first step on scaled codes
+    assert coder._learner.t - t0 >= (50 if rho else 47)
     np.testing.assert_allclose(np.linalg.norm(B1, axis=0), 1.0, atol=1e-12)
 
 
