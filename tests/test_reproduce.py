@@ -62,8 +62,20 @@ def test_table1_quick(tmp_path):
         assert math.isclose(prof[0], 1.0) and np.all(np.diff(prof) <= 1e-12)
 
 
-def test_table2_quick(tmp_path):
-    report = _run("table2", tmp_path)
+@pytest.fixture(scope="module")
+def table2_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("table2")
+    return _run("table2", out), out
+
+
+@pytest.fixture(scope="module")
+def table5_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("table5")
+    return _run("table5", out), out
+
+
+def test_table2_quick(table2_report):
+    report, tmp_path = table2_report
     for name in ("table2_atoms.png", "table2_figure1.png", "table2_curves.png"):
         assert (tmp_path / name).stat().st_size > 0
     sizes = report["sizes"]
@@ -75,10 +87,17 @@ def test_table2_quick(tmp_path):
     # far better than chance (90% error) even at these sizes
     assert max(errors["L1"] + errors["KL"]) < 0.5
     assert report["chosen"]["lam_l1"] > 0 and report["chosen"]["lam_kl"] > 0
+    # every candidate of the validation grid was scored, and the choice is the best one
+    grid = report["validation_grid"]
+    steps = grid["bp_learning_rate"]
+    assert [r["bp_learning_rate"] for r in steps] == [0.2, 0.5]
+    assert all(0.0 <= r["val_error"] <= 1.0 for name in grid for r in grid[name])
+    best = min(steps, key=lambda r: r["val_error"])["bp_learning_rate"]
+    assert report["chosen"]["bp_learning_rate"] == best
 
 
-def test_table5_quick(tmp_path):
-    report = _run("table5", tmp_path)
+def test_table5_quick(table5_report):
+    report, tmp_path = table5_report
     for name in ("table5_atoms.png", "table5_figure1.png", "table5_curves.png"):
         assert (tmp_path / name).stat().st_size > 0
     acc = report["accuracy"]
@@ -89,6 +108,14 @@ def test_table5_quick(tmp_path):
         assert all(0.0 <= v <= 1.0 for v in values)
     # 26 classes: chance is 3.8%
     assert min(acc["KL"]) > 0.1
+
+
+def test_table5_validates_as_table2(table2_report, table5_report):
+    """Table 5 chooses its parameters on MNIST validation by Table 2's procedure: same seed,
+    same choices."""
+    t2, t5 = table2_report[0], table5_report[0]
+    assert t5["chosen"] == t2["chosen"]
+    assert t5["validation_grid"] == t2["validation_grid"]
 
 
 @pytest.mark.skipif(not (DATA / "movie_scale").is_dir(),
