@@ -19,6 +19,28 @@ MAX_KEPT = 64
 MAX_ITER = {"newton": 100, "egd": 5000, "egd_diag": 5000, "cd": 10000}
 #: the ``loss`` argument of the kernels
 LOSS_CODES = {"squared": 0, "kl": 1}
+#: batched L1/L2 codes use the batch's Gram matrix B^T B (k x k floats) when k is at most
+#: GRAM_MAX_K and the batch has at least max(GRAM_MIN_ROWS, k / GRAM_K_PER_ROW) rows: its
+#: k^2 m flops (and the fixed cost of two matrix products) then cost less than they save
+#: the per-row solvers (measured crossover, signed L1 codes at lam 0.1: about 64 rows at
+#: (m, k) = (16, 32), 50 at (64, 256) and (180, 1024), 8 at (200, 64))
+GRAM_MAX_K = 4096
+GRAM_MIN_ROWS = 64
+GRAM_K_PER_ROW = 16
+
+
+def use_gram(n, k):
+    """Whether a batch of n rows of L1/L2 codes on k atoms is solved with the batch's Gram
+    matrix (:func:`streamsc._kernels.lasso.enet_gram_batch`) rather than row by row from B
+    (:func:`~streamsc._kernels.lasso.enet_cd_batch`); both solve to the same ``tol``.
+
+    Examples
+    --------
+    >>> from streamsc.coding import use_gram
+    >>> use_gram(2000, 256), use_gram(32, 1024), use_gram(100_000, 8192)
+    (True, False, False)
+    """
+    return k <= GRAM_MAX_K and n >= GRAM_MIN_ROWS and n * GRAM_K_PER_ROW >= k
 
 
 class ConvergenceWarning(UserWarning):
@@ -140,7 +162,9 @@ def encode(
         L2 codes (measured on its random problems: up to 1.7e-7 and 7.9e-7). The closed-form
         signed L2 codes are computed in float32 arithmetic. float32 is faster only once B
         no longer fits in the core's cache (measured by ``benchmarks/scaling.py``, see
-        ``docs/performance.md``).
+        ``docs/performance.md``). Batches of L1/L2 codes large enough for the Gram path
+        (:func:`use_gram`) are solved on float64 copies of the float32-rounded ``X`` and
+        ``B`` (the same problem; float32 then saves no time).
 
     Returns
     -------
@@ -313,6 +337,15 @@ def solve(X, B, *, prior, lam, p, signed, tol, loss="squared", solver="egd", max
             if one:
                 n_iter[0], viol[0] = lasso_kernels.enet_cd(
                     X[0], B, l1, l2, not signed, tol, cap, W[0]
+                )
+            elif use_gram(n, k):
+                # B^T B and X B once for the batch (BLAS, pinned to one thread here), in
+                # float64 also for float32 data (one compiled signature)
+                X64 = np.ascontiguousarray(X, dtype=np.float64)
+                B64 = np.ascontiguousarray(B, dtype=np.float64)
+                lasso_kernels.enet_gram_batch(
+                    X64, B64, B64.T @ B64, X64 @ B64, l1, l2, not signed, tol, cap, W,
+                    n_iter, viol,
                 )
             else:
                 lasso_kernels.enet_cd_batch(X, B, l1, l2, not signed, tol, cap, W, n_iter, viol)

@@ -304,3 +304,191 @@ def test_enet_cd_tol_near_rounding(positive, l1, l2):
         x = make_X(B, rng, 1)[0]
         w, n_sweeps, viol = _cd(x, B, l1, l2, positive, 1e-14, max_iter=5000)
         assert viol <= 1e-14 and n_sweeps < 5000
+
+
+# ---------------------------------------------------------------------------------------
+# the Gram batch path (enet_gram_batch): B^T B and X B computed once per batch, the same
+# working-set solver reading its Gram rows and gradients from them
+# ---------------------------------------------------------------------------------------
+
+
+def _batch(kernel, X, B, l1, l2, positive, tol, max_iter=10_000, W0=None):
+    """Codes of the rows of X by enet_cd_batch ("rows") or enet_gram_batch ("gram")."""
+    n, k = X.shape[0], B.shape[1]
+    W = np.zeros((n, k)) if W0 is None else W0.copy()
+    n_iter = np.zeros(n, dtype=np.int64)
+    viol = np.zeros(n)
+    if kernel == "gram":
+        lasso.enet_gram_batch(X, B, B.T @ B, X @ B, l1, l2, positive, tol, max_iter, W,
+                              n_iter, viol)
+    else:
+        lasso.enet_cd_batch(X, B, l1, l2, positive, tol, max_iter, W, n_iter, viol)
+    return W, n_iter, viol
+
+
+def _with_zero_row(B, seed, n=4):
+    X = make_X(B, np.random.default_rng(seed), n)
+    X[1] = 0.0
+    return X
+
+
+def test_enet_gram_batch_naive_tiny():
+    """The Gram path reaches the twin's point (to tol 1e-10) for L1, L2 and elastic-net
+    codes, w >= 0 and signed, with a zero atom, a zero row and a warm start."""
+    B, _ = make_problem(*TINY, seed=24)[:2]
+    B = B.copy()
+    B[:, 4] = 0.0
+    X = _with_zero_row(B, 24)
+    for l1, l2 in PENALTIES:
+        for positive in (True, False):
+            tol = 1e-10
+            W, n_iter, viol = _batch("gram", X, B, l1, l2, positive, tol)
+            assert np.all(viol <= tol) and n_iter[1] == 0
+            npt.assert_array_equal(W[1], 0.0)
+            assert np.all(W[:, 4] == 0.0)
+            for x, w in zip(X, W):
+                # the zero atom's code is 0: the twin solves on the others
+                ref, _ = naive.enet_cd(x, np.delete(B, 4, axis=1), l1, l2, positive, 1e-13,
+                                       100_000)
+                npt.assert_allclose(np.delete(w, 4), ref, atol=1e-8)
+                assert naive.enet_violation(x, B, l1, l2, positive, w) <= tol + 1e-14
+            W2, n2, viol2 = _batch("gram", X, B, l1, l2, positive, tol, W0=W)  # warm start
+            assert np.all(n2 == 0) and np.all(viol2 <= tol)
+            npt.assert_array_equal(W2, W)
+
+
+@shapes
+@positives
+@penalties
+def test_enet_gram_batch_matches_rows(shape, positive, l1, l2):
+    """Gram path and per-row path (k > m and k < m; a row of zeros) stop on the same
+    violation measure: both meet tol, the Gram path's reported violation is the exact one
+    of its codes up to rounding, and the codes agree."""
+    B, _ = _problem(shape)
+    X = _with_zero_row(B, 5)
+    tol = 1e-12
+    Wg, ng, vg = _batch("gram", X, B, l1, l2, positive, tol)
+    Wr, nr, vr = _batch("rows", X, B, l1, l2, positive, tol)
+    assert np.all(vg <= tol) and np.all(vr <= tol)
+    assert ng[1] == nr[1] == 0
+    npt.assert_array_equal(Wg[1], 0.0)
+    for x, w, v in zip(X, Wg, vg):
+        exact = naive.enet_violation(x, B, l1, l2, positive, w)
+        assert exact <= tol + 1e-14 and abs(exact - v) <= 1e-14
+    npt.assert_allclose(Wg, Wr, rtol=0, atol=1e-10)
+    if positive:
+        assert np.all(Wg >= 0)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=SHAPE_IDS)
+@positives
+@penalties
+def test_enet_gram_batch_references(shape, positive, l1, l2):
+    """Against scikit-learn's Lasso (L1) and ElasticNet, scipy's nnls (w >= 0 L2) and the
+    closed form (signed L2), at the default tol 1e-6 * lam and near exact (1e-12 * lam):
+    the default tol leaves about 1e-6 relative, as for the per-row path."""
+    B, _ = _problem(shape)
+    m, k = B.shape
+    X = make_X(B, np.random.default_rng(6), 3)
+    lam = l1 + l2
+    if l2 == 0.0:
+        refs = [_sk_lasso(x, B, l1, positive) for x in X]
+    elif l1 == 0.0 and positive:
+        A = np.vstack([B, np.sqrt(l2) * np.eye(k)])
+        refs = [nnls(A, np.concatenate([x, np.zeros(k)]))[0] for x in X]
+    elif l1 == 0.0:
+        refs = list(naive.ridge(X, B, l2))
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SkConvergenceWarning)
+            refs = [ElasticNet(alpha=lam / m, l1_ratio=l1 / lam, fit_intercept=False,
+                               positive=positive, tol=1e-14, max_iter=1_000_000)
+                    .fit(B, x).coef_ for x in X]
+    for tol, bound in ((1e-12 * lam, 1e-8), (1e-6 * lam, 2e-5)):
+        W, _, viol = _batch("gram", X, B, l1, l2, positive, tol)
+        assert np.all(viol <= tol)
+        for w, ref in zip(W, refs):
+            assert np.max(np.abs(w - ref)) <= bound * max(1.0, np.max(np.abs(ref)))
+
+
+@positives
+def test_enet_gram_batch_duplicate_atoms(positive):
+    """Every atom twice (a singular Gram matrix): the Gram path's codes have the objective,
+    fit and pair sums of the lasso on the distinct atoms, as the per-row path's do."""
+    B0 = make_problem(8, 6, seed=41)[0]
+    B = np.ascontiguousarray(np.hstack([B0, B0]))
+    X = make_X(B, np.random.default_rng(41), 3)
+    W, _, viol = _batch("gram", X, B, 0.05, 0.0, positive, 1e-10)
+    assert np.all(viol <= 1e-10)
+    for x, w in zip(X, W):
+        ref = _sk_lasso(x, B0, 0.05, positive)
+        npt.assert_allclose(w[:6] + w[6:], ref, atol=1e-8)
+        npt.assert_allclose(B @ w, B0 @ ref, atol=1e-8)
+        assert naive.enet_objective(x, B, 0.05, 0.0, w) == pytest.approx(
+            naive.enet_objective(x, B0, 0.05, 0.0, ref), abs=1e-12)
+        assert np.all(w[:6] * w[6:] >= 0)
+
+
+def test_enet_gram_batch_beyond_working_set_capacity():
+    """Codes with more non-zeros than the working set holds fall back to plain coordinate
+    descent on B (from the residual the Gram path never kept): a w >= 0 L2 code with k >> m
+    and L1 codes from a dense warm start reach their references."""
+    m, k = 4, 300
+    B, _ = make_problem(m, k, seed=44)[:2]
+    X = make_X(B, np.random.default_rng(44), 2)
+    W, _, viol = _batch("gram", X, B, 0.0, 0.1, True, 1e-10, max_iter=100_000)
+    assert np.all(viol <= 1e-10) and np.all(np.sum(W > 0, axis=1) > 128)
+    A = np.vstack([B, np.sqrt(0.1) * np.eye(k)])
+    for x, w in zip(X, W):
+        npt.assert_allclose(w, nnls(A, np.concatenate([x, np.zeros(k)]))[0], rtol=0, atol=1e-8)
+    W0 = np.abs(np.random.default_rng(45).standard_normal((2, k)))
+    W, _, viol = _batch("gram", X, B, 0.05, 0.0, True, 1e-10, max_iter=100_000, W0=W0)
+    assert np.all(viol <= 1e-10)
+    for x, w in zip(X, W):
+        npt.assert_allclose(w, _sk_lasso(x, B, 0.05, True), atol=1e-7)
+
+
+def test_encode_dispatches_to_gram_batch(monkeypatch):
+    """``encode`` runs a batch of L1/L2 codes through the Gram path when ``use_gram(n, k)``
+    (k <= GRAM_MAX_K and n >= max(GRAM_MIN_ROWS, k / GRAM_K_PER_ROW)), else row by row
+    (a single row runs ``enet_cd`` in the calling thread); both paths give the same codes,
+    also in float32. The spies wrap the batch drivers only: numba resolves ``enet_cd``
+    inside them at compile time."""
+    import streamsc
+    from streamsc import coding
+
+    assert coding.use_gram(64, 40) and coding.use_gram(64, 1024)
+    assert not coding.use_gram(63, 40) and not coding.use_gram(64, 1025)
+    assert coding.use_gram(256, 4096) and not coding.use_gram(10**6, 4097)
+    calls = []
+    for name in ("enet_gram_batch", "enet_cd_batch"):
+        def spy(*args, _name=name, _fn=getattr(lasso, name)):
+            calls.append(_name)
+            return _fn(*args)
+        monkeypatch.setattr(lasso, name, spy)
+    B = make_problem(12, 40, seed=46)[0]
+    X = make_X(B, np.random.default_rng(46), 64)
+    for signed in (False, True):
+        for prior in ("l1", "l2"):
+            if prior == "l2" and signed:
+                continue  # closed form
+            kw = dict(prior=prior, lam=0.05, signed=signed, tol=1e-12 * 0.05)
+            calls.clear()
+            W = streamsc.encode(X, B, **kw)
+            W_rows = streamsc.encode(X[:63], B, **kw)
+            w_one = streamsc.encode(X[5], B, **kw)
+            assert calls == ["enet_gram_batch", "enet_cd_batch"]
+            npt.assert_allclose(W[:63], W_rows, rtol=0, atol=1e-10)
+            npt.assert_allclose(W[5], w_one, rtol=0, atol=1e-10)
+            calls.clear()
+            W32 = streamsc.encode(X, B, dtype=np.float32, **kw)
+            W32_rows = np.vstack([streamsc.encode(X[:32], B, dtype=np.float32, **kw),
+                                  streamsc.encode(X[32:], B, dtype=np.float32, **kw)])
+            assert calls == ["enet_gram_batch", "enet_cd_batch", "enet_cd_batch"]
+            assert W32.dtype == np.float32
+            npt.assert_allclose(W32, W32_rows, rtol=0, atol=1e-6 * np.abs(W).max())
+            assert np.abs(W32 - W).max() <= 2e-5 * np.abs(W).max()
+    monkeypatch.setattr(coding, "GRAM_MAX_K", 39)
+    calls.clear()
+    streamsc.encode(X, B, prior="l1", lam=0.05)
+    assert calls == ["enet_cd_batch"]
