@@ -13,6 +13,11 @@ pool pinned to one thread (threadpoolctl) for the whole comparison:
   solvers) and L1 codes (non-negative and signed): one row per call
   (``encode(x, B, ...)``) and batched (``encode(X, B, ...)``) with 1 numba thread and with
   numba's default;
+* ``streamsc.SparseCoder.transform_one`` for the same L1 codes (non-negative and signed):
+  a coder built with ``basis=B`` (rows = features ``0 .. m-1``), ``prior="l1"`` and the
+  same ``lam``, fed one dict per call (the dicts are built before timing). Consecutive
+  calls always get different rows, so the coder's cache of its last code never answers;
+  the codes are checked against scikit-learn's like ``encode``'s;
 * ``sklearn.decomposition.SparseCoder(dictionary=B.T, transform_algorithm="lasso_cd",
   transform_alpha=lam, positive_code=...)`` one row per call (``transform(x[None])``)
   and batched (``transform(X)``). It solves the *same* L1 problem as streamsc's L1 codes
@@ -55,6 +60,8 @@ STREAMSC = [
     ("L1 >=0", dict(prior="l1", signed=False)),
     ("L1 signed", dict(prior="l1", signed=True)),
 ]
+#: streamsc river-estimator contenders: (name, signed); L1 codes by SparseCoder.transform_one
+TRANSFORM_ONE = [("L1 >=0 transform_one", False), ("L1 signed transform_one", True)]
 #: scikit-learn contenders: (name, signed)
 SKLEARN = [("sklearn lasso_cd >=0", False), ("sklearn lasso_cd signed", True)]
 
@@ -90,7 +97,10 @@ def make_data(m, k, n, seed):
 @dataclass
 class Contender:
     """One method. ``one(x)`` codes one row; ``batch(X, threads)`` returns
-    ``(codes, n_iter or None)``; ``iterations(X)`` the iterations per row (untimed)."""
+    ``(codes, n_iter or None)``; ``iterations(X)`` the iterations per row (untimed).
+    ``prepare(rows)`` (untimed) turns a list of rows into what ``one`` takes (default: the
+    rows themselves); ``codes(X)`` (untimed) returns ``(codes, n_iter)`` for a contender
+    with no batch mode."""
 
     name: str
     family: str
@@ -102,6 +112,12 @@ class Contender:
     iter_cap: int = 0
     n_iter: object = None
     first_calls: dict = field(default_factory=dict)
+    prepare: object = None
+    codes: object = None
+
+    def inputs(self, rows):
+        """What ``one`` takes for each of ``rows`` (built before any timing)."""
+        return list(rows) if self.prepare is None else self.prepare(rows)
 
 
 def streamsc_contenders(B, lam):
@@ -123,6 +139,41 @@ def streamsc_contenders(B, lam):
                 name=name, family="streamsc", signed=kw["signed"], one=one, batch=batch,
                 modes=[(ONE, None), (BATCH, 1), (BATCH, DEFAULT)],
                 iter_cap=cap,
+            )
+        )
+    return out
+
+
+def transform_one_contenders(B, lam):
+    """``SparseCoder.transform_one`` with L1 codes on the basis ``B``: same problem as the
+    ``encode`` L1 rows (unit-norm rows, so the coder's default tol is ``1e-6 * lam`` too)."""
+    import streamsc
+    from streamsc.coding import MAX_ITER
+
+    def prepare(rows):  # one dict per row: feature i -> x_i, the order of B's rows
+        return [dict(enumerate(x.tolist())) for x in rows]
+
+    out = []
+    for name, signed in TRANSFORM_ONE:
+        coder = streamsc.SparseCoder(
+            n_components=B.shape[1], prior="l1", lam=lam, signed=signed, basis=B, seed=0,
+        )
+
+        def one(x, coder=coder):
+            return coder.transform_one(x)
+
+        def codes(X, coder=coder, signed=signed):
+            # untimed: transform_one over the rows in order (never the same row twice in a
+            # row); the iterations are those of the same solve through encode
+            W = np.array([list(coder.transform_one(x).values()) for x in prepare(X)])
+            n_iter = streamsc.encode(X, B, prior="l1", lam=lam, signed=signed,
+                                     return_n_iter=True)[1]
+            return W, n_iter
+
+        out.append(
+            Contender(
+                name=name, family="streamsc", signed=signed, one=one, batch=None,
+                modes=[(ONE, None)], iter_cap=MAX_ITER["cd"], prepare=prepare, codes=codes,
             )
         )
     return out
@@ -175,7 +226,8 @@ def sklearn_contenders(B, lam):
 
 def run_config(m, k, lam, B, X_pos, X_sgn, args):
     """Warm up, size the pass, time every contender and mode; return the records."""
-    contenders = streamsc_contenders(B, lam) + sklearn_contenders(B, lam)
+    contenders = (streamsc_contenders(B, lam) + transform_one_contenders(B, lam)
+                  + sklearn_contenders(B, lam))
     data = {False: X_pos, True: X_sgn}
     n = X_pos.shape[0]
 
@@ -186,13 +238,14 @@ def run_config(m, k, lam, B, X_pos, X_sgn, args):
         warnings.simplefilter("ignore")
         for c in contenders:
             X = data[c.signed]
+            x0 = c.inputs([X[0]])[0]
             for call, threads in c.modes:
                 if call == ONE:
-                    t, _ = _common.first_call(lambda: c.one(X[0]))
+                    t, _ = _common.first_call(lambda: c.one(x0))
                 else:
                     t, _ = _common.first_call(lambda: c.batch(X[:2], threads))
                 c.first_calls[(call, threads)] = t
-            rows = [X[i] for i in range(1, probe)] or [X[0]]
+            rows = c.inputs([X[i] for i in range(1, probe)] or [X[0]])
             t0 = time.perf_counter()
             for x in rows:
                 c.one(x)
@@ -206,7 +259,7 @@ def run_config(m, k, lam, B, X_pos, X_sgn, args):
     jobs = []
     for c in contenders:
         X = np.ascontiguousarray(data[c.signed][:n_rows])
-        rows = [X[i] for i in range(n_rows)]
+        rows = c.inputs([X[i] for i in range(n_rows)])
         for call, threads in c.modes:
             job = dict(contender=c, call=call, threads=threads, X=X,
                        timing=_common.Timing(units=n_rows))
@@ -236,6 +289,9 @@ def run_config(m, k, lam, B, X_pos, X_sgn, args):
                 n_iter = c.iterations(job["X"])
             codes[c.name] = W
             c.n_iter = n_iter
+    for c in contenders:
+        if c.codes is not None:
+            codes[c.name], c.n_iter = c.codes(np.ascontiguousarray(data[c.signed][:n_rows]))
     for job in jobs:
         c, t = job["contender"], job["timing"]
         records.append(dict(
@@ -275,7 +331,11 @@ def run_config(m, k, lam, B, X_pos, X_sgn, args):
 def l1_checks(m, k, lam, codes):
     """streamsc's L1 codes against scikit-learn's, same rows (batched outputs)."""
     out = []
-    pairs = (("L1 >=0", "sklearn lasso_cd >=0"), ("L1 signed", "sklearn lasso_cd signed"))
+    pairs = (
+        ("L1 >=0", "sklearn lasso_cd >=0"), ("L1 signed", "sklearn lasso_cd signed"),
+        ("L1 >=0 transform_one", "sklearn lasso_cd >=0"),
+        ("L1 signed transform_one", "sklearn lasso_cd signed"),
+    )
     for ours, theirs in pairs:
         a, b = codes[ours], codes[theirs]
         diff = float(np.max(np.abs(a - b)))
@@ -369,6 +429,8 @@ ISSUE_TARGETS = [
     # (numerator method, reference sklearn method, target, label)
     ("L1 >=0", "sklearn lasso_cd >=0", 3.0, ">= 3x"),
     ("L1 signed", "sklearn lasso_cd signed", 3.0, ">= 3x"),
+    ("L1 >=0 transform_one", "sklearn lasso_cd >=0", 3.0, ">= 3x"),
+    ("L1 signed transform_one", "sklearn lasso_cd signed", 3.0, ">= 3x"),
     ("KL newton", "sklearn lasso_cd >=0", 1.0, ">= 1x (aim 2x)"),
     ("KL egd", "sklearn lasso_cd >=0", 1.0, ">= 1x (aim 2x)"),
     ("signed KL newton", "sklearn lasso_cd signed", 1.0, ">= 1x (aim 2x)"),
@@ -498,6 +560,9 @@ def main(argv=None):
         "lam ||w||_1 with the same lam (SparseCoder transform_alpha = lam; sklearn divides by "
         "m internally). Ratios compare with sklearn lasso_cd of the same sign (>=0 for "
         "non-negative codes).\n"
+        "transform_one: SparseCoder(prior='l1', same lam, basis=B).transform_one of one dict "
+        "per row (dicts built untimed; never the same row twice in a row, so its cache of "
+        "the last code never answers).\n"
         "mean iter: Newton steps / EGD steps / coordinate-descent sweeps (sklearn: CD epochs "
         "of the same Lasso, refit untimed). Rates: the fastest of repeated passes over the "
         "same rows; codes/cpu-s: codes per CPU-second of this process (all its threads)."

@@ -3,15 +3,18 @@
 The system of Bradley & Bagnell, "Differentiable Sparse Coding" (NIPS 2008) as a streaming
 learner: KL-regularised codes by EGD or a dual Newton solver, online basis learning, implicit
 gradients of the codes, numba kernels and river's estimator interface.
+
+The functions (:func:`encode`, :func:`encode_vjp`, ...) are imported with the package; the
+river estimators and :func:`load`, which need river and pandas, are imported on first use of
+their name (``streamsc.SparseCoder`` or ``from streamsc import SparseCoder``), so a script
+that only codes examples does not pay for importing river and pandas.
 """
+
+import importlib
 
 from .coding import ConvergenceWarning, calibrate_tol, default_tol, encode
 from .differentiation import encode_vjp
 from .unrolled import unrolled_vjp
-from .sparse_coder import SparseCoder
-from .classifier import SparseCodingClassifier
-from .regressor import SparseCodingRegressor
-from .persistence import load
 
 __version__ = "0.1.0"
 
@@ -27,3 +30,27 @@ __all__ = [
     "load",
     "unrolled_vjp",
 ]
+
+#: names imported on first access (PEP 562): name -> submodule defining it
+_LAZY = {
+    "SparseCoder": ".sparse_coder",
+    "SparseCodingClassifier": ".classifier",
+    "SparseCodingRegressor": ".regressor",
+    "load": ".persistence",
+}
+
+
+def __getattr__(name):
+    """Import a lazily loaded name (``_LAZY``) from its submodule on first access."""
+    try:
+        module = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later accesses skip this function
+    return value
+
+
+def __dir__():
+    """The module's names, the ones not imported yet included."""
+    return sorted(set(globals()) | set(_LAZY))

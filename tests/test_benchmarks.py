@@ -22,6 +22,8 @@ SCRIPT = ROOT / "benchmarks" / "encode.py"
 STREAMSC_METHODS = [
     "KL newton", "KL egd", "signed KL newton", "signed KL egd", "L1 >=0", "L1 signed",
 ]
+#: SparseCoder.transform_one, one dict per call only
+TRANSFORM_ONE_METHODS = ["L1 >=0 transform_one", "L1 signed transform_one"]
 SKLEARN_METHODS = ["sklearn lasso_cd >=0", "sklearn lasso_cd signed"]
 LAMS = ["0.1", "0.03"]
 
@@ -66,12 +68,17 @@ def test_table_has_every_row(quick_run, lam):
             bool(re.match(rf"^{re.escape(method)}\s+batch\s+\d+ \(numba default\)", line))
             for line in lines
         ) == 1, method
+    for method in TRANSFORM_ONE_METHODS:
+        assert has(method, "1 row/call", "-") == 1, method
+        assert not any(re.match(rf"^{re.escape(method)}\s+batch", line) for line in lines)
     for method in SKLEARN_METHODS:
         assert has(method, "1 row/call", "-") == 1, method
         assert has(method, "batch", "-") == 1, method
-    # the L1 agreement with scikit-learn was checked by the script and passed
+    # the L1 agreement with scikit-learn (encode and transform_one codes) was checked by the
+    # script and passed
     checks = [line for line in lines if line.startswith("L1 check:")]
-    assert len(checks) == 2 and all(line.endswith(" ok") for line in checks), checks
+    assert len(checks) == 4 and all(line.endswith(" ok") for line in checks), checks
+    assert sum("transform_one - sklearn" in line for line in checks) == 2, checks
 
 
 def test_summary_sections(quick_run):
@@ -79,6 +86,12 @@ def test_summary_sections(quick_run):
     out = proc.stdout
     for section in ("ratios asked for by issue 8", "KL solver choice", "first call of each"):
         assert section in out, section
+    ratios = out.split("ratios asked for by issue 8", 1)[1].split("===", 2)[1]
+    for method, peer in zip(TRANSFORM_ONE_METHODS, SKLEARN_METHODS):
+        # one row per (shape, lam), with the wall-clock and the CPU-time ratio beside it
+        rows = [line for line in ratios.splitlines() if f"{method} / {peer}" in line]
+        assert len(rows) == len(LAMS), (method, ratios)
+        assert all(len(re.findall(r"\d+\.\d\dx", line)) == 2 for line in rows), rows
     assert "BLAS is pinned to 1 thread" in out
 
 
@@ -87,8 +100,12 @@ def test_json_output(quick_run):
     assert proc.returncode == 0
     data = json.loads(out_json.read_text())
     results = data["results"]
-    # per lam: 6 streamsc methods x 3 call modes + 2 sklearn methods x 2 call modes
-    assert len(results) == len(LAMS) * (6 * 3 + 2 * 2)
+    # per lam: 6 streamsc methods x 3 call modes + 2 transform_one methods x 1 call mode
+    # + 2 sklearn methods x 2 call modes
+    assert len(results) == len(LAMS) * (6 * 3 + 2 * 1 + 2 * 2)
+    assert {r["method"] for r in results if r["call"] == "1 row/call"} >= set(
+        TRANSFORM_ONE_METHODS
+    )
     for r in results:
         assert (r["m"], r["k"]) == (16, 32)
         assert math.isfinite(r["codes_per_s"]) and r["codes_per_s"] > 0
@@ -98,4 +115,7 @@ def test_json_output(quick_run):
     # Newton and EGD agree at the default tolerance (both stop at 1e-6 * lam)
     for c in data["solver_choice"]:
         assert c["max_rel_diff"] < 1e-4, c
-    assert len(data["issue_ratios"]) == len(LAMS) * 6
+    assert len(data["issue_ratios"]) == len(LAMS) * 8
+    for r in data["issue_ratios"]:
+        assert math.isfinite(r["ratio"]) and r["ratio"] > 0, r
+        assert math.isfinite(r["ratio_cpu"]) and r["ratio_cpu"] > 0, r
