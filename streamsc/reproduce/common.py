@@ -29,6 +29,7 @@ __all__ = [
     "mean_sorted_profile",
     "relative_l1_change",
     "stream_backprop",
+    "backprop_predictions",
     "fit_maxent",
     "choose_on_validation",
     "write_outputs",
@@ -195,6 +196,38 @@ def stream_backprop(Z, y, B, *, lam, p, learning_rate, head_learning_rate, backp
                        disable=not progress, unit="ex", leave=False):
             model.learn_one(dict(enumerate(Z[i].tolist())), int(y[i]))
     return model, np.ascontiguousarray(model.coder_.basis_.to_numpy())
+
+
+def backprop_predictions(Z, y, Z_test, B, prm, *, epochs=1, seed=0, progress=True,
+                         desc="KL + backprop"):
+    """The "KL + backprop" rows of Tables 2 and 5: stream the labelled rows ``(Z, y)``
+    through :func:`stream_backprop` from the basis ``B`` with the parameters ``prm`` (the
+    chosen KL lambda, ``p_factor``, basis step, head learning rate and backprop weight), then
+    recode ``Z`` and ``Z_test`` with the adapted basis and refit :func:`fit_maxent` on them.
+    Returns ``(refitted head's test predictions, streamed head's test predictions, adapted
+    basis)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> Z = rng.normal(size=(60, 5)); y = (Z[:, 0] > 0).astype(int)
+    >>> prm = dict(DEFAULTS, lam_kl=0.05, p_factor=1.0)
+    >>> refit, streamed, B = backprop_predictions(Z[:40], y[:40], Z[40:], np.eye(5)[:, :4],
+    ...                                           prm, progress=False)
+    >>> refit.shape, streamed.shape, B.shape
+    ((20,), (20,), (5, 4))
+    """
+    p = prm["p_factor"] / B.shape[1]
+    kl = dict(prior="kl", lam=prm["lam_kl"], p=p, progress=progress)
+    streamed, B_bp = stream_backprop(
+        Z, y, B, lam=prm["lam_kl"], p=p, learning_rate=prm["bp_learning_rate"],
+        head_learning_rate=prm["head_learning_rate"], backprop_weight=prm["backprop_weight"],
+        epochs=epochs, seed=seed, progress=progress, desc=desc)
+    pred_streamed = predict_stream(streamed, Z_test, progress=progress)
+    W = encode_rows(Z, B_bp, desc="KL codes, adapted basis", **kl)
+    W_test = encode_rows(Z_test, B_bp, desc="KL test codes, adapted basis", **kl)
+    return fit_maxent(W, y).predict(W_test), pred_streamed, B_bp
 
 
 def predict_stream(model, Z, *, progress=True, desc="streamed head"):

@@ -104,17 +104,11 @@ def run(data_dir=None, out="reproduce-out", *, quick=False, seed=0, progress=Tru
             if name == "KL":
                 err["KL (training set)"].append(_error(model, W[name][:n], y_tr[:n]))
         t_bp = common.Timer()
-        streamed, B_bp = common.stream_backprop(
-            Z_tr[:n], y_tr[:n], B, lam=prm["lam_kl"], p=p, learning_rate=prm["bp_learning_rate"],
-            head_learning_rate=prm["head_learning_rate"], backprop_weight=prm["backprop_weight"],
-            epochs=cfg["bp_epochs"], seed=seed, progress=progress, desc=f"KL + backprop, {n}")
-        pred = common.predict_stream(streamed, Z_te, progress=progress)
-        err["KL + backprop (streamed head)"].append(float(np.mean(pred != y_te)))
-        Wb = common.encode_rows(Z_tr[:n], B_bp, prior="kl", lam=prm["lam_kl"], p=p,
-                                progress=progress, desc="KL codes, adapted basis")
-        Wb_te = common.encode_rows(Z_te, B_bp, prior="kl", lam=prm["lam_kl"], p=p,
-                                   progress=progress, desc="KL test codes, adapted basis")
-        err["KL + backprop"].append(_error(common.fit_maxent(Wb, y_tr[:n]), Wb_te, y_te))
+        pred, pred_streamed, B_bp = common.backprop_predictions(
+            Z_tr[:n], y_tr[:n], Z_te, B, prm, epochs=cfg["bp_epochs"], seed=seed,
+            progress=progress, desc=f"KL + backprop, {n}")
+        err["KL + backprop"].append(float(np.mean(pred != y_te)))
+        err["KL + backprop (streamed head)"].append(float(np.mean(pred_streamed != y_te)))
         bp_seconds.append(t_bp.elapsed())
         B_last = B_bp
 
