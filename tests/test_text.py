@@ -274,7 +274,8 @@ def test_sklearn_transformer_learns_the_same_basis():
 def test_classifier_backprop_step_is_the_fd_gradient_step():
     """A labelled step of a classifier whose coder has loss="kl": B1 = normalise(B0 - eta G)
     with G the finite-difference gradient of rho * min_w(coding objective) + beta *
-    logloss(head(code(x, B)), y), the head held fixed."""
+    logloss(head(code(x, B)), y), the head (and its standardisation of the codes: running
+    mean and sample standard deviation) held fixed."""
     m, k = 6, 4
     words = list(range(m))
     coder = SparseCoder(n_components=k, loss="kl", lam=LAM, tol=1e-12 * LAM,
@@ -292,6 +293,8 @@ def test_classifier_backprop_step_is_the_fd_gradient_step():
     lr = model.coder_._learner
     B0, t0 = lr.B.copy(), lr.t
     V, b, c = model._V.copy(), model._b.copy(), model.classes_.index(1)
+    mu, sigma = model._w_mean.copy(), model._code_scale()
+    assert sigma is not None
 
     def code(B):
         with warnings.catch_warnings():
@@ -300,7 +303,7 @@ def test_classifier_backprop_step_is_the_fd_gradient_step():
 
     def loss(B):
         w = code(B)
-        z = V @ w + b
+        z = V @ ((w - mu) / sigma) + b
         head = float(np.log(np.exp(z - z.max()).sum()) + z.max() - z[c])
         return beta * head + rho * (kl_loss(xbar, B @ w) + LAM * kl_prior(w, 1.0 / k))
 

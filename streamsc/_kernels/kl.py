@@ -144,8 +144,9 @@ def _slack(f, loss):
 
 
 @njit(**NJIT)
-def _egd_eval(x, B, logp, lam, signed, u, w, code, r, loss):
-    """From u = log w: fill w, code, r = f(B code) - x; return the objective."""
+def _egd_eval(x, B, logp, psum, lam, signed, u, w, code, r, loss):
+    """From u = log w: fill w, code, r = f(B code) - x; return the objective (``psum`` is
+    the sum of the prior means over the n coordinates, the constant of the KL term)."""
     m, k = B.shape
     n = u.shape[0]
     kl = 0.0
@@ -155,10 +156,9 @@ def _egd_eval(x, B, logp, lam, signed, u, w, code, r, loss):
             return np.inf
         wj = np.exp(uj)
         w[j] = wj
-        lp = logp[j % k]
-        kl += wj * (uj - lp) - wj + np.exp(lp)
+        kl += wj * (uj - logp[j % k] - 1.0)
     _unpack(w, k, signed, code)
-    return loss_residual(x, B, code, r, loss) + lam * kl
+    return loss_residual(x, B, code, r, loss) + lam * (kl + psum)
 
 
 @njit(**NJIT)
@@ -229,6 +229,9 @@ def egd(x, B, p, lam, signed, tol, max_iter, u, alpha, trace, loss, diag):
     m, k = B.shape
     n = u.shape[0]
     logp = np.log(p)
+    psum = 0.0
+    for j in range(n):
+        psum += p[j % k]
     w = np.empty(n)
     w_new = np.empty(n)
     u_new = np.empty(n)
@@ -241,12 +244,12 @@ def egd(x, B, p, lam, signed, tol, max_iter, u, alpha, trace, loss, diag):
     s = np.ones(n)
     cn2 = np.empty(k)
     col_sq_norms(B, cn2)
-    f = _egd_eval(x, B, logp, lam, signed, u, w, code, r, loss)
+    f = _egd_eval(x, B, logp, psum, lam, signed, u, w, code, r, loss)
     if not np.isfinite(f):
         # the starting point overflows: start from the prior mean instead
         for j in range(n):
             u[j] = logp[j % k]
-        f = _egd_eval(x, B, logp, lam, signed, u, w, code, r, loss)
+        f = _egd_eval(x, B, logp, psum, lam, signed, u, w, code, r, loss)
     gmax = _egd_grad(B, logp, lam, signed, u, r, c, g)
     n_trials = 0
     n_back = 0
@@ -260,7 +263,7 @@ def egd(x, B, p, lam, signed, tol, max_iter, u, alpha, trace, loss, diag):
             n_trials += 1
             for j in range(n):
                 u_new[j] = u[j] - a * s[j] * g[j]
-            f_new = _egd_eval(x, B, logp, lam, signed, u_new, w_new, code, r_new, loss)
+            f_new = _egd_eval(x, B, logp, psum, lam, signed, u_new, w_new, code, r_new, loss)
             dec = 0.0
             for j in range(n):
                 dec += g[j] * (w_new[j] - w[j])
