@@ -4,8 +4,10 @@ On a ``distributed.LocalCluster`` with 2 worker processes (1 thread each):
 
 * ``dask_ml.wrappers.ParallelPostFit`` transforms a Dask array and a Dask dataframe block by
   block on the workers; the computed codes equal the in-memory ``transform`` of the whole
-  array exactly (every row is coded independently, to a tolerance that depends only on
-  that row);
+  array to rounding (every row is coded independently, to a tolerance that depends only on
+  that row; but rows with the same tolerance are solved together, from the batch's Gram
+  matrix when there are at least 64 of them and row by row otherwise, and the two paths
+  round differently: ``SAME_ROUNDING`` below);
 * ``dask_ml.wrappers.Incremental(shuffle_blocks=False)`` streams ``partial_fit`` over the
   blocks, in order, on the workers; the fitted basis equals the basis from ``partial_fit``
   over the same blocks in the same order in this process, exactly.
@@ -28,6 +30,14 @@ wrappers = pytest.importorskip("dask_ml.wrappers")
 from streamsc.sklearn import SparseCodingTransformer  # noqa: E402
 
 N, M, K, BLOCK = 400, 8, 6, 100
+#: codes from differently composed batches agree to this, relative to the largest code
+#: (measured: 1e-15; both solve the same problem to the same tol, only rounding differs)
+SAME_ROUNDING = 1e-12
+
+
+def assert_same_codes(actual, desired):
+    np.testing.assert_allclose(actual, desired, rtol=0,
+                               atol=SAME_ROUNDING * np.abs(desired).max())
 
 
 def _coder():
@@ -67,8 +77,8 @@ def test_parallel_post_fit_dask_array(client, data):
     codes = lazy.compute()
     expected = model.estimator.transform(data)  # the in-memory transform of the whole array
     assert codes.shape == (N, K)
-    np.testing.assert_array_equal(codes, expected)
-    # and each block alone gives the same rows
+    assert_same_codes(codes, expected)
+    # and each block alone, in this process, gives exactly the rows the workers computed
     blocks = np.concatenate([model.estimator.transform(data[i:i + BLOCK])
                              for i in range(0, N, BLOCK)])
     np.testing.assert_array_equal(codes, blocks)
@@ -80,7 +90,7 @@ def test_parallel_post_fit_dask_dataframe(client, data):
     lazy = model.transform(dd.from_pandas(frame, npartitions=4))
     codes = np.asarray(lazy.compute())
     assert codes.shape == (N, K)
-    np.testing.assert_array_equal(codes, model.estimator.transform(frame))
+    assert_same_codes(codes, model.estimator.transform(frame))
 
 
 def test_incremental_streams_partial_fit_over_blocks(client, data):
@@ -97,4 +107,4 @@ def test_incremental_streams_partial_fit_over_blocks(client, data):
     start = _coder().partial_fit(data[:1])
     assert np.abs(fitted.components_ - start.components_).max() > 1e-2
     # the fitted model transforms a Dask array on the workers too
-    np.testing.assert_array_equal(inc.transform(dX).compute(), reference.transform(data))
+    assert_same_codes(inc.transform(dX).compute(), reference.transform(data))

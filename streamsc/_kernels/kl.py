@@ -511,26 +511,25 @@ def _dual_value(x, nu, p, lam, signed, z):
         zj = z[j]
         if zj > _EXP_CLIP or (signed and zj < -_EXP_CLIP):
             return -np.inf
-        s += p[j] * np.exp(zj)
+        e = np.exp(zj)
+        s += p[j] * e
         if signed:
-            s += p[j] * np.exp(-zj)
+            s += p[j] / e
     return v - lam * s
 
 
 @njit(**NJIT)
-def _dual_mag(x, nu, p, lam, signed, z):
+def _dual_mag(x, nu, lam, d):
     """Size of the terms _dual_value sums: its rounding error is a few eps times this
-    (|phi| itself can be far smaller, by cancellation)."""
+    (|phi| itself can be far smaller, by cancellation). ``d`` = w+ + w- at the same nu (from
+    ``_dual_primal``): the sum of the prior's terms p exp(z) (+ p exp(-z))."""
     m = x.shape[0]
-    k = z.shape[0]
     v = 0.0
     for i in range(m):
         v += abs(nu[i] * x[i]) + 0.5 * nu[i] * nu[i]
     s = 0.0
-    for j in range(k):
-        s += p[j] * np.exp(min(z[j], _EXP_CLIP))
-        if signed:
-            s += p[j] * np.exp(min(-z[j], _EXP_CLIP))
+    for j in range(d.shape[0]):
+        s += d[j]
     return v + lam * s
 
 
@@ -540,10 +539,11 @@ def _dual_primal(x, B, nu, p, lam, signed, z, w, code, d, r):
     r = x - nu - B code (B^T r is minus the primal gradient at w)."""
     m, k = B.shape
     for j in range(k):
-        e = p[j] * np.exp(z[j])
+        ez = np.exp(z[j])
+        e = p[j] * ez
         w[j] = e
         if signed:
-            f = p[j] * np.exp(-z[j])
+            f = p[j] / ez
             w[k + j] = f
             code[j] = e - f
             d[j] = e + f
@@ -707,7 +707,7 @@ def kl_newton(x, B, p, lam, signed, tol, max_iter, nu, hess_drop, max_kept, w):
         slope = dot(r, delta)
         for j in range(k):
             u[j] /= lam
-        mag = _dual_mag(x, nu, p, lam, signed, z)
+        mag = _dual_mag(x, nu, lam, d)
         t = 1.0
         accepted = False
         while t > 1e-12:
