@@ -6,8 +6,8 @@ On a ``distributed.LocalCluster`` with 2 worker processes (1 thread each):
   block on the workers; the computed codes equal the in-memory ``transform`` of the whole
   array to rounding (every row is coded independently, to a tolerance that depends only on
   that row; but rows with the same tolerance are solved together, from the batch's Gram
-  matrix when there are at least 64 of them and row by row otherwise, and the two paths
-  round differently: ``SAME_ROUNDING`` below);
+  matrix and the BLAS product ``X B`` when there are at least 64 of them and row by row
+  otherwise, and these round differently: ``SAME_ROUNDING`` below);
 * ``dask_ml.wrappers.Incremental(shuffle_blocks=False)`` streams ``partial_fit`` over the
   blocks, in order, on the workers; the fitted basis equals the basis from ``partial_fit``
   over the same blocks in the same order in this process, exactly.

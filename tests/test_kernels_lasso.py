@@ -492,25 +492,3 @@ def test_encode_dispatches_to_gram_batch(monkeypatch):
     calls.clear()
     streamsc.encode(X, B, prior="l1", lam=0.05)
     assert calls == ["enet_cd_batch"]
-
-
-def test_gram_is_symmetric_and_a_rows_code_ignores_the_batch():
-    """``gram`` gives B^T B exactly symmetric (to rounding of B.T @ B otherwise), and on the
-    Gram path a row's code is bit-identical whichever batch it is coded in (B^T x per row by
-    the kernel's own loops, no BLAS product over the batch)."""
-    import streamsc
-
-    B = make_problem(20, 90, seed=47)[0]
-    G = np.empty((90, 90))
-    lasso.gram(B, G)
-    assert np.array_equal(G, G.T)
-    npt.assert_allclose(G, B.T @ B, rtol=0, atol=1e-13)
-    X = make_X(B, np.random.default_rng(47), 300)
-    for signed in (False, True):
-        kw = dict(prior="l1", lam=0.05, signed=signed)
-        whole = streamsc.encode(X, B, **kw)
-        parts = np.vstack([streamsc.encode(X[i:i + 100], B, **kw) for i in (0, 100, 200)])
-        shuffled = np.random.default_rng(1).permutation(300)
-        again = np.empty_like(whole)
-        again[shuffled] = streamsc.encode(X[shuffled], B, **kw)
-        assert np.array_equal(whole, parts) and np.array_equal(whole, again)

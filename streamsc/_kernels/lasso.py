@@ -660,27 +660,11 @@ def enet_cd_batch(X, B, l1, l2, positive, tol, max_iter, W, n_iter, viol):
 
 @njit(**NJIT_PARALLEL)
 def enet_gram_batch(X, B, GB, C, l1, l2, positive, tol, max_iter, W, n_iter, viol):
-    """:func:`enet_gram` for every row, ``GB = B^T B`` given (see :func:`gram`); ``C`` is
-    scratch of shape (n, k), filled here row by row with ``C[i] = B^T X[i]`` (the same
-    ``rmatvec`` as the per-row path: a row's code does not depend on the other rows of the
-    batch, nor on the BLAS library or its threads)."""
+    """:func:`enet_gram` for every row, ``GB = B^T B`` and ``C = X B`` given."""
     for i in prange(X.shape[0]):
-        rmatvec(B, X[i], C[i])
         it, v = enet_gram(X[i], B, GB, C[i], l1, l2, positive, tol, max_iter, W[i])
         n_iter[i] = it
         viol[i] = v
-
-
-@njit(**NJIT_PARALLEL)
-def gram(B, G):
-    """G = B^T B, exactly symmetric and independent of BLAS: row j is B^T b_j (``rmatvec``),
-    whose entries accumulate the same products in the same order as row l's entry j."""
-    m, k = B.shape
-    for j in prange(k):
-        col = np.empty(m)
-        for i in range(m):
-            col[i] = B[i, j]
-        rmatvec(B, col, G[j])
 
 
 @njit(**NJIT)
