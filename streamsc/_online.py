@@ -588,6 +588,13 @@ class Learner:
                     W[full] = self.code_batch(rows, X[full])
                 return W
             X = X / totals[:, None]
+        return self._code_rows(rows, X)
+
+    def _code_rows(self, rows, X):
+        """:meth:`code_batch` of rows that are ready to code (C-contiguous float64; for the
+        KL loss, distributions); the caller has handled the empty cases."""
+        n = X.shape[0]
+        k = self.config.n_components
         init = None
         if self.encoder is not None:
             init = self.encoder.predict_batch(X, rows)
@@ -656,8 +663,8 @@ class Learner:
             totals = X.sum(axis=1)
             if not (totals > 0.0).all():
                 raise ValueError("X has an empty document (no positive count): nothing to learn")
-            X = X / totals[:, None]  # distributions: code_batch leaves them as they are
-        W = self.code_batch(rows, X)
+            X = X / totals[:, None]
+        W = self._code_rows(rows, X)
         Bo = self.B if rows is None else self.B[rows]
         Z = W @ Bo.T
         if cfg.loss == "kl":

@@ -13,6 +13,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _online
 from . import _validation as v
+from ._kernels import kl as kl_kernels
+from .coding import LOSS_CODES
 
 __all__ = ["SparseCodingTransformer"]
 
@@ -249,18 +251,18 @@ class SparseCodingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64, order="C")
         self._check_counts(self._learner, X, learning=False)
-        W = self._learner.code_batch(None, X)
-        Z = W @ self._learner.B.T
-        if self._learner.config.loss == "kl":
-            totals = X.sum(axis=1, keepdims=True)
-            P = np.divide(X, totals, out=np.zeros_like(X), where=totals > 0)
-            Z = Z - Z.max(axis=1, keepdims=True)
-            logq = Z - np.log(np.exp(Z).sum(axis=1, keepdims=True))
-            with np.errstate(divide="ignore", invalid="ignore"):
-                terms = np.where(P > 0, P * (np.log(P) - logq), 0.0)
-            losses = terms.sum(axis=1)
-        else:
-            losses = 0.5 * np.sum((X - Z) ** 2, axis=1)
+        learner = self._learner
+        W = learner.code_batch(None, X)
+        losses = np.zeros(X.shape[0])  # an empty document (KL) scores 0
+        rows = np.arange(X.shape[0])
+        if learner.config.loss == "kl":
+            totals = X.sum(axis=1)
+            rows = np.flatnonzero(totals > 0.0)
+            X = X[rows] / totals[rows, None]
+        out = np.empty(rows.size)
+        kl_kernels.reconstruction_losses(X, learner.B, np.ascontiguousarray(W[rows]),
+                                         LOSS_CODES[learner.config.loss], out)
+        losses[rows] = out
         return -float(np.mean(losses))
 
     @staticmethod

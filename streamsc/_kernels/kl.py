@@ -135,6 +135,15 @@ def loss_residual(x, B, code, r, loss):
 
 
 @njit(**NJIT)
+def reconstruction_losses(X, B, W, loss, out):
+    """out[i] = the loss of :func:`loss_residual` for row X[i] and code W[i] (rows of X
+    distributions for ``loss`` 1)."""
+    r = np.empty(B.shape[0])
+    for i in range(X.shape[0]):
+        out[i] = loss_residual(X[i], B, W[i], r, loss)
+
+
+@njit(**NJIT)
 def _slack(f, loss):
     """How much an objective value may rise by rounding alone. The KL loss is a difference of
     terms of order log(m), so its rounding error does not shrink with f."""

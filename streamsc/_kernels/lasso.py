@@ -510,6 +510,19 @@ def _gram_gradient(GB, cx, w, c):
 
 
 @njit(**NJIT)
+def _residual(x, B, w, r):
+    """r = x - B w, reading the columns of the non-zeros of w."""
+    m, k = B.shape
+    for i in range(m):
+        r[i] = x[i]
+    for j in range(k):
+        wj = w[j]
+        if wj != 0.0:
+            for i in range(m):
+                r[i] -= wj * B[i, j]
+
+
+@njit(**NJIT)
 def _enet_ws(x, B, GB, cx, l1, l2, positive, tol, max_iter, w):
     """The working-set solver behind :func:`enet_cd` (``GB`` empty: gradients from the
     residual r = x - B w, Gram rows from packed atoms) and :func:`enet_gram` (``GB = B^T B``
@@ -521,16 +534,11 @@ def _enet_ws(x, B, GB, cx, l1, l2, positive, tol, max_iter, w):
     mb = 0 if gram else m  # columns of the packed atoms (none with a Gram matrix)
     r = np.empty(m)
     if not gram:
-        for i in range(m):
-            r[i] = x[i]
+        _residual(x, B, w, r)
     nnz = 0
     for j in range(k):
-        wj = w[j]
-        if wj != 0.0:
+        if w[j] != 0.0:
             nnz += 1
-            if not gram:
-                for i in range(m):
-                    r[i] -= wj * B[i, j]
     c = np.empty(k)
     v = np.empty(k)
     in_ws = np.zeros(k, dtype=np.bool_)
@@ -639,13 +647,7 @@ def _enet_ws(x, B, GB, cx, l1, l2, positive, tol, max_iter, w):
                         r[i] -= dw * Bws[a, i]
     if legacy:
         if gram:  # the fallback works on the residual
-            for i in range(m):
-                r[i] = x[i]
-            for j in range(k):
-                wj = w[j]
-                if wj != 0.0:
-                    for i in range(m):
-                        r[i] -= wj * B[i, j]
+            _residual(x, B, w, r)
         return _active_set_cd(x, B, l1, l2, positive, tol, max_iter, w, r, c, sweeps, viol)
     return sweeps, viol
 

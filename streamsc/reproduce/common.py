@@ -467,17 +467,16 @@ def choose_on_validation(data, space, B, grid, *, seed=0, progress=True):
     def best(name):
         return min(records[name], key=lambda r: r["val_error"])[name]
 
-    candidates = [("lam_l1", v) for v in grid["lam_l1"]]
-    for name, value in _tqdm(candidates, desc="validation: L1 lambda", disable=not progress):
-        records[name].append({name: value, "val_error": coded_error(B, "l1", value, None)})
+    for lam in _tqdm(grid["lam_l1"], desc="validation: L1 lambda", disable=not progress):
+        records["lam_l1"].append({"lam_l1": lam, "val_error": coded_error(B, "l1", lam, None)})
     prm["lam_l1"] = best("lam_l1")
     for lam in _tqdm(grid["lam_kl"], desc="validation: KL lambda", disable=not progress):
         records["lam_kl"].append({"lam_kl": lam, "p_factor": 1.0,
                                   "val_error": coded_error(B, "kl", lam, 1.0 / k)})
     prm["lam_kl"] = best("lam_kl")
+    at_p1 = min(r["val_error"] for r in records["lam_kl"])  # the best lambda, at p = 1/k
     for pf in _tqdm(grid["p_factor"], desc="validation: KL p", disable=not progress):
-        same = [r for r in records["lam_kl"] if r["lam_kl"] == prm["lam_kl"] and pf == 1.0]
-        err = same[0]["val_error"] if same else coded_error(B, "kl", prm["lam_kl"], pf / k)
+        err = at_p1 if pf == 1.0 else coded_error(B, "kl", prm["lam_kl"], pf / k)
         records["p_factor"].append({"p_factor": pf, "lam_kl": prm["lam_kl"], "val_error": err})
     prm["p_factor"] = best("p_factor")
     p = prm["p_factor"] / k
