@@ -339,13 +339,14 @@ def solve(X, B, *, prior, lam, p, signed, tol, loss="squared", solver="egd", max
                     X[0], B, l1, l2, not signed, tol, cap, W[0]
                 )
             elif use_gram(n, k):
-                # B^T B and X B once for the batch (BLAS, pinned to one thread here), in
-                # float64 also for float32 data (one compiled signature)
+                # B^T B and X B once for the batch, in blocks, one per thread (BLAS pinned
+                # to one thread here), in float64 also for float32 data (one signature)
                 X64 = np.ascontiguousarray(X, dtype=np.float64)
                 B64 = np.ascontiguousarray(B, dtype=np.float64)
+                G = np.empty((k, k))
+                lasso_kernels.gram(B64, G)
                 lasso_kernels.enet_gram_batch(
-                    X64, B64, B64.T @ B64, X64 @ B64, l1, l2, not signed, tol, cap, W,
-                    n_iter, viol,
+                    X64, B64, G, l1, l2, not signed, tol, cap, W, n_iter, viol
                 )
             else:
                 lasso_kernels.enet_cd_batch(X, B, l1, l2, not signed, tol, cap, W, n_iter, viol)

@@ -2,6 +2,7 @@
 
 import copy
 import dataclasses
+import functools
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,13 @@ from . import _online
 from . import _validation as v
 
 __all__ = ["SparseCoder"]
+
+
+@functools.lru_cache(maxsize=16)
+def _atom_columns(k):
+    """The column index of a batch of codes, built once per k (an Index is immutable, so
+    the frames transform_many returns can share it)."""
+    return pd.Index([f"atom_{j}" for j in range(k)])
 
 
 def _check_mini_batch(value):
@@ -368,9 +376,11 @@ class SparseCoder(base.MiniBatchTransformer):
         if len(set(columns)) != len(columns):
             dup = X.columns[X.columns.duplicated()][0]
             raise ValueError(f"X has duplicate column {dup!r}: feature names must be unique")
-        for name, dtype in X.dtypes.items():
+        dtypes = X.dtypes
+        for dtype in set(dtypes):  # each distinct dtype once (wide frames share a few)
             if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)) \
                     or pd.api.types.is_complex_dtype(dtype):
+                name = dtypes.index[list(dtypes).index(dtype)]
                 raise TypeError(f"X[{name!r}] must hold real numbers, got dtype {dtype}")
         values = X.to_numpy(dtype=np.float64, na_value=np.nan)
         if not np.all(np.isfinite(values)):
@@ -386,6 +396,8 @@ class SparseCoder(base.MiniBatchTransformer):
         index = self._features.index
         keep = [j for j, name in enumerate(columns) if name in index]
         rows = np.array([index[columns[j]] for j in keep], dtype=np.int64)
+        if rows.size == len(index) == values.shape[1] and np.all(rows == np.arange(rows.size)):
+            return None, np.ascontiguousarray(values)  # the learned columns, in order
         order = np.argsort(rows, kind="stable")
         cols = np.array(keep, dtype=np.int64)[order]
         Xv = np.ascontiguousarray(values[:, cols])
@@ -495,7 +507,8 @@ class SparseCoder(base.MiniBatchTransformer):
         else:
             rows, Xv = self._select(columns, values)
         W = self._learner.code_batch(rows, Xv)
-        return pd.DataFrame(W, index=X.index, columns=list(self._atoms))
+        return pd.DataFrame(W, index=X.index, columns=_atom_columns(len(self._atoms)),
+                            copy=False)  # W is ours: no copy
 
     @property
     def basis_(self):

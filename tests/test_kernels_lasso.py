@@ -319,8 +319,10 @@ def _batch(kernel, X, B, l1, l2, positive, tol, max_iter=10_000, W0=None):
     n_iter = np.zeros(n, dtype=np.int64)
     viol = np.zeros(n)
     if kernel == "gram":
-        lasso.enet_gram_batch(X, B, B.T @ B, X @ B, l1, l2, positive, tol, max_iter, W,
-                              n_iter, viol)
+        G = np.empty((k, k))
+        lasso.gram(B, G)
+        npt.assert_allclose(G, B.T @ B, rtol=0, atol=1e-13)
+        lasso.enet_gram_batch(X, B, G, l1, l2, positive, tol, max_iter, W, n_iter, viol)
     else:
         lasso.enet_cd_batch(X, B, l1, l2, positive, tol, max_iter, W, n_iter, viol)
     return W, n_iter, viol
@@ -409,6 +411,27 @@ def test_enet_gram_batch_references(shape, positive, l1, l2):
         assert np.all(viol <= tol)
         for w, ref in zip(W, refs):
             assert np.max(np.abs(w - ref)) <= bound * max(1.0, np.max(np.abs(ref)))
+
+
+def test_enet_gram_batch_blocks():
+    """Several blocks of rows and of the Gram matrix (n, k > GRAM_BLOCK, neither a multiple
+    of it), on 1 and 2 threads: the blocked B^T B is the BLAS product to rounding, and every
+    row's code is the per-row path's."""
+    import numba
+
+    m, k, n = 10, 2 * lasso.GRAM_BLOCK + 7, 3 * lasso.GRAM_BLOCK + 5
+    B = make_problem(m, k, seed=47)[0]
+    X = make_X(B, np.random.default_rng(47), n)
+    Wr, _, _ = _batch("rows", X, B, 0.05, 0.0, True, 1e-12)
+    old = numba.get_num_threads()
+    try:
+        for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
+            numba.set_num_threads(threads)
+            Wg, ng, vg = _batch("gram", X, B, 0.05, 0.0, True, 1e-12)
+            assert np.all(vg <= 1e-12) and np.all(ng > 0)
+            npt.assert_allclose(Wg, Wr, rtol=0, atol=1e-10)
+    finally:
+        numba.set_num_threads(old)
 
 
 @positives

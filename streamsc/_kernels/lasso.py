@@ -32,8 +32,9 @@ Solver (:func:`enet_cd`): working-set coordinate descent with Newton steps.
   they settle, then the exact optimality test).
 
 * For a batch (:func:`enet_gram_batch`) the same solver (:func:`enet_gram`) is given the
-  Gram matrix ``B^T B`` and the correlations ``X B``, computed once by BLAS like the Gram
-  matrix SPAMS' ``lasso`` precomputes: the full gradient is ``B^T x - (B^T B) w`` (k
+  Gram matrix ``B^T B`` (:func:`gram`) and the correlations ``X B``, computed once by BLAS
+  like the Gram matrix SPAMS' ``lasso`` precomputes (both in blocks of rows, a block per
+  thread, so they scale with the threads like the solves): the full gradient is ``B^T x - (B^T B) w`` (k
   flops per non-zero instead of k m), an atom's Gram row is copied instead of computed,
   and B is read only by the fallback. Same steps and stopping rule; the gradients differ
   from the per-row path's by rounding. ``streamsc.coding.use_gram`` decides when the
@@ -61,6 +62,9 @@ INNER = 0.3
 #: a Newton step holds an atom fixed when its Cholesky pivot^2 is below this times its
 #: squared norm (it is then nearly in the span of the atoms before it)
 NEWTON_PIVOT = 1e-10
+#: rows per block of the batch Gram path (one BLAS product X[block] B per block, a block
+#: per thread) and of the Gram matrix itself (:func:`gram`)
+GRAM_BLOCK = 32
 
 
 @njit(**NJIT)
@@ -661,12 +665,32 @@ def enet_cd_batch(X, B, l1, l2, positive, tol, max_iter, W, n_iter, viol):
 
 
 @njit(**NJIT_PARALLEL)
-def enet_gram_batch(X, B, GB, C, l1, l2, positive, tol, max_iter, W, n_iter, viol):
-    """:func:`enet_gram` for every row, ``GB = B^T B`` and ``C = X B`` given."""
-    for i in prange(X.shape[0]):
-        it, v = enet_gram(X[i], B, GB, C[i], l1, l2, positive, tol, max_iter, W[i])
-        n_iter[i] = it
-        viol[i] = v
+def gram(B, G):
+    """G = B^T B (float64[k, k]), one block of GRAM_BLOCK rows per thread (BLAS products:
+    callers pin BLAS to one thread)."""
+    k = B.shape[1]
+    Bt = np.ascontiguousarray(B.T)
+    for b in prange((k + GRAM_BLOCK - 1) // GRAM_BLOCK):
+        j0 = b * GRAM_BLOCK
+        j1 = min(k, j0 + GRAM_BLOCK)
+        G[j0:j1] = np.dot(Bt[j0:j1], B)
+
+
+@njit(**NJIT_PARALLEL)
+def enet_gram_batch(X, B, GB, l1, l2, positive, tol, max_iter, W, n_iter, viol):
+    """:func:`enet_gram` for every row, given ``GB = B^T B`` (:func:`gram`). Rows are
+    taken GRAM_BLOCK at a time, one block per thread: the block's correlations ``X B`` are
+    one BLAS product in that thread (callers pin BLAS to one thread), then its rows are
+    solved."""
+    n = X.shape[0]
+    for b in prange((n + GRAM_BLOCK - 1) // GRAM_BLOCK):
+        i0 = b * GRAM_BLOCK
+        i1 = min(n, i0 + GRAM_BLOCK)
+        C = np.dot(X[i0:i1], B)
+        for i in range(i0, i1):
+            it, v = enet_gram(X[i], B, GB, C[i - i0], l1, l2, positive, tol, max_iter, W[i])
+            n_iter[i] = it
+            viol[i] = v
 
 
 @njit(**NJIT)
