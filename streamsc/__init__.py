@@ -4,17 +4,16 @@ The system of Bradley & Bagnell, "Differentiable Sparse Coding" (NIPS 2008) as a
 learner: KL-regularised codes by EGD or a dual Newton solver, online basis learning, implicit
 gradients of the codes, numba kernels and river's estimator interface.
 
-The functions (:func:`encode`, :func:`encode_vjp`, ...) are imported with the package; the
-river estimators and :func:`load`, which need river and pandas, are imported on first use of
-their name (``streamsc.SparseCoder`` or ``from streamsc import SparseCoder``), so a script
-that only codes examples does not pay for importing river and pandas.
+:func:`encode` and its helpers are imported with the package; everything else -- the
+gradients (:func:`encode_vjp`, :func:`unrolled_vjp`), the river estimators and :func:`load`,
+which need river and pandas -- is imported on first use of its name (``streamsc.SparseCoder``
+or ``from streamsc import SparseCoder``), so a script that only codes examples does not pay
+for importing river, pandas or kernels it does not call.
 """
 
 import importlib
 
 from .coding import ConvergenceWarning, calibrate_tol, default_tol, encode
-from .differentiation import encode_vjp
-from .unrolled import unrolled_vjp
 
 __version__ = "0.1.0"
 
@@ -36,7 +35,9 @@ _LAZY = {
     "SparseCoder": ".sparse_coder",
     "SparseCodingClassifier": ".classifier",
     "SparseCodingRegressor": ".regressor",
+    "encode_vjp": ".differentiation",
     "load": ".persistence",
+    "unrolled_vjp": ".unrolled",
 }
 
 

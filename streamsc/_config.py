@@ -17,3 +17,7 @@ NJIT_REDUCE = dict(cache=True, nogil=True, fastmath={"reassoc", "contract"}, err
 NJIT_PARALLEL = dict(
     cache=True, nogil=True, fastmath=False, error_model="numpy", parallel=True
 )
+
+#: flags for branch-free elementwise loops (``_kernels/vecmath.py``): contraction lets LLVM
+#: fuse multiply-adds, without which it leaves these loops scalar; no reassociation
+NJIT_VECMATH = dict(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")

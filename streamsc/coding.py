@@ -5,7 +5,6 @@ import warnings
 
 import numba
 import numpy as np
-from threadpoolctl import ThreadpoolController
 
 from . import _validation as v
 from ._kernels import kl as kl_kernels
@@ -356,7 +355,10 @@ def solve(X, B, *, prior, lam, p, signed, tol, loss="squared", solver="egd", max
 @functools.lru_cache(maxsize=1)
 def _blas_controller():
     """One ThreadpoolController per process: building one inspects every loaded library
-    (milliseconds); limiting through a cached one costs microseconds."""
+    (milliseconds); limiting through a cached one costs microseconds. threadpoolctl is
+    imported here, on the first batch, not with the package."""
+    from threadpoolctl import ThreadpoolController
+
     return ThreadpoolController()
 
 

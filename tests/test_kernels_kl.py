@@ -248,13 +248,14 @@ def test_kl_dual_naive(shape, signed):
     for _ in range(3):
         nu = 0.3 * rng.standard_normal(m)
         z = B.T @ nu / lam
+        ez, bits = np.empty(k), np.empty(k, dtype=np.int64)  # scratch
         npt.assert_allclose(
-            kl._dual_value(x, nu, p, lam, signed, z) + const,
+            kl._dual_value(x, nu, p, lam, signed, z, ez, bits) + const,
             naive.kl_dual(x, B, p, lam, signed, nu), rtol=1e-12, atol=1e-14,
         )
         n = 2 * k if signed else k
         w, code, d, r = np.empty(n), np.empty(k), np.empty(k), np.empty(m)
-        kl._dual_primal(x, B, nu, p, lam, signed, z, w, code, d, r)
+        kl._dual_primal(x, B, nu, p, lam, signed, z, w, code, d, r, ez, bits)
         w_ref = naive.kl_dual_primal(B, p, lam, signed, nu)
         npt.assert_allclose(w, w_ref, rtol=1e-13)
         npt.assert_allclose(code, naive.kl_code(w_ref, k, signed), rtol=1e-12, atol=1e-15)

@@ -36,6 +36,7 @@ from numba import njit, prange
 
 from .._config import NJIT, NJIT_PARALLEL
 from .linalg import col_sq_norms, dot, matvec, rmatvec, solve_spd
+from .vecmath import exp as vexp
 
 # exp() overflows past ~709; exponents are clipped here and the line searches reject them.
 _EXP_CLIP = 700.0
@@ -153,32 +154,35 @@ def _slack(f, loss):
 
 
 @njit(**NJIT)
-def _egd_eval(x, B, logp, psum, lam, signed, u, w, code, r, loss):
-    """From u = log w: fill w, code, r = f(B code) - x; return the objective (``psum`` is
-    the sum of the prior means over the n coordinates, the constant of the KL term)."""
+def _egd_eval(x, B, logp, psum, lam, signed, u, w, code, r, loss, bits):
+    """From u = log w: fill w, code, r = f(B code) - x; return the objective (``logp`` the
+    log prior means over the n coordinates, ``psum`` their sum, the constant of the KL
+    term; ``bits`` int64 scratch of length n)."""
     m, k = B.shape
     n = u.shape[0]
+    vexp(u, w, bits)
     kl = 0.0
     for j in range(n):
         uj = u[j]
         if uj > _EXP_CLIP:
             return np.inf
-        wj = np.exp(uj)
-        w[j] = wj
-        kl += wj * (uj - logp[j % k] - 1.0)
+        kl += w[j] * (uj - logp[j] - 1.0)
     _unpack(w, k, signed, code)
     return loss_residual(x, B, code, r, loss) + lam * (kl + psum)
 
 
 @njit(**NJIT)
 def _egd_grad(B, logp, lam, signed, u, r, c, g):
+    """g = dL/dw (logp over the n coordinates, like u); returns max |g|."""
     m, k = B.shape
     rmatvec(B, r, c)
+    for j in range(k):  # no j % k in these loops: an integer division per coordinate
+        g[j] = c[j] + lam * (u[j] - logp[j])
+    if signed:
+        for j in range(k):
+            g[k + j] = -c[j] + lam * (u[k + j] - logp[k + j])
     gmax = 0.0
     for j in range(u.shape[0]):
-        jj = j % k
-        s = c[jj] if j < k else -c[jj]
-        g[j] = s + lam * (u[j] - logp[jj])
         a = abs(g[j])
         if a > gmax:
             gmax = a
@@ -206,8 +210,11 @@ def _egd_metric(x, B, lam, signed, w, r, loss, cn2, s):
             qi = r[i] + x[i]
             for j in range(k):
                 cn2[j] += B[i, j] * B[i, j] * qi
-    for j in range(w.shape[0]):
-        s[j] = 1.0 / (lam + w[j] * cn2[j % k])
+    for j in range(k):
+        s[j] = 1.0 / (lam + w[j] * cn2[j])
+    if signed:
+        for j in range(k):
+            s[k + j] = 1.0 / (lam + w[k + j] * cn2[j])
 
 
 @njit(**NJIT)
@@ -237,13 +244,16 @@ def egd(x, B, p, lam, signed, tol, max_iter, u, alpha, trace, loss, diag):
     """
     m, k = B.shape
     n = u.shape[0]
-    logp = np.log(p)
+    logp = np.empty(n)  # log p over the n coordinates (p twice when signed)
     psum = 0.0
     for j in range(n):
-        psum += p[j % k]
+        jj = j - k if j >= k else j
+        logp[j] = np.log(p[jj])
+        psum += p[jj]
     w = np.empty(n)
     w_new = np.empty(n)
     u_new = np.empty(n)
+    bits = np.empty(n, dtype=np.int64)
     g = np.empty(n)
     g_new = np.empty(n)
     code = np.empty(k)
@@ -253,12 +263,12 @@ def egd(x, B, p, lam, signed, tol, max_iter, u, alpha, trace, loss, diag):
     s = np.ones(n)
     cn2 = np.empty(k)
     col_sq_norms(B, cn2)
-    f = _egd_eval(x, B, logp, psum, lam, signed, u, w, code, r, loss)
+    f = _egd_eval(x, B, logp, psum, lam, signed, u, w, code, r, loss, bits)
     if not np.isfinite(f):
         # the starting point overflows: start from the prior mean instead
         for j in range(n):
-            u[j] = logp[j % k]
-        f = _egd_eval(x, B, logp, psum, lam, signed, u, w, code, r, loss)
+            u[j] = logp[j]
+        f = _egd_eval(x, B, logp, psum, lam, signed, u, w, code, r, loss, bits)
     gmax = _egd_grad(B, logp, lam, signed, u, r, c, g)
     n_trials = 0
     n_back = 0
@@ -272,7 +282,8 @@ def egd(x, B, p, lam, signed, tol, max_iter, u, alpha, trace, loss, diag):
             n_trials += 1
             for j in range(n):
                 u_new[j] = u[j] - a * s[j] * g[j]
-            f_new = _egd_eval(x, B, logp, psum, lam, signed, u_new, w_new, code, r_new, loss)
+            f_new = _egd_eval(x, B, logp, psum, lam, signed, u_new, w_new, code, r_new, loss,
+                               bits)
             dec = 0.0
             for j in range(n):
                 dec += g[j] * (w_new[j] - w[j])
@@ -508,19 +519,22 @@ def newton_primal(x, B, p, lam, signed, tol, max_iter, c, loss, hess_drop, max_k
 
 
 @njit(**NJIT)
-def _dual_value(x, nu, p, lam, signed, z):
-    """Dual objective (up to the constant lam * sum p) at nu, with z = B^T nu / lam."""
+def _dual_value(x, nu, p, lam, signed, z, ez, bits):
+    """Dual objective (up to the constant lam * sum p) at nu, with z = B^T nu / lam
+    (``ez`` float64 and ``bits`` int64 scratch of length k)."""
     m = x.shape[0]
     k = z.shape[0]
-    v = 0.0
-    for i in range(m):
-        v += nu[i] * x[i] - 0.5 * nu[i] * nu[i]
-    s = 0.0
     for j in range(k):
         zj = z[j]
         if zj > _EXP_CLIP or (signed and zj < -_EXP_CLIP):
             return -np.inf
-        e = np.exp(zj)
+    v = 0.0
+    for i in range(m):
+        v += nu[i] * x[i] - 0.5 * nu[i] * nu[i]
+    vexp(z, ez, bits)
+    s = 0.0
+    for j in range(k):
+        e = ez[j]
         s += p[j] * e
         if signed:
             s += p[j] / e
@@ -543,12 +557,14 @@ def _dual_mag(x, nu, lam, d):
 
 
 @njit(**NJIT)
-def _dual_primal(x, B, nu, p, lam, signed, z, w, code, d, r):
+def _dual_primal(x, B, nu, p, lam, signed, z, w, code, d, r, ezs, bits):
     """From nu and z = B^T nu/lam: fill w, code, d = w+ + w- and the dual gradient
-    r = x - nu - B code (B^T r is minus the primal gradient at w)."""
+    r = x - nu - B code (B^T r is minus the primal gradient at w); ``ezs`` float64 and
+    ``bits`` int64 scratch of length k."""
     m, k = B.shape
+    vexp(z, ezs, bits)
     for j in range(k):
-        ez = np.exp(z[j])
+        ez = ezs[j]
         e = p[j] * ez
         w[j] = e
         if signed:
@@ -686,15 +702,17 @@ def kl_newton(x, B, p, lam, signed, tol, max_iter, nu, hess_drop, max_kept, w):
     u = np.empty(k)
     z_new = np.empty(k)
     nu_new = np.empty(m)
-    phi = _dual_value(x, nu, p, lam, signed, z)
+    ez = np.empty(k)
+    bits = np.empty(k, dtype=np.int64)
+    phi = _dual_value(x, nu, p, lam, signed, z, ez, bits)
     if not np.isfinite(phi):
         # the starting point overflows: fall back to nu = 0 (w = p)
         for i in range(m):
             nu[i] = 0.0
         for j in range(k):
             z[j] = 0.0
-        phi = _dual_value(x, nu, p, lam, signed, z)
-    _dual_primal(x, B, nu, p, lam, signed, z, w, code, d, r)
+        phi = _dual_value(x, nu, p, lam, signed, z, ez, bits)
+    _dual_primal(x, B, nu, p, lam, signed, z, w, code, d, r, ez, bits)
     it = 0
     kept_cap = max_kept
     last = np.inf
@@ -724,7 +742,7 @@ def kl_newton(x, B, p, lam, signed, tol, max_iter, nu, hess_drop, max_kept, w):
                 nu_new[i] = nu[i] + t * delta[i]
             for j in range(k):
                 z_new[j] = z[j] + t * u[j]
-            phi_new = _dual_value(x, nu_new, p, lam, signed, z_new)
+            phi_new = _dual_value(x, nu_new, p, lam, signed, z_new, ez, bits)
             if phi_new >= phi + 1e-4 * t * slope - 8.0 * _EPS * mag:
                 accepted = True
                 break
@@ -738,7 +756,7 @@ def kl_newton(x, B, p, lam, signed, tol, max_iter, nu, hess_drop, max_kept, w):
             z[j] = z_new[j]
         phi = phi_new
         it += 1
-        _dual_primal(x, B, nu, p, lam, signed, z, w, code, d, r)
+        _dual_primal(x, B, nu, p, lam, signed, z, w, code, d, r, ez, bits)
     gmax = _max_abs_rmatvec(B, r, u)
     return it, gmax
 
