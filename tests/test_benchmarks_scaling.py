@@ -21,7 +21,8 @@ def test_quick_run(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for section in ("1. batched encode against k", "2. batch throughput against threads",
-                    "3. fraction of the matvec bound", "A trivially parallel numba loop"):
+                    "3. fraction of the matvec bound", "trivially parallel numba loop",
+                    "2t/1t paired [control]"):
         assert section in proc.stdout, section
     for name in ("throughput_k.png", "throughput_threads.png"):
         assert (tmp_path / name).stat().st_size > 1000
@@ -32,6 +33,10 @@ def test_quick_run(tmp_path):
     # 2 priors x (encode, transform_many) x (1, 2 threads); the river path codes the same
     assert len(data["threads"]) == 8
     assert all(r["max_diff_vs_encode"] < 1e-10 for r in data["threads"])
+    # --quick: 2 back-to-back pairs per configuration, each bracketed by the control loop
+    for r in data["threads"]:
+        assert len(r["paired_ratios"]) == len(r["paired_control_ratios"]) == 2
+        assert all(math.isfinite(v) and v > 0 for v in r["paired_ratios"])
     assert len(data["matvec_bound"]) == 3
     for r in data["k_sweep"] + data["threads"] + data["matvec_bound"]:
         assert math.isfinite(r["codes_per_s"]) and r["codes_per_s"] > 0
