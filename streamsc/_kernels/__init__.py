@@ -9,5 +9,7 @@ Conventions shared by every kernel:
   (``max_j |dL/dw_j|`` for the KL prior, the minimum-norm subgradient for L1), so
   every solver stops on the same criterion as the paper's EGD.
 * Per-example kernels do their own matrix-vector products (``linalg.py``), so they use no
-  BLAS threads and are safe to run one example per thread under ``prange``.
+  BLAS threads and are safe to run one example per thread under ``prange``; the exps of a
+  whole vector go through ``vecmath.exp``, which LLVM vectorises (a scalar ``np.exp`` is a
+  C-library call per element).
 """
