@@ -62,8 +62,8 @@ INNER = 0.3
 #: a Newton step holds an atom fixed when its Cholesky pivot^2 is below this times its
 #: squared norm (it is then nearly in the span of the atoms before it)
 NEWTON_PIVOT = 1e-10
-#: rows per block of the batch Gram path (one BLAS product X[block] B per block, a block
-#: per thread) and of the Gram matrix itself (:func:`gram`)
+#: rows per block of the products of the batch Gram path: X[block] B and B^T B (rows of
+#: it), one BLAS product per block, a block per thread
 GRAM_BLOCK = 32
 
 
@@ -678,19 +678,20 @@ def gram(B, G):
 
 @njit(**NJIT_PARALLEL)
 def enet_gram_batch(X, B, GB, l1, l2, positive, tol, max_iter, W, n_iter, viol):
-    """:func:`enet_gram` for every row, given ``GB = B^T B`` (:func:`gram`). Rows are
-    taken GRAM_BLOCK at a time, one block per thread: the block's correlations ``X B`` are
-    one BLAS product in that thread (callers pin BLAS to one thread), then its rows are
-    solved."""
+    """:func:`enet_gram` for every row, given ``GB = B^T B`` (:func:`gram`). The
+    correlations ``X B`` are computed first, GRAM_BLOCK rows per BLAS product, a block per
+    thread (callers pin BLAS to one thread); then the rows are solved, one per thread (rows,
+    not blocks, are what the threads share out: a few blocks would split unevenly)."""
     n = X.shape[0]
+    C = np.empty((n, B.shape[1]))
     for b in prange((n + GRAM_BLOCK - 1) // GRAM_BLOCK):
         i0 = b * GRAM_BLOCK
         i1 = min(n, i0 + GRAM_BLOCK)
-        C = np.dot(X[i0:i1], B)
-        for i in range(i0, i1):
-            it, v = enet_gram(X[i], B, GB, C[i - i0], l1, l2, positive, tol, max_iter, W[i])
-            n_iter[i] = it
-            viol[i] = v
+        C[i0:i1] = np.dot(X[i0:i1], B)
+    for i in prange(n):
+        it, v = enet_gram(X[i], B, GB, C[i], l1, l2, positive, tol, max_iter, W[i])
+        n_iter[i] = it
+        viol[i] = v
 
 
 @njit(**NJIT)
