@@ -52,6 +52,7 @@ def exp(x, out, bits):
         xj = x[j]
         t = EXP_MIN if xj < EXP_MIN else xj
         t = EXP_MAX if t > EXP_MAX else t
+        t = 0.0 if xj != xj else t  # NaN: any finite t (the result is set to NaN below)
         nf = np.floor(t * LOG2E + 0.5)
         r = (t - nf * LN2_HI) - nf * LN2_LO
         q = _C13
