@@ -27,7 +27,10 @@ thread count is what varies. It prints and plots:
    ratio is printed twice: fastest 2-thread pass over fastest 1-thread pass, and the median
    over ``--pairs`` back-to-back pairs (1 thread, 2 threads), each pair bracketed by the
    control loop on 1 and 2 threads, with the median over the pairs whose control ratio
-   reached 1.9x (the second core was free during that pair).
+   reached 1.9x (the second core was free during that pair). Each pair is also bracketed by
+   a second control, a trivially parallel loop of streamsc's own matvec kernel on the same
+   B: vectorised arithmetic, which two logical CPUs may not double even when the scalar
+   control does (they can share a core's vector units, clock or caches).
 3. **Fraction of the matvec bound** (``--shapes``, 1 thread): codes/s x matvecs per code /
    measured matvec/s. The matvec rate is measured for BLAS DGEMV (``np.dot(B, v, out)``
    called from a numba loop, so no Python overhead, 1 BLAS thread) and for streamsc's own
@@ -102,7 +105,19 @@ def _make_helpers():
             out[i] = s
         return out
 
-    return dgemv_loop, kernel_matvec_loop, busy_loop
+    @njit(parallel=True, nogil=True)
+    def matvec_par_loop(B, reps, n):
+        """n independent rows, each reps products of streamsc's own matvec kernel on B:
+        vectorised arithmetic, B shared read-only, nothing else shared."""
+        out = np.empty((n, B.shape[0]))
+        for i in prange(n):
+            v = np.ones(B.shape[1])
+            for _ in range(reps):
+                matvec(B, v, out[i])
+                v[0] += 1e-300 * out[i, 0]
+        return out
+
+    return dgemv_loop, kernel_matvec_loop, busy_loop, matvec_par_loop
 
 
 def machine_parallelism(busy_loop, seconds=0.3):
@@ -170,21 +185,23 @@ PAIRS = 12  # paired 1-thread / 2-thread measurements per configuration (section
 FREE = 1.9  # a pair counts as "on free cores" when the control's ratio reached this
 
 
-def paired_ratios(job, control, pairs=PAIRS):
+def paired_ratios(job, controls, pairs=PAIRS):
     """2-thread / 1-thread speed-ups of ``job(threads)`` measured in pairs, each pair next
-    to the same ratio of ``control(threads)`` (a trivially parallel loop) taken around it:
-    control 1t, job 1t, job 2t, control 2t. Returns (job ratios, control ratios), one per
-    pair. A pair whose control ratio is near 1x ran while another process held the second
-    core; the pairs whose control reached ``FREE`` show what free cores give."""
-    job_r, ctl_r = [], []
+    to the same ratios of the ``controls`` (callables ``control(threads)`` -> seconds,
+    trivially parallel loops) taken around it: controls 1t, job 1t, job 2t, controls 2t.
+    Returns (job ratios, [ratios of each control]), one per pair. A pair whose first
+    control (the scalar loop) is near 1x ran while another process held the second core;
+    the pairs whose control reached ``FREE`` show what free cores give."""
+    job_r, ctl_r = [], [[] for _ in controls]
     for _ in range(pairs):
-        c1 = control(1)
+        c1 = [control(1) for control in controls]
         j1 = job(1)
         j2 = job(2)
-        c2 = control(2)
+        c2 = [control(2) for control in controls]
         job_r.append(j1 / j2)
-        ctl_r.append(c1 / c2)
-    return np.array(job_r), np.array(ctl_r)
+        for r, a, b in zip(ctl_r, c1, c2):
+            r.append(a / b)
+    return np.array(job_r), [np.array(r) for r in ctl_r]
 
 
 def _seconds(fn):
@@ -266,7 +283,7 @@ def print_sweep(records):
 # ---------------------------------------------------------------------------------------
 
 
-def sweep_threads(args, busy_loop):
+def sweep_threads(args, busy_loop, matvec_par_loop):
     import numba
     import pandas as pd
 
@@ -306,21 +323,31 @@ def sweep_threads(args, busy_loop):
             a = np.arange(64.0)
             reps = 20000  # 10-30 ms on one thread
 
+            mv_rows = 8
+            mv_reps = max(1, int(2e6 / (m * k)))  # 10-30 ms on one thread
+            matvec_par_loop(B, 1, mv_rows)
+
             def control(threads):
                 numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
                 return _seconds(lambda: busy_loop(a, reps))
 
+            def vector_control(threads):
+                numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+                return _seconds(lambda: matvec_par_loop(B, mv_reps, mv_rows))
+
             paired = {}
             for call in ("encode", "transform_many"):
                 paired[call] = paired_ratios(
-                    lambda t, c=call: _seconds(jobs[(c, t)]), control, args.pairs)
+                    lambda t, c=call: _seconds(jobs[(c, t)]), [control, vector_control],
+                    args.pairs)
             for (call, threads), t in timings.items():
-                job_r, ctl_r = paired[call]
+                job_r, (ctl_r, vec_r) = paired[call]
                 records.append(dict(m=m, k=k, prior=pname, call=call, threads=threads,
                                     rows=n_rows, codes_per_s=t.rate,
                                     codes_per_cpu_s=t.cpu_rate, max_diff_vs_encode=same,
                                     paired_ratios=job_r.tolist(),
-                                    paired_control_ratios=ctl_r.tolist()))
+                                    paired_control_ratios=ctl_r.tolist(),
+                                    paired_vector_control_ratios=vec_r.tolist()))
     return records
 
 
@@ -334,23 +361,28 @@ def print_threads(records, parallel_before, parallel_after):
         r2 = keyed[(m, k, prior, call, 2)]
         job_r = np.array(r["paired_ratios"])
         ctl_r = np.array(r["paired_control_ratios"])
+        vec_r = np.array(r["paired_vector_control_ratios"])
         free = ctl_r >= FREE
         rows.append([f"({m}, {k})", prior, call, str(r["rows"]), f"{r['codes_per_s']:,.0f}",
                      f"{r2['codes_per_s']:,.0f}",
                      f"{r2['codes_per_s'] / r['codes_per_s']:.2f}x",
                      f"{np.median(job_r):.2f}x [{np.median(ctl_r):.2f}x]",
                      f"{np.median(job_r[free]):.2f}x ({free.sum()})" if free.any() else "- (0)",
+                     f"{np.median(vec_r[free]):.2f}x" if free.any() else "-",
                      f"{r['max_diff_vs_encode']:.1e}"])
     print(_common.format_table(rows, ["(m, k)", "prior", "call", "rows", "1 thread codes/s",
                                       "2 threads codes/s", "2t/1t fastest",
                                       "2t/1t paired [control]",
                                       f"paired, control >= {FREE}x (pairs)",
-                                      "max|tm - encode|"],
-                               align="lllrrrrrrr"))
+                                      "same pairs: matvec loop", "max|tm - encode|"],
+                               align="lllrrrrrrrr"))
     print("2t/1t fastest: the fastest 2-thread pass over the fastest 1-thread pass. paired: "
           "the median over pairs (1 thread, then 2, back to back) of their ratio, next to the "
-          "median ratio of a trivially parallel numba loop timed around each pair (2x on free "
-          f"cores); last column: the median over the pairs whose control reached {FREE}x.")
+          "median ratio of a trivially parallel numba loop of scalar sin calls timed around "
+          f"each pair (2x on free cores); then the median over the pairs whose control reached "
+          f"{FREE}x, and over the same pairs the ratio of a second control timed with it: a "
+          "trivially parallel loop of streamsc's own (vectorised) matvec kernel on the same "
+          "B, which shows what two threads give vectorised arithmetic here.")
     print(f"issue 8 target: transform_many 2 threads / 1 thread >= 1.7x. The control loop gave "
           f"{parallel_before:.2f}x before and {parallel_after:.2f}x after these runs.")
 
@@ -548,7 +580,7 @@ def main(argv=None):
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        dgemv_loop, kernel_matvec_loop, busy_loop = _make_helpers()
+        dgemv_loop, kernel_matvec_loop, busy_loop, matvec_par_loop = _make_helpers()
         # load every BLAS library (numba's np.dot goes through scipy's) before pinning:
         # threadpoolctl limits only the pools loaded when the limit is set
         dgemv_loop(np.eye(2), np.ones(2), np.empty(2), 1)
@@ -566,7 +598,7 @@ def main(argv=None):
                 k_records = sweep_k(args)
                 print_sweep(k_records)
             if "threads" in args.sections:
-                t_records = sweep_threads(args, busy_loop)
+                t_records = sweep_threads(args, busy_loop, matvec_par_loop)
             parallel_after = machine_parallelism(busy_loop)
             print(f"\ntrivially parallel numba loop, 2 threads / 1 thread: {parallel_before:.2f}x "
                   f"at the start, {parallel_after:.2f}x after sections 1-2 (what the machine "

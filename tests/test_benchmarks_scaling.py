@@ -35,7 +35,8 @@ def test_quick_run(tmp_path):
     assert all(r["max_diff_vs_encode"] < 1e-10 for r in data["threads"])
     # --quick: 2 back-to-back pairs per configuration, each bracketed by the control loop
     for r in data["threads"]:
-        assert len(r["paired_ratios"]) == len(r["paired_control_ratios"]) == 2
+        assert (len(r["paired_ratios"]) == len(r["paired_control_ratios"])
+                == len(r["paired_vector_control_ratios"]) == 2)
         assert all(math.isfinite(v) and v > 0 for v in r["paired_ratios"])
     assert len(data["matvec_bound"]) == 3
     for r in data["k_sweep"] + data["threads"] + data["matvec_bound"]:
