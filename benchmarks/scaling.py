@@ -321,20 +321,17 @@ def sweep_threads(args, busy_loop, matvec_par_loop):
                 jobs[("transform_many", threads)] = lambda t=threads: tm(frame, t)
             timings = run_jobs(jobs, n_rows, args.budget, args.rounds)
             a = np.arange(64.0)
-            reps = 20000  # 10-30 ms on one thread
-
-            mv_rows = 8
-            mv_reps = max(1, int(2e6 / (m * k)))  # 10-30 ms on one thread
+            mv_rows, mv_reps = 8, max(1, int(2e6 / (m * k)))  # both 10-30 ms on one thread
             matvec_par_loop(B, 1, mv_rows)
 
-            def control(threads):
-                numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-                return _seconds(lambda: busy_loop(a, reps))
+            def on_threads(fn):
+                def run(threads):
+                    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+                    return _seconds(fn)
+                return run
 
-            def vector_control(threads):
-                numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-                return _seconds(lambda: matvec_par_loop(B, mv_reps, mv_rows))
-
+            control = on_threads(lambda: busy_loop(a, 20000))
+            vector_control = on_threads(lambda: matvec_par_loop(B, mv_reps, mv_rows))
             paired = {}
             for call in ("encode", "transform_many"):
                 paired[call] = paired_ratios(

@@ -285,7 +285,7 @@ class SparseCoder(base.MiniBatchTransformer):
         config = dataclasses.replace(config, n_threads=_check_n_threads(n_threads))
         self._features = _online.Features()
         self._learner = _online.Learner(config)
-        self._atoms = tuple(f"atom_{j}" for j in range(config.n_components))
+        self._atoms = tuple(_atom_columns(config.n_components))
         if basis is not None:
             names, rows = _online.check_basis(basis, config.n_components)
             self._features.add(self._features.new_names(names))
@@ -396,11 +396,10 @@ class SparseCoder(base.MiniBatchTransformer):
         index = self._features.index
         keep = [j for j, name in enumerate(columns) if name in index]
         rows = np.array([index[columns[j]] for j in keep], dtype=np.int64)
-        if rows.size == len(index) == values.shape[1] and np.all(rows == np.arange(rows.size)):
-            return None, np.ascontiguousarray(values)  # the learned columns, in order
         order = np.argsort(rows, kind="stable")
         cols = np.array(keep, dtype=np.int64)[order]
-        Xv = np.ascontiguousarray(values[:, cols])
+        in_order = cols.size == values.shape[1] and np.all(cols == np.arange(cols.size))
+        Xv = np.ascontiguousarray(values if in_order else values[:, cols])  # no gather copy
         if rows.size == len(index):
             return None, Xv
         return np.ascontiguousarray(rows[order]), Xv

@@ -34,9 +34,9 @@ Solver (:func:`enet_cd`): working-set coordinate descent with Newton steps.
 * For a batch (:func:`enet_gram_batch`) the same solver (:func:`enet_gram`) is given the
   Gram matrix ``B^T B`` (:func:`gram`) and the correlations ``X B``, computed once by BLAS
   like the Gram matrix SPAMS' ``lasso`` precomputes (both in blocks of rows, a block per
-  thread, so they scale with the threads like the solves): the full gradient is ``B^T x - (B^T B) w`` (k
-  flops per non-zero instead of k m), an atom's Gram row is copied instead of computed,
-  and B is read only by the fallback. Same steps and stopping rule; the gradients differ
+  thread, so they scale with the threads like the solves): the full gradient is
+  ``B^T x - (B^T B) w`` (k flops per non-zero instead of k m), an atom's Gram row is
+  copied instead of computed, and B is read only by the fallback. Same steps and stopping rule; the gradients differ
   from the per-row path's by rounding. ``streamsc.coding.use_gram`` decides when the
   k^2 m flops pay (measured on one thread, L1 codes at lam 0.1 of
   ``benchmarks/spams_peer.py``'s inputs, against :func:`enet_cd_batch`: about 1.4x faster
