@@ -30,7 +30,9 @@ thread count is what varies. It prints and plots:
    reached 1.9x (the second core was free during that pair). Each pair is also bracketed by
    a second control, a trivially parallel loop of streamsc's own matvec kernel on the same
    B: vectorised arithmetic, which two logical CPUs may not double even when the scalar
-   control does (they can share a core's vector units, clock or caches).
+   control does (they can share a core's vector units, clock or caches). Last, the same
+   paired ratio for that matvec loop alone on B of 8 KB, 32 KB, 128 KB and 1.4 MB
+   (``MATVEC_SIZES``): how what two threads give depends on where B sits in the caches.
 3. **Fraction of the matvec bound** (``--shapes``, 1 thread): codes/s x matvecs per code /
    measured matvec/s. The matvec rate is measured for BLAS DGEMV (``np.dot(B, v, out)``
    called from a numba loop, so no Python overhead, 1 BLAS thread) and for streamsc's own
@@ -348,6 +350,56 @@ def sweep_threads(args, busy_loop, matvec_par_loop):
     return records
 
 
+#: shapes of B for the matvec loop's size sweep (section 2): 8 KB (inside a core's L1 data
+#: cache), 32 KB, 128 KB and 1.4 MB
+MATVEC_SIZES = [(16, 64), (32, 128), (64, 256), (180, 1024)]
+
+
+def matvec_sizes(args, busy_loop, matvec_par_loop):
+    """2-thread / 1-thread ratios of the trivially parallel matvec loop against the size of
+    B, in back-to-back pairs bracketed by the scalar control (as in :func:`paired_ratios`):
+    whether what two threads give vectorised arithmetic depends on where B lives in the
+    cache hierarchy, i.e. on the host rather than on the solver."""
+    import numba
+
+    rng = np.random.default_rng(args.seed)
+    a = np.arange(64.0)
+    work = 2e5 if args.quick else 2e6  # multiply-adds per row: 10-30 ms a call on 1 thread
+    records = []
+    for m, k in MATVEC_SIZES:
+        B = np.ascontiguousarray(rng.standard_normal((m, k)))
+        rows, reps = 8, max(1, int(work / (m * k)))
+        matvec_par_loop(B, 1, rows)
+
+        def run(fn):
+            def timed(threads):
+                numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+                return _seconds(fn)
+            return timed
+
+        job = run(lambda B=B, reps=reps: matvec_par_loop(B, reps, rows))
+        job_r, (ctl_r,) = paired_ratios(job, [run(lambda: busy_loop(a, 20000))], args.pairs)
+        records.append(dict(m=m, k=k, bytes=B.nbytes, paired_ratios=job_r.tolist(),
+                            paired_control_ratios=ctl_r.tolist()))
+    return records
+
+
+def print_matvec_sizes(records):
+    rows = []
+    for r in records:
+        job_r, ctl_r = np.array(r["paired_ratios"]), np.array(r["paired_control_ratios"])
+        free = ctl_r >= FREE
+        rows.append([f"({r['m']}, {r['k']})", f"{r['bytes'] / 1024:,.0f} KB",
+                     f"{np.median(job_r):.2f}x [{np.median(ctl_r):.2f}x]",
+                     f"{np.median(job_r[free]):.2f}x ({free.sum()})" if free.any() else "- (0)"])
+    print("\nthe matvec loop alone (8 independent rows of repeated products with B), 2 threads "
+          "/ 1 thread, against the size of B:")
+    print(_common.format_table(rows, ["B (m, k)", "B size", "paired [scalar control]",
+                                      f"paired, control >= {FREE}x (pairs)"], align="lrrr"))
+    print("(no solver involved: where this stays below 2x with the scalar control at 2x, two "
+          "threads do not double vectorised arithmetic on B of that size on this host)")
+
+
 def print_threads(records, parallel_before, parallel_after):
     print("\n=== 2. batch throughput against threads (numba threads; BLAS 1 thread) ===")
     keyed = {(r["m"], r["k"], r["prior"], r["call"], r["threads"]): r for r in records}
@@ -590,18 +642,20 @@ def main(argv=None):
                   "(unit-norm rows, planted non-negative codes, 10% noise); default tol "
                   "1e-6*lam.")
             parallel_before = machine_parallelism(busy_loop)
-            k_records, t_records, b_records = [], [], []
+            k_records, t_records, s_records, b_records = [], [], [], []
             if "k" in args.sections:
                 k_records = sweep_k(args)
                 print_sweep(k_records)
             if "threads" in args.sections:
                 t_records = sweep_threads(args, busy_loop, matvec_par_loop)
+                s_records = matvec_sizes(args, busy_loop, matvec_par_loop)
             parallel_after = machine_parallelism(busy_loop)
             print(f"\ntrivially parallel numba loop, 2 threads / 1 thread: {parallel_before:.2f}x "
                   f"at the start, {parallel_after:.2f}x after sections 1-2 (what the machine "
                   "offered; 2x on free cores)")
             if t_records:
                 print_threads(t_records, parallel_before, parallel_after)
+                print_matvec_sizes(s_records)
             if "bound" in args.sections:
                 b_records = matvec_bound(args, dgemv_loop, kernel_matvec_loop)
                 print_bound(b_records)
@@ -623,7 +677,8 @@ def main(argv=None):
             json.dump(dict(command=["benchmarks/scaling.py"] + argv_text.split(), machine=end,
                            settings=dict(m=args.m, ks=args.ks, shapes=args.shapes, lam=args.lam,
                                          rows=args.rows, budget=args.budget, seed=args.seed),
-                           k_sweep=k_records, threads=t_records, matvec_bound=b_records,
+                           k_sweep=k_records, threads=t_records, matvec_sizes=s_records,
+                           matvec_bound=b_records,
                            machine_parallel_speedup=[parallel_before, parallel_after],
                            plots=[str(p) for p in paths]), f, indent=1, default=str)
         print(f"wrote {args.json}")

@@ -22,7 +22,7 @@ def test_quick_run(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for section in ("1. batched encode against k", "2. batch throughput against threads",
                     "3. fraction of the matvec bound", "trivially parallel numba loop",
-                    "2t/1t paired [control]"):
+                    "2t/1t paired [control]", "the matvec loop alone"):
         assert section in proc.stdout, section
     for name in ("throughput_k.png", "throughput_threads.png"):
         assert (tmp_path / name).stat().st_size > 1000
@@ -37,6 +37,12 @@ def test_quick_run(tmp_path):
     for r in data["threads"]:
         assert (len(r["paired_ratios"]) == len(r["paired_control_ratios"])
                 == len(r["paired_vector_control_ratios"]) == 2)
+        assert all(math.isfinite(v) and v > 0 for v in r["paired_ratios"])
+    # the matvec loop alone against the size of B, in pairs bracketed by the control
+    assert [(r["m"], r["k"]) for r in data["matvec_sizes"]] == [
+        (16, 64), (32, 128), (64, 256), (180, 1024)]
+    for r in data["matvec_sizes"]:
+        assert len(r["paired_ratios"]) == len(r["paired_control_ratios"]) == 2
         assert all(math.isfinite(v) and v > 0 for v in r["paired_ratios"])
     assert len(data["matvec_bound"]) == 3
     for r in data["k_sweep"] + data["threads"] + data["matvec_bound"]:
