@@ -345,7 +345,8 @@ def solve(X, B, *, prior, lam, p, signed, tol, loss="squared", solver="egd", max
                 G = np.empty((k, k))
                 lasso_kernels.gram(B64, G)
                 lasso_kernels.enet_gram_batch(
-                    X64, B64, G, l1, l2, not signed, tol, cap, W, n_iter, viol
+                    X64, B64, G, l1, l2, not signed, tol, cap, W, n_iter, viol,
+                    numba.get_num_threads(),
                 )
             else:
                 lasso_kernels.enet_cd_batch(X, B, l1, l2, not signed, tol, cap, W, n_iter, viol)

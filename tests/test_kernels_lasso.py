@@ -11,6 +11,7 @@ Tests whose name contains ``naive`` and whose id contains ``tiny`` also run with
 
 import warnings
 
+import numba
 import numpy as np
 import numpy.testing as npt
 import pytest
@@ -312,8 +313,9 @@ def test_enet_cd_tol_near_rounding(positive, l1, l2):
 # ---------------------------------------------------------------------------------------
 
 
-def _batch(kernel, X, B, l1, l2, positive, tol, max_iter=10_000, W0=None):
-    """Codes of the rows of X by enet_cd_batch ("rows") or enet_gram_batch ("gram")."""
+def _batch(kernel, X, B, l1, l2, positive, tol, max_iter=10_000, W0=None, threads=None):
+    """Codes of the rows of X by enet_cd_batch ("rows") or enet_gram_batch ("gram"; its
+    rows shared as among ``threads`` threads, default numba's count)."""
     n, k = X.shape[0], B.shape[1]
     W = np.zeros((n, k)) if W0 is None else W0.copy()
     n_iter = np.zeros(n, dtype=np.int64)
@@ -322,7 +324,8 @@ def _batch(kernel, X, B, l1, l2, positive, tol, max_iter=10_000, W0=None):
         G = np.empty((k, k))
         lasso.gram(B, G)
         npt.assert_allclose(G, B.T @ B, rtol=0, atol=1e-13)
-        lasso.enet_gram_batch(X, B, G, l1, l2, positive, tol, max_iter, W, n_iter, viol)
+        lasso.enet_gram_batch(X, B, G, l1, l2, positive, tol, max_iter, W, n_iter, viol,
+                              numba.get_num_threads() if threads is None else threads)
     else:
         lasso.enet_cd_batch(X, B, l1, l2, positive, tol, max_iter, W, n_iter, viol)
     return W, n_iter, viol
@@ -415,10 +418,9 @@ def test_enet_gram_batch_references(shape, positive, l1, l2):
 
 def test_enet_gram_batch_blocks():
     """Several blocks of rows and of the Gram matrix (n, k > GRAM_BLOCK, neither a multiple
-    of it), on 1 and 2 threads: the blocked B^T B is the BLAS product to rounding, and every
-    row's code is the per-row path's."""
-    import numba
-
+    of it), on 1 and 2 threads and with the rows cut for 1 to 7 threads (blocks of unequal
+    sizes) or for more threads than rows (empty blocks): the blocked B^T B is the BLAS
+    product to rounding, and every row's code is the per-row path's."""
     m, k, n = 10, 2 * lasso.GRAM_BLOCK + 7, 3 * lasso.GRAM_BLOCK + 5
     B = make_problem(m, k, seed=47)[0]
     X = make_X(B, np.random.default_rng(47), n)
@@ -427,9 +429,13 @@ def test_enet_gram_batch_blocks():
     try:
         for threads in (1, min(2, numba.config.NUMBA_NUM_THREADS)):
             numba.set_num_threads(threads)
-            Wg, ng, vg = _batch("gram", X, B, 0.05, 0.0, True, 1e-12)
+            for cut_for in (None, 1, 3, 7):
+                Wg, ng, vg = _batch("gram", X, B, 0.05, 0.0, True, 1e-12, threads=cut_for)
+                assert np.all(vg <= 1e-12) and np.all(ng > 0)
+                npt.assert_allclose(Wg, Wr, rtol=0, atol=1e-10)
+            Wg, ng, vg = _batch("gram", X[:3], B, 0.05, 0.0, True, 1e-12, threads=5)
             assert np.all(vg <= 1e-12) and np.all(ng > 0)
-            npt.assert_allclose(Wg, Wr, rtol=0, atol=1e-10)
+            npt.assert_allclose(Wg, Wr[:3], rtol=0, atol=1e-10)
     finally:
         numba.set_num_threads(old)
 

@@ -677,21 +677,28 @@ def gram(B, G):
 
 
 @njit(**NJIT_PARALLEL)
-def enet_gram_batch(X, B, GB, l1, l2, positive, tol, max_iter, W, n_iter, viol):
-    """:func:`enet_gram` for every row, given ``GB = B^T B`` (:func:`gram`). The
-    correlations ``X B`` are computed first, GRAM_BLOCK rows per BLAS product, a block per
-    thread (callers pin BLAS to one thread); then the rows are solved, one per thread (rows,
-    not blocks, are what the threads share out: a few blocks would split unevenly)."""
+def enet_gram_batch(X, B, GB, l1, l2, positive, tol, max_iter, W, n_iter, viol, threads):
+    """:func:`enet_gram` for every row, given ``GB = B^T B`` (:func:`gram`). The rows are
+    cut into blocks of at most GRAM_BLOCK rows, as many blocks as a multiple of ``threads``
+    (numba's thread count in the caller: read here, it would keep the function from numba's
+    cache) and of sizes within one row of each other, so every thread gets as many rows;
+    each block computes its correlations ``X B`` in one BLAS product (callers pin BLAS to one
+    thread) and then solves its rows. No n x k scratch: a block's correlations are small, so
+    a batch does not map fresh pages (page faults, which two threads take in turn) for them
+    on every call."""
     n = X.shape[0]
-    C = np.empty((n, B.shape[1]))
-    for b in prange((n + GRAM_BLOCK - 1) // GRAM_BLOCK):
-        i0 = b * GRAM_BLOCK
-        i1 = min(n, i0 + GRAM_BLOCK)
-        C[i0:i1] = np.dot(X[i0:i1], B)
-    for i in prange(n):
-        it, v = enet_gram(X[i], B, GB, C[i], l1, l2, positive, tol, max_iter, W[i])
-        n_iter[i] = it
-        viol[i] = v
+    threads = max(1, threads)
+    blocks = (n + GRAM_BLOCK - 1) // GRAM_BLOCK
+    blocks = (blocks + threads - 1) // threads * threads
+    for b in prange(blocks):
+        i0 = b * n // blocks
+        i1 = (b + 1) * n // blocks
+        if i1 > i0:
+            C = np.dot(X[i0:i1], B)
+            for i in range(i0, i1):
+                it, v = enet_gram(X[i], B, GB, C[i - i0], l1, l2, positive, tol, max_iter, W[i])
+                n_iter[i] = it
+                viol[i] = v
 
 
 @njit(**NJIT)
