@@ -91,6 +91,34 @@ def test_threads_change_no_bit():
     np.testing.assert_array_equal(results[0][1], results[1][1])
 
 
+def test_the_whole_step_runs_with_blas_on_one_thread(monkeypatch):
+    """BLAS is pinned to one thread for the products of the basis step too, not only for
+    the codes (a multi-threaded BLAS call between numba's parallel regions contends with
+    numba's threads), and is given back its thread count afterwards."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from streamsc import _online
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+                if lib["user_api"] == "blas"]
+
+    seen = []
+    update = _online.dict_kernels.dense_update
+
+    def spy(*args):
+        seen.append(blas_threads())
+        return update(*args)
+
+    coder = SparseCoder(n_components=16, lam=0.05, mini_batch=True, seed=0)
+    coder.learn_many(planted(40, seed=7))  # every BLAS library it uses is loaded now
+    before = blas_threads()
+    monkeypatch.setattr(_online.dict_kernels, "dense_update", spy)
+    coder.learn_many(planted(40, seed=8))
+    coder.learn_many(planted(40, seed=9))
+    assert len(seen) == 2 and all(threads and set(threads) == {1} for threads in seen)
+    assert blas_threads() == before
+
+
 def test_a_refused_frame_leaves_the_model_unchanged():
     coder = SparseCoder(n_components=6, lam=0.05, mini_batch=True, encoder="amortized", seed=0)
     coder.learn_many(planted(50, seed=5, k=6))
