@@ -417,11 +417,12 @@ def test_enet_gram_batch_references(shape, positive, l1, l2):
 
 
 def test_enet_gram_batch_blocks():
-    """Several blocks of rows and of the Gram matrix (n, k > GRAM_BLOCK, neither a multiple
-    of it), on 1 and 2 threads and with the rows cut for 1 to 7 threads (blocks of unequal
-    sizes) or for more threads than rows (empty blocks): the blocked B^T B is the BLAS
-    product to rounding, and every row's code is the per-row path's."""
-    m, k, n = 10, 2 * lasso.GRAM_BLOCK + 7, 3 * lasso.GRAM_BLOCK + 5
+    """Several blocks of rows of X and of the Gram matrix (n > CORR_BLOCK, k > GRAM_BLOCK,
+    neither a multiple of it), on 1 and 2 threads and with the rows cut for 1 to 7 threads
+    (runs of unequal lengths, some of several blocks) or for more threads than rows (empty
+    runs): the blocked B^T B is the BLAS product to rounding, and every row's code is the
+    per-row path's."""
+    m, k, n = 10, 2 * lasso.GRAM_BLOCK + 7, 2 * lasso.CORR_BLOCK + 5
     B = make_problem(m, k, seed=47)[0]
     X = make_X(B, np.random.default_rng(47), n)
     Wr, _, _ = _batch("rows", X, B, 0.05, 0.0, True, 1e-12)

@@ -32,9 +32,9 @@ Solver (:func:`enet_cd`): working-set coordinate descent with Newton steps.
   they settle, then the exact optimality test).
 
 * For a batch (:func:`enet_gram_batch`) the same solver (:func:`enet_gram`) is given the
-  Gram matrix ``B^T B`` (:func:`gram`) and the correlations ``X B``, computed once by BLAS
-  like the Gram matrix SPAMS' ``lasso`` precomputes (both in blocks of rows, a block per
-  thread, so they scale with the threads like the solves): the full gradient is
+  Gram matrix ``B^T B`` (:func:`gram`) and the correlations ``X B``, computed by BLAS like
+  the Gram matrix SPAMS' ``lasso`` precomputes (both in blocks of rows on every thread, so
+  they scale with the threads like the solves): the full gradient is
   ``B^T x - (B^T B) w`` (k flops per non-zero instead of k m), an atom's Gram row is
   copied instead of computed, and B is read only by the fallback. Same steps and stopping rule; the gradients differ
   from the per-row path's by rounding. ``streamsc.coding.use_gram`` decides when the
@@ -62,9 +62,13 @@ INNER = 0.3
 #: a Newton step holds an atom fixed when its Cholesky pivot^2 is below this times its
 #: squared norm (it is then nearly in the span of the atoms before it)
 NEWTON_PIVOT = 1e-10
-#: rows per block of the products of the batch Gram path: X[block] B and B^T B (rows of
-#: it), one BLAS product per block, a block per thread
+#: rows of B^T B per block of :func:`gram`: one BLAS product per block, a block per thread
 GRAM_BLOCK = 32
+#: rows of X per BLAS product X[rows] B in :func:`enet_gram_batch`: few enough that a
+#: thread's correlations stay small (no n x k scratch), enough that the products do not
+#: alternate with the solves so often that each product evicts the Gram rows the solves read
+#: (blocks of 32 rows were about 12% slower at (64, 256))
+CORR_BLOCK = 128
 
 
 @njit(**NJIT)
@@ -679,26 +683,28 @@ def gram(B, G):
 @njit(**NJIT_PARALLEL)
 def enet_gram_batch(X, B, GB, l1, l2, positive, tol, max_iter, W, n_iter, viol, threads):
     """:func:`enet_gram` for every row, given ``GB = B^T B`` (:func:`gram`). The rows are
-    cut into blocks of at most GRAM_BLOCK rows, as many blocks as a multiple of ``threads``
-    (numba's thread count in the caller: read here, it would keep the function from numba's
-    cache) and of sizes within one row of each other, so every thread gets as many rows;
-    each block computes its correlations ``X B`` in one BLAS product (callers pin BLAS to one
-    thread) and then solves its rows. No n x k scratch: a block's correlations are small, so
-    a batch does not map fresh pages (page faults, which two threads take in turn) for them
-    on every call."""
-    n = X.shape[0]
+    cut into ``threads`` runs of consecutive rows, as many rows in each (to one row), a run
+    per thread (``threads``: numba's thread count in the caller; read here, it would keep
+    the function out of numba's cache). A run goes through its rows CORR_BLOCK at a time:
+    their correlations ``X B`` in one BLAS product (callers pin BLAS to one thread) into
+    the run's one scratch block, then their solves. No n x k scratch: a batch does not map
+    fresh pages for one on every call (page faults, which two threads take in turn)."""
+    n, k = X.shape[0], B.shape[1]
     threads = max(1, threads)
-    blocks = (n + GRAM_BLOCK - 1) // GRAM_BLOCK
-    blocks = (blocks + threads - 1) // threads * threads
-    for b in prange(blocks):
-        i0 = b * n // blocks
-        i1 = (b + 1) * n // blocks
-        if i1 > i0:
-            C = np.dot(X[i0:i1], B)
-            for i in range(i0, i1):
-                it, v = enet_gram(X[i], B, GB, C[i - i0], l1, l2, positive, tol, max_iter, W[i])
-                n_iter[i] = it
-                viol[i] = v
+    for t in prange(threads):
+        r0 = t * n // threads
+        r1 = (t + 1) * n // threads
+        if r1 > r0:
+            C = np.empty((min(CORR_BLOCK, r1 - r0), k))
+            for i0 in range(r0, r1, CORR_BLOCK):
+                i1 = min(r1, i0 + CORR_BLOCK)
+                Cb = C[:i1 - i0]
+                np.dot(X[i0:i1], B, Cb)
+                for i in range(i0, i1):
+                    it, v = enet_gram(X[i], B, GB, Cb[i - i0], l1, l2, positive, tol,
+                                      max_iter, W[i])
+                    n_iter[i] = it
+                    viol[i] = v
 
 
 @njit(**NJIT)
