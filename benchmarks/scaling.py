@@ -33,6 +33,8 @@ thread count is what varies. It prints and plots:
    control does (they can share a core's vector units, clock or caches). Last, the same
    paired ratio for that matvec loop alone on B of 8 KB, 32 KB, 128 KB and 1.4 MB
    (``MATVEC_SIZES``): how what two threads give depends on where B sits in the caches.
+   Each row also counts the minor page faults per call after warm-up: scratch arrays that
+   map fresh pages on every call cost time, and two threads take the faults in turn.
 3. **Fraction of the matvec bound** (``--shapes``, 1 thread): codes/s x matvecs per code /
    measured matvec/s. The matvec rate is measured for BLAS DGEMV (``np.dot(B, v, out)``
    called from a numba loop, so no Python overhead, 1 BLAS thread) and for streamsc's own
@@ -206,6 +208,21 @@ def paired_ratios(job, controls, pairs=PAIRS):
     return np.array(job_r), [np.array(r) for r in ctl_r]
 
 
+def minor_faults(fn, calls=3):
+    """Minor page faults per call of ``fn`` after warm-up (``getrusage``; 0 where it is not
+    available): fresh pages mapped for scratch arrays every call, which two threads take in
+    turn."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return 0.0
+    fn()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(calls):
+        fn()
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / calls
+
+
 def _seconds(fn):
     t0 = time.perf_counter()
     fn()
@@ -322,6 +339,7 @@ def sweep_threads(args, busy_loop, matvec_par_loop):
                 jobs[("encode", threads)] = lambda t=threads: enc(X, t)
                 jobs[("transform_many", threads)] = lambda t=threads: tm(frame, t)
             timings = run_jobs(jobs, n_rows, args.budget, args.rounds)
+            faults = {name: minor_faults(job) for name, job in jobs.items()}
             a = np.arange(64.0)
             mv_rows, mv_reps = 8, max(1, int(2e6 / (m * k)))  # both 10-30 ms on one thread
             matvec_par_loop(B, 1, mv_rows)
@@ -344,6 +362,7 @@ def sweep_threads(args, busy_loop, matvec_par_loop):
                 records.append(dict(m=m, k=k, prior=pname, call=call, threads=threads,
                                     rows=n_rows, codes_per_s=t.rate,
                                     codes_per_cpu_s=t.cpu_rate, max_diff_vs_encode=same,
+                                    minor_faults_per_call=faults[(call, threads)],
                                     paired_ratios=job_r.tolist(),
                                     paired_control_ratios=ctl_r.tolist(),
                                     paired_vector_control_ratios=vec_r.tolist()))
@@ -418,20 +437,24 @@ def print_threads(records, parallel_before, parallel_after):
                      f"{np.median(job_r):.2f}x [{np.median(ctl_r):.2f}x]",
                      f"{np.median(job_r[free]):.2f}x ({free.sum()})" if free.any() else "- (0)",
                      f"{np.median(vec_r[free]):.2f}x" if free.any() else "-",
+                     f"{r['minor_faults_per_call']:,.0f} / {r2['minor_faults_per_call']:,.0f}",
                      f"{r['max_diff_vs_encode']:.1e}"])
     print(_common.format_table(rows, ["(m, k)", "prior", "call", "rows", "1 thread codes/s",
                                       "2 threads codes/s", "2t/1t fastest",
                                       "2t/1t paired [control]",
                                       f"paired, control >= {FREE}x (pairs)",
-                                      "same pairs: matvec loop", "max|tm - encode|"],
-                               align="lllrrrrrrrr"))
+                                      "same pairs: matvec loop", "page faults/call 1t / 2t",
+                                      "max|tm - encode|"],
+                               align="lllrrrrrrrrr"))
     print("2t/1t fastest: the fastest 2-thread pass over the fastest 1-thread pass. paired: "
           "the median over pairs (1 thread, then 2, back to back) of their ratio, next to the "
           "median ratio of a trivially parallel numba loop of scalar sin calls timed around "
           f"each pair (2x on free cores); then the median over the pairs whose control reached "
           f"{FREE}x, and over the same pairs the ratio of a second control timed with it: a "
           "trivially parallel loop of streamsc's own (vectorised) matvec kernel on the same "
-          "B, which shows what two threads give vectorised arithmetic here.")
+          "B, which shows what two threads give vectorised arithmetic here. Page faults: "
+          "minor faults per call after warm-up (fresh pages mapped for scratch every call "
+          "cost time, and two threads take them in turn).")
     print(f"issue 8 target: transform_many 2 threads / 1 thread >= 1.7x. The control loop gave "
           f"{parallel_before:.2f}x before and {parallel_after:.2f}x after these runs.")
 

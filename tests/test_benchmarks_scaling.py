@@ -38,6 +38,7 @@ def test_quick_run(tmp_path):
         assert (len(r["paired_ratios"]) == len(r["paired_control_ratios"])
                 == len(r["paired_vector_control_ratios"]) == 2)
         assert all(math.isfinite(v) and v > 0 for v in r["paired_ratios"])
+        assert r["minor_faults_per_call"] >= 0
     # the matvec loop alone against the size of B, in pairs bracketed by the control
     assert [(r["m"], r["k"]) for r in data["matvec_sizes"]] == [
         (16, 64), (32, 128), (64, 256), (180, 1024)]
