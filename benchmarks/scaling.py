@@ -229,6 +229,16 @@ def _seconds(fn):
     return time.perf_counter() - t0
 
 
+def on_threads(fn):
+    """``run(threads)``: the seconds one call of ``fn`` takes on that many numba threads."""
+    import numba
+
+    def run(threads):
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        return _seconds(fn)
+    return run
+
+
 # ---------------------------------------------------------------------------------------
 # 1. throughput against k (and float32)
 # ---------------------------------------------------------------------------------------
@@ -343,13 +353,6 @@ def sweep_threads(args, busy_loop, matvec_par_loop):
             a = np.arange(64.0)
             mv_rows, mv_reps = 8, max(1, int(2e6 / (m * k)))  # both 10-30 ms on one thread
             matvec_par_loop(B, 1, mv_rows)
-
-            def on_threads(fn):
-                def run(threads):
-                    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-                    return _seconds(fn)
-                return run
-
             control = on_threads(lambda: busy_loop(a, 20000))
             vector_control = on_threads(lambda: matvec_par_loop(B, mv_reps, mv_rows))
             paired = {}
@@ -379,8 +382,6 @@ def matvec_sizes(args, busy_loop, matvec_par_loop):
     B, in back-to-back pairs bracketed by the scalar control (as in :func:`paired_ratios`):
     whether what two threads give vectorised arithmetic depends on where B lives in the
     cache hierarchy, i.e. on the host rather than on the solver."""
-    import numba
-
     rng = np.random.default_rng(args.seed)
     a = np.arange(64.0)
     work = 2e5 if args.quick else 2e6  # multiply-adds per row: 10-30 ms a call on 1 thread
@@ -389,15 +390,9 @@ def matvec_sizes(args, busy_loop, matvec_par_loop):
         B = np.ascontiguousarray(rng.standard_normal((m, k)))
         rows, reps = 8, max(1, int(work / (m * k)))
         matvec_par_loop(B, 1, rows)
-
-        def run(fn):
-            def timed(threads):
-                numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-                return _seconds(fn)
-            return timed
-
-        job = run(lambda B=B, reps=reps: matvec_par_loop(B, reps, rows))
-        job_r, (ctl_r,) = paired_ratios(job, [run(lambda: busy_loop(a, 20000))], args.pairs)
+        job = on_threads(lambda B=B, reps=reps: matvec_par_loop(B, reps, rows))
+        job_r, (ctl_r,) = paired_ratios(job, [on_threads(lambda: busy_loop(a, 20000))],
+                                        args.pairs)
         records.append(dict(m=m, k=k, bytes=B.nbytes, paired_ratios=job_r.tolist(),
                             paired_control_ratios=ctl_r.tolist()))
     return records
