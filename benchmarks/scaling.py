@@ -17,9 +17,11 @@ thread count is what varies. It prints and plots:
    float32 / float64 ratio is printed: whether float32 is faster at all; X is float32, B
    float64, so each call also pays one O(mk) conversion of B). Plot:
    ``throughput_k.png``.
-2. **Throughput against threads** (``--shapes``): batched ``encode`` and
-   ``SparseCoder.transform_many`` (a pandas frame, the river estimator's batch path; numba's
-   thread count set with ``numba.set_num_threads``) on 1 and 2 threads, and the 2-thread /
+2. **Throughput against threads** (``--shapes``): batched ``encode``,
+   ``SparseCoder.transform_many`` (a pandas frame, the river estimator's batch path) and
+   ``SparseCoder(mini_batch=True).learn_many`` (the frame coded in parallel, then one
+   averaged basis step; samples/s) with numba's thread count set with
+   ``numba.set_num_threads``, on 1 and 2 threads, and the 2-thread /
    1-thread ratio (issue 8's target for ``transform_many``: >= 1.7x). Plot:
    ``throughput_threads.png``. Next to it, the same ratio for a trivially parallel numba
    loop (no memory traffic, no synchronisation): what the machine could give at that moment
@@ -312,6 +314,11 @@ def print_sweep(records):
 # ---------------------------------------------------------------------------------------
 
 
+#: the batch calls of section 2: ``streamsc.encode``, ``SparseCoder.transform_many`` and
+#: ``SparseCoder(mini_batch=True).learn_many`` (codes in parallel, then one basis step)
+CALLS = ("encode", "transform_many", "learn_many")
+
+
 def sweep_threads(args, busy_loop, matvec_par_loop):
     import numba
     import pandas as pd
@@ -328,13 +335,24 @@ def sweep_threads(args, busy_loop, matvec_par_loop):
             def enc(Xr, threads=1, kw=kw):
                 return streamsc.encode(Xr, B, lam=args.lam, n_threads=threads, **kw)
 
-            def tm(frame, threads, coder=coder):
+            # the mini-batch learner: one averaged basis step per frame (its basis moves from
+            # call to call; every call codes the whole frame, then steps)
+            learner = SparseCoder(n_components=k, lam=args.lam, basis=B.copy(), seed=args.seed,
+                                  mini_batch=True, **kw)
+
+            def on(method, frame, threads):
                 old = numba.get_num_threads()
                 numba.set_num_threads(threads)
                 try:
-                    return coder.transform_many(frame)
+                    return method(frame)
                 finally:
                     numba.set_num_threads(old)
+
+            def tm(frame, threads, coder=coder):
+                return on(coder.transform_many, frame, threads)
+
+            def lm(frame, threads, learner=learner):
+                return on(learner.learn_many, frame, threads)
 
             n_rows = size_rows(enc, X_pos, args.budget / args.rounds / 2, args.min_rows)
             X = np.ascontiguousarray(X_pos[:n_rows])
@@ -342,12 +360,14 @@ def sweep_threads(args, busy_loop, matvec_par_loop):
             for threads in (1, 2):
                 enc(X[:2], threads)
                 tm(frame.iloc[:2], threads)
+                lm(frame.iloc[:2], threads)
             # the river path codes the same problem: same codes as encode
             same = float(np.abs(tm(frame, 1).to_numpy() - enc(X, 1)).max())
             jobs = {}
             for threads in (1, 2):
                 jobs[("encode", threads)] = lambda t=threads: enc(X, t)
                 jobs[("transform_many", threads)] = lambda t=threads: tm(frame, t)
+                jobs[("learn_many", threads)] = lambda t=threads: lm(frame, t)
             timings = run_jobs(jobs, n_rows, args.budget, args.rounds)
             faults = {name: minor_faults(job) for name, job in jobs.items()}
             a = np.arange(64.0)
@@ -356,7 +376,7 @@ def sweep_threads(args, busy_loop, matvec_par_loop):
             control = on_threads(lambda: busy_loop(a, 20000))
             vector_control = on_threads(lambda: matvec_par_loop(B, mv_reps, mv_rows))
             paired = {}
-            for call in ("encode", "transform_many"):
+            for call in CALLS:
                 paired[call] = paired_ratios(
                     lambda t, c=call: _seconds(jobs[(c, t)]), [control, vector_control],
                     args.pairs)
@@ -364,7 +384,8 @@ def sweep_threads(args, busy_loop, matvec_par_loop):
                 job_r, (ctl_r, vec_r) = paired[call]
                 records.append(dict(m=m, k=k, prior=pname, call=call, threads=threads,
                                     rows=n_rows, codes_per_s=t.rate,
-                                    codes_per_cpu_s=t.cpu_rate, max_diff_vs_encode=same,
+                                    codes_per_cpu_s=t.cpu_rate,
+                                    max_diff_vs_encode=None if call == "learn_many" else same,
                                     minor_faults_per_call=faults[(call, threads)],
                                     paired_ratios=job_r.tolist(),
                                     paired_control_ratios=ctl_r.tolist(),
@@ -433,7 +454,8 @@ def print_threads(records, parallel_before, parallel_after):
                      f"{np.median(job_r[free]):.2f}x ({free.sum()})" if free.any() else "- (0)",
                      f"{np.median(vec_r[free]):.2f}x" if free.any() else "-",
                      f"{r['minor_faults_per_call']:,.0f} / {r2['minor_faults_per_call']:,.0f}",
-                     f"{r['max_diff_vs_encode']:.1e}"])
+                     "-" if r["max_diff_vs_encode"] is None
+                     else f"{r['max_diff_vs_encode']:.1e}"])
     print(_common.format_table(rows, ["(m, k)", "prior", "call", "rows", "1 thread codes/s",
                                       "2 threads codes/s", "2t/1t fastest",
                                       "2t/1t paired [control]",
@@ -441,7 +463,8 @@ def print_threads(records, parallel_before, parallel_after):
                                       "same pairs: matvec loop", "page faults/call 1t / 2t",
                                       "max|tm - encode|"],
                                align="lllrrrrrrrrr"))
-    print("2t/1t fastest: the fastest 2-thread pass over the fastest 1-thread pass. paired: "
+    print("codes/s: samples/s for learn_many (a frame coded and one basis step taken). "
+          "2t/1t fastest: the fastest 2-thread pass over the fastest 1-thread pass. paired: "
           "the median over pairs (1 thread, then 2, back to back) of their ratio, next to the "
           "median ratio of a trivially parallel numba loop of scalar sin calls timed around "
           f"each pair (2x on free cores); then the median over the pairs whose control reached "
@@ -563,7 +586,8 @@ def plot(k_records, t_records, plot_dir, caption, control):
                       (m, k, prior, call)), key=lambda r: r["threads"])
         base = sel[0]["codes_per_s"]
         ax.plot([r["threads"] for r in sel], [r["codes_per_s"] / base for r in sel],
-                "-o" if call == "encode" else "--s", label=f"{call}, {prior}, ({m}, {k})")
+                {"encode": "-o", "transform_many": "--s", "learn_many": ":^"}[call],
+                label=f"{call}, {prior}, ({m}, {k})")
     ax.plot([1, 2], [1, 2], ":", color="gray", label="linear")
     ax.plot([1, 2], [1, control], "-.", color="black",
             label="trivially parallel numba loop (what the machine offered)")

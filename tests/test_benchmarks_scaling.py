@@ -30,9 +30,12 @@ def test_quick_run(tmp_path):
     # 2 k x 2 priors x (1 thread, 2 threads, float32)
     assert len(data["k_sweep"]) == 2 * 2 * 3
     assert {r["dtype"] for r in data["k_sweep"]} == {"float64", "float32"}
-    # 2 priors x (encode, transform_many) x (1, 2 threads); the river path codes the same
-    assert len(data["threads"]) == 8
-    assert all(r["max_diff_vs_encode"] < 1e-10 for r in data["threads"])
+    # 2 priors x (encode, transform_many, mini-batch learn_many) x (1, 2 threads); the river
+    # path codes the same
+    assert len(data["threads"]) == 12
+    assert {r["call"] for r in data["threads"]} == {"encode", "transform_many", "learn_many"}
+    assert all(r["max_diff_vs_encode"] < 1e-10 for r in data["threads"]
+               if r["call"] != "learn_many")
     # --quick: 2 back-to-back pairs per configuration, each bracketed by the control loop
     for r in data["threads"]:
         assert (len(r["paired_ratios"]) == len(r["paired_control_ratios"])
