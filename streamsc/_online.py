@@ -666,8 +666,7 @@ class Learner:
             X = X / totals[:, None]
         # the whole step with BLAS on one thread, not only the codes: a multi-threaded BLAS
         # product between two of numba's parallel regions has its threads contend with
-        # numba's for the cores (measured at (64, 256), 256 rows: 2 numba threads took 1.8x
-        # as long as 1)
+        # numba's for the cores (2 numba threads were slower than 1; commit a98b2d0)
         with _threads(cfg.n_threads, n):
             W = self._code_rows(rows, X)
             Bo = self.B if rows is None else self.B[rows]
