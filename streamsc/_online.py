@@ -20,6 +20,7 @@ basis (:class:`Features`, :func:`init_rows`) and how a dict of features is check
 these objects pickle, deep-copy and clone.
 """
 
+import copy
 import dataclasses
 import math
 import numbers
@@ -83,7 +84,7 @@ PARAMETER_CONSTRAINTS = {
     "n_components": lambda value: v.check_int("n_components", value, low=1),
     "loss": lambda value: v.check_choice("loss", value, v.LOSSES),
     "prior": lambda value: v.check_choice("prior", value, v.PRIORS),
-    "lam": lambda value: v.check_real("lam", value, low=0.0),
+    "lam": lambda value: v.check_real("lam", value, low=0.0, allow_none=True),
     "p": _check_p,
     "signed": lambda value: v.check_bool("signed", value),
     "learning_rate": lambda value: v.check_real("learning_rate", value, low=0.0),
@@ -94,6 +95,7 @@ PARAMETER_CONSTRAINTS = {
     "gradient": lambda value: v.check_choice("gradient", value, v.GRADIENTS),
     "encoder": lambda value: v.check_choice("encoder", value, v.ENCODERS),
     "unrolled_steps": lambda value: v.check_int("unrolled_steps", value, low=1),
+    "basis_update": lambda value: v.check_choice("basis_update", value, v.BASIS_UPDATES),
 }
 
 
@@ -117,11 +119,13 @@ class Config:
     unrolled_steps: int = 10
     encoder: str = "exact"
     n_threads: int | None = None
+    basis_update: str = "sgd"
 
 
 def check_params(params):
     """Check a dict of hyper-parameters (keys as in :data:`PARAMETER_CONSTRAINTS`) and
-    resolve the defaults: ``p=None`` -> 1/k per atom, ``tol=None`` -> ``1e-6 * lam``,
+    resolve the defaults: ``lam=None`` -> :data:`DEFAULT_LAM` of the loss, ``p=None`` ->
+    ``DEFAULT_P / k`` per atom, ``tol=None`` -> ``1e-6 * lam``,
     ``seed=None`` -> fresh entropy from the operating system (so an unseeded model is not
     reproducible, river's convention), ``loss`` absent -> ``"squared"``. ``loss="kl"`` needs
     ``prior="kl"``.
@@ -132,7 +136,7 @@ def check_params(params):
     >>> cfg = check_params(dict(n_components=4, prior="kl", lam=0.1, p=None, signed=False,
     ...     learning_rate=0.1, tol=None, solver="newton", max_iter=None, seed=3))
     >>> cfg.p, cfg.tol
-    (array([0.25, 0.25, 0.25, 0.25]), 1e-07)
+    (array([0.025, 0.025, 0.025, 0.025]), 1e-07)
     >>> check_params(dict(n_components=0))
     Traceback (most recent call last):
     ...
@@ -143,8 +147,8 @@ def check_params(params):
         raise TypeError(f"unknown parameter(s): {sorted(unknown)}")
     checked = {name: PARAMETER_CONSTRAINTS[name](value) for name, value in params.items()}
     k = checked["n_components"]
-    lam = checked["lam"]
     loss = checked.get("loss", "squared")
+    lam = DEFAULT_LAM[loss] if checked["lam"] is None else checked["lam"]
     v.resolve_solver(None, loss, checked["prior"])  # loss="kl" needs prior="kl"
     gradient = checked.get("gradient", "alternating")
     if gradient == "unrolled" and loss == "kl":
@@ -158,6 +162,16 @@ def check_params(params):
             f"encoder={encoder!r} learns from the exact codes, which gradient='unrolled' "
             "does not compute; use encoder='exact' or another gradient"
         )
+    basis_update = checked.get("basis_update", "auto")
+    surrogate_ok = loss == "squared" and gradient == "alternating"
+    if basis_update == "auto":
+        basis_update = "surrogate" if surrogate_ok else "sgd"
+    elif basis_update == "surrogate" and not surrogate_ok:
+        raise ValueError(
+            "basis_update='surrogate' (Mairal et al.'s online surrogate of the squared "
+            "reconstruction loss) needs loss='squared' and gradient='alternating', got "
+            f"loss={loss!r}, gradient={gradient!r}; use basis_update='sgd' or 'auto'"
+        )
     seed = checked["seed"]
     if seed is None:
         seed = int(np.random.SeedSequence().generate_state(1, np.uint64)[0])
@@ -165,7 +179,7 @@ def check_params(params):
         n_components=k,
         prior=checked["prior"],
         lam=lam,
-        p=v.resolve_p(checked["p"], k),
+        p=v.resolve_p(DEFAULT_P / k if checked["p"] is None else checked["p"], k),
         signed=checked["signed"],
         learning_rate=checked["learning_rate"],
         tol=default_tol(lam) if checked["tol"] is None else checked["tol"],
@@ -176,6 +190,7 @@ def check_params(params):
         gradient=gradient,
         unrolled_steps=checked.get("unrolled_steps", 10),
         encoder=encoder,
+        basis_update=basis_update,
     )
 
 
@@ -334,6 +349,29 @@ class Features:
 #: (the basis has unit-norm columns; beyond this the column sums of squares could overflow)
 _MAX_STEP = 1e150
 
+#: ``lam=None``: the default weight of the prior, per loss (``benchmarks/defaults.py``)
+DEFAULT_LAM = {"squared": 0.1, "kl": 0.01}
+#: ``p=None``: the KL prior mean of every atom is DEFAULT_P / k (``benchmarks/defaults.py``)
+DEFAULT_P = 0.1
+
+#: an example joins the atoms taken from data unless within this |cosine| of one of them
+DISTINCT_COS = 0.99
+#: weight of example t in the surrogate's statistics: t + SURROGATE_T0 * k
+SURROGATE_T0 = 1.0
+#: atoms one surrogate step updates: |w_j| >= ACTIVE_FRACTION * max|w| (at most
+#: MAX_ACTIVE of them) plus ROUND_ROBIN more in turn
+ACTIVE_FRACTION = 0.05
+MAX_ACTIVE = 32
+ROUND_ROBIN = 2
+#: every REPLACE_EVERY examples (after REPLACE_AFTER * k), the least used atom is replaced
+#: if its usage is below DEAD_FRACTION of the mean
+REPLACE_EVERY = 16
+REPLACE_AFTER = 2
+DEAD_FRACTION = 1e-2
+#: every k examples, the less used of the two most similar atoms is replaced if their
+#: |cosine| is above DUPLICATE_COS
+DUPLICATE_COS = 0.97
+
 _FAST_TYPES = frozenset([float, int, np.float64, np.float32, np.int64, np.int32])
 
 
@@ -439,27 +477,53 @@ class Learner:
 
     def __init__(self, config):
         self.config = config
-        self.B = np.zeros((0, config.n_components))
+        k = config.n_components
+        self.B = np.zeros((0, k))
         self.t = 0
         self.version = 0
         self.cache = None  # (rows, x, code, version)
         self.power_vector = None  # gradient="unrolled", L1/L2: warm start of ||B||_2
         self.encoder = None
         if config.encoder != "exact":
-            self.encoder = AmortizedEncoder(config.n_components, prior=config.prior,
-                                            signed=config.signed, lam=config.lam,
+            self.encoder = AmortizedEncoder(k, prior=config.prior, signed=config.signed,
+                                            lam=config.lam,
                                             p=config.p.copy())  # own state: no shared arrays
+        self.n_data_atoms = 0  # atoms set from the first distinct examples (then k: done)
+        self.seen = 0  # examples that went into the running statistics below
+        self.usage = np.zeros(k)  # sum of c_t w_j^2: which atoms the codes use
+        self.G = np.zeros(k)  # basis_update="sgd": per-atom sums of squared gradients
+        if config.basis_update == "surrogate":
+            self.A = np.zeros((k, k))  # sum of c_t w w^T
+            self.E = np.zeros((0, k))  # S - B A, S = sum of c_t x w^T
+        else:
+            self.A = self.E = None
+        self.cursor = 0  # round robin over the atoms the surrogate updates unasked
+        self.candidate = None  # (score, rows, residual): worst-reconstructed recent example
+        self.n_replaced = 0
 
     @property
     def m(self):
         return self.B.shape[0]
 
+    def snapshot(self):
+        """A copy of the learner's whole mutable state, for :meth:`restore`."""
+        return copy.deepcopy({key: val for key, val in self.__dict__.items()
+                              if key != "config"})
+
+    def restore(self, state):
+        """Put back a state taken by :meth:`snapshot` (which stays usable)."""
+        self.__dict__.update(copy.deepcopy(state))
+
     def start_from(self, positions, rows):
-        """Use ``rows`` (placed at ``positions``) as the basis, columns rescaled to unit norm."""
+        """Use ``rows`` (placed at ``positions``) as the basis, columns rescaled to unit norm.
+        A given basis is not replaced by data: its atoms count as set."""
         B = np.empty_like(rows)
         B[positions] = rows
         dict_kernels.normalise_columns(B, np.empty(B.shape[1]))
         self.B = B
+        if self.E is not None:
+            self.E = np.zeros_like(B)
+        self.n_data_atoms = self.config.n_components
         self.version += 1
         self.cache = None
         if self.encoder is not None:
@@ -469,7 +533,9 @@ class Learner:
         """Insert rows for new features: existing row i moves to ``old_pos[i]``, the rows of
         ``names`` (:func:`init_rows` at scale ``1/sqrt(m)`` for the new m, the typical size
         of an entry of a unit-norm column) go to ``new_pos``; then every column is rescaled
-        to unit norm, so codes are always computed on a unit-norm basis."""
+        to unit norm, so codes are always computed on a unit-norm basis. The surrogate's
+        statistics get zero rows (a feature never observed is imputed by its
+        reconstruction)."""
         cfg = self.config
         m = self.m + len(names)
         B = np.empty((m, cfg.n_components))
@@ -477,6 +543,13 @@ class Learner:
         B[new_pos] = init_rows(names, cfg.n_components, cfg.seed, scale=1.0 / math.sqrt(m))
         dict_kernels.normalise_columns(B, np.empty(cfg.n_components))
         self.B = B
+        if self.E is not None:
+            E = np.zeros((m, cfg.n_components))
+            E[old_pos] = self.E
+            self.E = E
+        if self.candidate is not None:  # its rows, renumbered
+            score, c_rows, resid = self.candidate
+            self.candidate = (score, old_pos if c_rows is None else old_pos[c_rows], resid)
         self.version += 1
         self.cache = None
         if self.encoder is not None:
@@ -612,9 +685,12 @@ class Learner:
         return W
 
     def learn(self, rows, x):
-        """Code one example, then one SGD step on B along the gradient chosen by
-        ``config.gradient`` (below). Returns the code the step used (under the basis before
-        the step) and the example's loss under that basis and code (squared loss, or KL
+        """Learn from one example: while atoms are still unset, the example becomes the next
+        one (:meth:`_init_atom`); after that, code it and take one basis step along the
+        gradient chosen by ``config.gradient`` (below), by the online surrogate or SGD
+        (``config.basis_update``, :meth:`_surrogate_step`, :meth:`rank2_step`). Returns the
+        code the step used (under the basis before the step; zeros for an example that set an
+        atom) and the example's loss under that basis and code (squared loss, or KL
         divergence of the document's distribution from its reconstruction). An empty
         document (KL) raises ``ValueError`` before anything changes.
 
@@ -635,10 +711,16 @@ class Learner:
             x = self._distribution(x)
             if x is None:
                 raise ValueError("x is an empty document (no positive count): nothing to learn")
+        if self.n_data_atoms < k:
+            loss = self._init_atom(rows, x)
+            if loss is not None:
+                return np.zeros(k), loss
         if self.config.gradient == "unrolled":
             return self.unrolled_step(rows, x, None, None, 0.0, 1.0)
         code, _ = self._code_one(rows, x)
-        if self.config.gradient == "implicit":
+        if self.config.basis_update == "surrogate":
+            loss = self._surrogate_step(rows, x, code)
+        elif self.config.gradient == "implicit":
             r, g, _ = self._residual(rows, x, code)
             Bo = self.B if rows is None else np.ascontiguousarray(self.B[rows])
             vdir, Bv = self.direction(Bo, code, Bo.T @ g)
@@ -647,12 +729,172 @@ class Learner:
             loss = self.rank2_step(rows, x, code, None, None, 0.0, 1.0)
         return code.copy(), loss
 
+    # -- atoms from data, and replacing atoms no code uses -----------------------------
+
+    def _atom_from(self, rows, x):
+        """The unit vector an example would make as an atom, over the rows it observes:
+        x itself (squared loss) or the centred log of its smoothed distribution (KL loss:
+        an atom lives in logit space). None for an example with no direction."""
+        if self.config.loss == "kl":
+            a = np.log(x + 1.0 / x.size)
+            a -= a.mean()
+        else:
+            a = np.array(x, dtype=np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            norm = float(np.sqrt(np.dot(a, a)))
+        if not (norm > 0.0 and math.isfinite(norm)):
+            return None
+        return a / norm
+
+    def _set_atom(self, j, rows, a):
+        """Atom j becomes ``a`` on ``rows`` (None: all); its other rows keep their direction
+        and their share of the norm; the atom is then rescaled to unit norm."""
+        col = self.B[:, j].copy()
+        if rows is None:
+            col[:] = a
+        else:
+            share = float(np.sqrt(np.dot(col[rows], col[rows])))
+            col[rows] = a * (share if share > 0.0 else 1.0)
+        norm = float(np.sqrt(np.dot(col, col)))
+        self.B[:, j] = col / norm
+
+    def _init_atom(self, rows, x):
+        """While atoms are unset (the first examples), the example x becomes the next atom
+        unless it has no direction or is within ``DISTINCT_COS`` of an atom already taken
+        from the data. Returns the example's loss under the zero code (nothing was coded),
+        or None if x was not taken (it is then learned from as usual)."""
+        a = self._atom_from(rows, x)
+        if a is None:
+            return None
+        j = self.n_data_atoms
+        if j:
+            Bo = self.B[:, :j] if rows is None else self.B[rows, :j]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                cos = np.abs(a @ Bo) / np.sqrt(np.einsum("ij,ij->j", Bo, Bo))
+            if np.nanmax(cos) > DISTINCT_COS:
+                return None
+        self._set_atom(j, rows, a)
+        self.n_data_atoms = j + 1
+        self.version += 1
+        if self.encoder is not None:
+            self.encoder.init_from_basis(self.B)
+        return 0.5 * float(np.dot(x, x)) if self.config.loss == "squared" else 0.0
+
+    def _track(self, rows, x, resid, usage, n=1):
+        """After a step on ``n`` examples: add their ``usage`` (``c_t w_j^2`` summed) to the
+        atoms', keep x (with its residual ``resid`` on ``rows``) if it is the worst
+        reconstructed since the last check, and every ``REPLACE_EVERY`` examples replace the
+        least used atom, if the codes have all but stopped using it (usage below
+        ``DEAD_FRACTION`` of the mean), by that example's residual direction."""
+        self.usage += usage
+        before = self.seen
+        self.seen += n
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            score = float(np.dot(resid, resid) / np.dot(x, x))
+        if math.isfinite(score) and (self.candidate is None or score > self.candidate[0]):
+            self.candidate = (score, None if rows is None else rows.copy(), resid.copy())
+        k = self.config.n_components
+        dead_check = before // REPLACE_EVERY != self.seen // REPLACE_EVERY
+        duplicate_check = before // k != self.seen // k
+        if not (dead_check or duplicate_check) or self.seen < REPLACE_AFTER * k \
+                or self.candidate is None:
+            return
+        j = int(np.argmin(self.usage))
+        if not self.usage[j] < DEAD_FRACTION * self.usage.mean():
+            j = None
+            if duplicate_check:  # every k examples: atoms that duplicate others
+                C = np.abs(self.B.T @ self.B)
+                np.fill_diagonal(C, 0.0)
+                a, b = np.unravel_index(int(np.argmax(C)), C.shape)
+                if C[a, b] > DUPLICATE_COS:
+                    j = int(a if self.usage[a] < self.usage[b] else b)
+        if j is None:
+            self.candidate = None
+            return
+        _, c_rows, resid = self.candidate
+        self.candidate = None
+        a = resid  # x - f(B w): towards what the codes miss (in logit space for KL)
+        norm = float(np.sqrt(np.dot(a, a)))
+        if not norm > 0.0:
+            return
+        if self.A is not None:  # the surrogate forgets atom j: E = S - B A without it
+            self.E += np.outer(self.B[:, j], self.A[j])
+            self.E[:, j] = 0.0
+            self.A[j, :] = 0.0
+            self.A[:, j] = 0.0
+        col = np.zeros(self.m)
+        col[slice(None) if c_rows is None else c_rows] = a / norm
+        self.B[:, j] = col
+        self.usage[j] = self.usage.mean()  # a grace period before it can be replaced again
+        self.G[j] = 0.0
+        self.n_replaced += 1
+
+    # -- the two basis updates ----------------------------------------------------------
+
+    def _weight(self):
+        """c_t, the weight of the next example in the running statistics: ``t + t0``, t the
+        examples so far, ``t0 = SURROGATE_T0`` times k. Weights growing linearly with t
+        forget the early examples, coded under an early basis (Mairal et al. 2010, sec. 3.4;
+        scikit-learn's MiniBatchDictionaryLearning weighs samples the same way)."""
+        return float(self.seen + SURROGATE_T0 * self.config.n_components)
+
+    def _surrogate_atoms(self, code):
+        """The atoms one surrogate step updates: those the code uses (|w_j| at least
+        ``ACTIVE_FRACTION`` of the largest, at most ``MAX_ACTIVE``, largest first) and
+        ``ROUND_ROBIN`` more in turn, so every atom's statistics are used in time."""
+        k = code.shape[0]
+        mag = np.abs(code)
+        top = float(mag.max(initial=0.0))
+        active = np.flatnonzero(mag >= ACTIVE_FRACTION * top) if top > 0 else np.empty(0, int)
+        if active.size > MAX_ACTIVE:
+            active = active[np.argsort(-mag[active], kind="stable")[:MAX_ACTIVE]]
+        extra = (self.cursor + np.arange(min(ROUND_ROBIN, k))) % k
+        self.cursor = int((self.cursor + ROUND_ROBIN) % k)
+        atoms = np.concatenate([active, np.setdiff1d(extra, active)])
+        return np.ascontiguousarray(atoms, dtype=np.int64)
+
+    def _surrogate_step(self, rows, x, code):
+        """``basis_update="surrogate"``: add the example to the running statistics ``A`` and
+        ``E = S - B A`` with weight c_t, then block-coordinate descent on the surrogate over
+        the atoms :meth:`_surrogate_atoms` picks (``_kernels.dictionary``). No step size: the
+        minimiser of each atom's quadratic is scale-free. Raises before changing anything if
+        the statistics would not be finite. Returns the example's loss."""
+        r, g, loss = self._residual(rows, x, code)
+        c = self._weight()
+        with np.errstate(over="ignore", invalid="ignore"):
+            size = c * np.abs(g).max(initial=0.0) * np.abs(code).max(initial=0.0)
+        self._check_step(loss, size / max(c, 1.0))
+        if not math.isfinite(size):
+            self._check_step(math.inf, math.inf)
+        if self.encoder is not None:
+            self.encoder.update(x, code, rows)
+        resid = -g
+        dict_kernels.surrogate_accumulate(self.A, self.E, r, resid, code, c)
+        atoms = self._surrogate_atoms(code)
+        dict_kernels.surrogate_atoms(self.B, self.E, self.A, atoms, 0.0, np.empty(self.m))
+        self._track(rows, x, resid, c * code * code)
+        self._stepped(rows, x, code)
+        return float(loss)
+
+    def _sgd_scale(self, colsq):
+        """``basis_update="sgd"``: the per-atom step ``learning_rate / sqrt(G_j)`` after adding
+        this step's squared column norms ``colsq`` of the gradient to ``G`` (AdaGrad over
+        atoms: the step has the units of an atom whatever the scale of the data and the
+        codes, and decays as one over the square root of the atom's use). Returns the new
+        ``G`` (not stored) and the scales (zero for atoms with no gradient yet)."""
+        G = self.G + colsq
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.where(G > 0.0, self.config.learning_rate / np.sqrt(G), 0.0)
+        return G, scale
+
     def learn_batch(self, rows, X):
         """Mini-batch step: code every row of X (n, len(rows)) under the current B (in
-        parallel), then one SGD step along the average eq. 7 gradient
-        ``(1/n) sum_i (f(B w_i) - x_i) w_i^T`` with ``eta_t = learning_rate / sqrt(t)``, t
-        counting steps (batches), then unit-norm columns. Alternating gradient only. Raises
-        before changing anything if a document is empty (KL) or the step is not finite."""
+        parallel), then one basis step for the batch: the surrogate (its statistics take the
+        batch's average ``W^T W`` and ``R^T W`` with weight c_t, then one block-coordinate
+        pass over every atom) or AdaGrad SGD along the average eq. 7 gradient
+        ``(1/n) sum_i (f(B w_i) - x_i) w_i^T``. While atoms are unset, the frame's first
+        distinct rows set them. Alternating gradient only. Raises before changing anything
+        if a document is empty (KL) or the step is not finite."""
         cfg = self.config
         k = cfg.n_components
         n = X.shape[0]
@@ -664,9 +906,18 @@ class Learner:
             if not (totals > 0.0).all():
                 raise ValueError("X has an empty document (no positive count): nothing to learn")
             X = X / totals[:, None]
+        if self.n_data_atoms < k:
+            used = 0
+            while used < n and self.n_data_atoms < k:
+                self._init_atom(rows, X[used])
+                used += 1
+            X = np.ascontiguousarray(X[used:])
+            n = X.shape[0]
+            if n == 0:
+                return
         # the whole step with BLAS on one thread, not only the codes: a multi-threaded BLAS
         # product between two of numba's parallel regions has its threads contend with
-        # numba's for the cores (2 numba threads were slower than 1; commit a98b2d0)
+        # numba's for the cores (2 numba threads were slower than 1)
         with _threads(cfg.n_threads, n):
             W = self._code_rows(rows, X)
             Bo = self.B if rows is None else self.B[rows]
@@ -674,19 +925,34 @@ class Learner:
             if cfg.loss == "kl":
                 Z = np.exp(Z - Z.max(axis=1, keepdims=True))
                 Z /= Z.sum(axis=1, keepdims=True)
-            eta = cfg.learning_rate / math.sqrt(self.t + 1)
+            c = self._weight()
             with np.errstate(over="ignore", invalid="ignore"):  # checked just below
                 R = Z - X
                 G = np.ascontiguousarray(R.T @ W) / n
-                step = eta * np.abs(G).max()
                 loss = float(np.sum(R * R))
-            self._check_step(loss, step)
+                if cfg.basis_update == "surrogate":
+                    size = np.abs(G).max()
+                    colsq = scale = None
+                else:
+                    colsq = np.einsum("ij,ij->j", G, G)
+                    Gsum, scale = self._sgd_scale(colsq)
+                    size = float((np.abs(G) * scale).max())
+            self._check_step(loss, size)
             if self.encoder is not None:  # trained on the exact codes, row by row
                 for i in range(n):
                     self.encoder.update(X[i], W[i], rows)
             r = np.arange(self.m) if rows is None else rows
-            dict_kernels.dense_update(self.B, r, G, np.zeros(r.size), np.zeros(k), eta,
-                                      np.empty(k))
+            if cfg.basis_update == "surrogate":
+                self.A += (c / n) * (W.T @ W)
+                self.E[r] -= c * G
+                dict_kernels.surrogate_atoms(self.B, self.E, self.A, np.arange(k), 0.0,
+                                             np.empty(self.m))
+            else:
+                self.G = Gsum
+                dict_kernels.dense_update(self.B, r, np.ascontiguousarray(G * scale),
+                                          np.zeros(r.size), np.zeros(k), 1.0, np.empty(k))
+            worst = int(np.argmax(np.einsum("ij,ij->i", R, R)))
+            self._track(rows, X[worst], -R[worst], (c / n) * np.einsum("ij,ij->j", W, W), n)
         self.t += 1
         self.version += 1
 
@@ -733,19 +999,26 @@ class Learner:
             x = self._distribution(x)
             if x is None:
                 raise ValueError("x is an empty document (no positive count): nothing to learn")
-        return self.rank2_step(rows, x, code, v, Bv, backprop_weight, reconstruction_weight)
+        return self.rank2_step(rows, x, code, v, Bv, backprop_weight, reconstruction_weight,
+                               adaptive=False)
 
-    def rank2_step(self, rows, x, code, v, Bv, backprop_weight, reconstruction_weight):
+    def _eta(self):
+        """The paper's schedule for supervised steps: ``learning_rate / sqrt(t)``."""
+        return self.config.learning_rate / math.sqrt(self.t + 1)
+
+    def rank2_step(self, rows, x, code, v, Bv, backprop_weight, reconstruction_weight,
+                   adaptive=True):
         """One SGD step on B along ``reconstruction_weight`` times the reconstruction gradient
         ``(f(B w) - x) w^T`` plus ``backprop_weight`` times the implicit gradient of a loss on
         the code, ``(x - f(B w)) v^T - u w^T`` with ``v = H^{-1} dloss/dw`` and ``u = B v``
         (squared loss) or ``S B v`` (KL loss, S the softmax Jacobian) -- ``v`` and ``u``
         (passed as ``Bv``) from :meth:`direction`, None for no implicit part -- with the
-        ``eta_t`` schedule and unit-norm columns. ``code`` is the code of ``x`` under the
-        current B (x a distribution for the KL loss). Raises before changing anything if the
-        step is not finite. Returns the example's loss."""
+        unit-norm columns. ``adaptive``: the per-atom AdaGrad step of :meth:`_sgd_scale` (the
+        coder's own steps); else the paper's ``eta_t = learning_rate / sqrt(t)`` (the
+        supervised models' labelled steps). ``code`` is the code of ``x`` under the current B
+        (x a distribution for the KL loss). Raises before changing anything if the step is
+        not finite. Returns the example's loss."""
         k = self.config.n_components
-        eta = self.config.learning_rate / math.sqrt(self.t + 1)
         r, g, loss = self._residual(rows, x, code)
         if v is None:
             v = np.zeros(k)
@@ -754,15 +1027,25 @@ class Learner:
         a = reconstruction_weight * g - backprop_weight * Bv
         b = -backprop_weight * g
         with np.errstate(over="ignore", invalid="ignore"):
-            step = eta * (np.abs(a).max(initial=0.0) * np.abs(code).max(initial=0.0)
-                          + np.abs(b).max(initial=0.0) * np.abs(v).max(initial=0.0))
+            # squared norms of the gradient's columns a w_j + b v_j
+            if adaptive:
+                colsq = (np.dot(a, a) * code * code + 2.0 * np.dot(a, b) * code * v
+                         + np.dot(b, b) * v * v)
+                G, scale = self._sgd_scale(np.maximum(colsq, 0.0))
+            else:
+                G, scale = self.G, self._eta()
+            ws, vs = code * scale, v * scale
+            step = (np.abs(a).max(initial=0.0) * np.abs(ws).max(initial=0.0)
+                    + np.abs(b).max(initial=0.0) * np.abs(vs).max(initial=0.0))
         self._check_step(loss, step)
         if self.encoder is not None:  # trained on the exact code (raises before any change)
             self.encoder.update(x, code, rows)
+        self.G = G
         if backprop_weight == 0.0:
-            dict_kernels.sgd_update(self.B, r, a, code, eta, np.empty(k))
+            dict_kernels.sgd_update(self.B, r, a, ws, 1.0, np.empty(k))
         else:
-            dict_kernels.rank2_update(self.B, r, a, code, b, v, eta, np.empty(k))
+            dict_kernels.rank2_update(self.B, r, a, ws, b, vs, 1.0, np.empty(k))
+        self._track(rows, x, -g, self._weight() * code * code)
         self._stepped(rows, x, code)
         return float(loss)
 
@@ -817,11 +1100,20 @@ class Learner:
             w = code
         else:
             a, w = np.zeros(r.size), w_T
-        eta = cfg.learning_rate / math.sqrt(self.t + 1)
         with np.errstate(over="ignore", invalid="ignore"):
-            step = eta * (np.abs(grad_B).max(initial=0.0)
-                          + np.abs(a).max(initial=0.0) * np.abs(w).max(initial=0.0))
+            grad = grad_B + np.outer(a, w)
+            if supervised:  # the paper's schedule, as the other supervised steps
+                G, scale = self.G, self._eta()
+            else:
+                G, scale = self._sgd_scale(np.einsum("ij,ij->j", grad, grad))
+            grad *= scale
+            step = np.abs(grad).max(initial=0.0)
         self._check_step(loss, step)
-        dict_kernels.dense_update(self.B, r, grad_B, a, w, eta, np.empty(k))
+        self.G = G
+        dict_kernels.dense_update(self.B, r, grad, np.zeros(r.size), np.zeros(k), 1.0,
+                                  np.empty(k))
+        if not supervised:
+            _, g, _ = self._residual(rows, x, w_T)
+            self._track(rows, x, -g, self._weight() * w_T * w_T)
         self._stepped(rows, x, code if supervised else None)
         return float(loss) if supervised else (w_T, float(loss))

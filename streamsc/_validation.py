@@ -13,6 +13,7 @@ LOSSES = ("squared", "kl")
 SOLVERS = ("newton", "egd", "egd_diag")
 GRADIENTS = ("alternating", "implicit", "unrolled")
 ENCODERS = ("exact", "amortized", "warm_start")
+BASIS_UPDATES = ("auto", "surrogate", "sgd")
 
 
 def check_choice(name, value, choices):

@@ -104,16 +104,17 @@ class SparseCodingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         *,
         prior="kl",
         loss="squared",
-        lam=0.1,
+        lam=None,
         p=None,
         signed=False,
-        learning_rate=0.1,
+        learning_rate=1.0,
         tol=None,
         solver=None,
         max_iter=None,
         gradient="alternating",
         unrolled_steps=10,
         encoder="exact",
+        basis_update="auto",
         n_epochs=1,
         shuffle=True,
         random_state=None,
@@ -131,6 +132,7 @@ class SparseCodingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         self.gradient = gradient
         self.unrolled_steps = unrolled_steps
         self.encoder = encoder
+        self.basis_update = basis_update
         self.n_epochs = n_epochs
         self.shuffle = shuffle
         self.random_state = random_state

@@ -1,6 +1,5 @@
 """SparseCoder: online sparse coding as a river transformer."""
 
-import copy
 import dataclasses
 import functools
 
@@ -242,10 +241,10 @@ class SparseCoder(base.MiniBatchTransformer):
         n_components: int = 32,
         prior: str = "kl",
         loss: str = "squared",
-        lam: float = 0.1,
+        lam: float | None = None,
         p: float | None = None,
         signed: bool = False,
-        learning_rate: float = 0.1,
+        learning_rate: float = 1.0,
         tol: float | None = None,
         solver: str | None = None,
         max_iter: int | None = None,
@@ -256,6 +255,7 @@ class SparseCoder(base.MiniBatchTransformer):
         mini_batch: bool = False,
         n_threads: int | None = None,
         basis=None,
+        basis_update: str = "auto",
     ):
         self.n_components = n_components
         self.prior = prior
@@ -274,6 +274,7 @@ class SparseCoder(base.MiniBatchTransformer):
         self.mini_batch = mini_batch
         self.n_threads = n_threads
         self.basis = basis
+        self.basis_update = basis_update
         config = _online.check_params(
             {name: getattr(self, name) for name in _online.PARAMETER_CONSTRAINTS}
         )
@@ -317,8 +318,8 @@ class SparseCoder(base.MiniBatchTransformer):
             return None
         lr = self._learner
         filters = None if lr.encoder is None else lr.encoder.filters
-        checkpoint = (self._features.names, self._features.index, lr.B, lr.version, lr.cache,
-                      filters)
+        checkpoint = (self._features.names, self._features.index, lr.B, lr.E, lr.candidate,
+                      lr.version, lr.cache, filters)
         old_pos, new_pos = self._features.add(new)
         lr.grow(old_pos, new_pos, new)
         return checkpoint
@@ -326,8 +327,8 @@ class SparseCoder(base.MiniBatchTransformer):
     def _rollback(self, checkpoint):
         if checkpoint is not None:
             lr = self._learner
-            (self._features.names, self._features.index, lr.B, lr.version, lr.cache,
-             filters) = checkpoint
+            (self._features.names, self._features.index, lr.B, lr.E, lr.candidate,
+             lr.version, lr.cache, filters) = checkpoint
             if filters is not None:
                 lr.encoder.filters = filters
 
@@ -467,9 +468,7 @@ class SparseCoder(base.MiniBatchTransformer):
         if not columns or values.shape[0] == 0:
             return
         features, learner = self._features, self._learner
-        saved = (list(features.names), dict(features.index), learner.B.copy(), learner.t,
-                 learner.version, learner.cache, copy.deepcopy(learner.encoder),
-                 copy.deepcopy(learner.power_vector))
+        saved = (list(features.names), dict(features.index), learner.snapshot())
         try:
             self._grow(columns)
             if kl:
@@ -482,8 +481,8 @@ class SparseCoder(base.MiniBatchTransformer):
                 for i in range(Xv.shape[0]):
                     learner.learn(rows, Xv[i])
         except BaseException:
-            (features.names, features.index, learner.B, learner.t, learner.version,
-             learner.cache, learner.encoder, learner.power_vector) = saved
+            features.names, features.index = saved[0], saved[1]
+            learner.restore(saved[2])
             raise
 
     def transform_many(self, X):

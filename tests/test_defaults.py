@@ -1,0 +1,70 @@
+"""The defaults learn: planted dictionaries and planted topics with only ``n_components`` and
+``seed`` given (and the prior, gradient or encoder under test), no tuned step or lam."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.decomposition import TruncatedSVD
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import cross_val_score
+
+from streamsc import SparseCoder
+from streamsc.synthetic import planted_dictionary, planted_topics, recovery
+
+M, K, N = 32, 64, 30000
+
+CASES = {
+    "kl": dict(),
+    "kl-signed": dict(signed=True),
+    "l1": dict(prior="l1"),
+    "l1-signed": dict(prior="l1", signed=True),
+    "implicit": dict(gradient="implicit"),
+    "implicit-l1-signed": dict(gradient="implicit", prior="l1", signed=True),
+    "unrolled-l1-signed": dict(gradient="unrolled", prior="l1", signed=True),
+    "unrolled-kl": dict(gradient="unrolled"),
+    "amortized": dict(encoder="amortized"),
+    "mini-batch": dict(mini_batch=True),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_planted_dictionary_is_recovered_with_defaults(case):
+    """>= 90% of the planted atoms at |cos| >= 0.95 within 30,000 unit-norm examples (two
+    planted atoms each), with the defaults; rows go through learn_many, which is learn_one
+    on every row in order (mini_batch=True: frames of 256 rows, one step each)."""
+    params = CASES[case]
+    signed = params.get("signed", False)
+    B_true, X = planted_dictionary(M, K, N, sparsity=2, signed=signed, seed=0)
+    coder = SparseCoder(n_components=K, seed=0, **params)
+    chunk = 256 if params.get("mini_batch") else 5000
+    for start in range(0, N, chunk):
+        coder.learn_many(pd.DataFrame(X[start:start + chunk]))
+    assert recovery(B_true, coder.basis_.to_numpy()) >= 0.9
+
+
+def test_planted_dictionary_after_standard_scaling_is_recovered_with_defaults():
+    """Features standardised (what a StandardScaler in front does: norms near sqrt(m))."""
+    B_true, X = planted_dictionary(M, K, N, sparsity=2, signed=True, scaling="standard", seed=1)
+    coder = SparseCoder(n_components=K, seed=0, signed=True)
+    coder.learn_many(pd.DataFrame(X))
+    assert recovery(B_true, coder.basis_.to_numpy()) >= 0.9
+
+
+def test_default_text_codes_find_topics_as_well_as_lsa():
+    """KL-loss codes with defaults predict the dominant topic of a document at least as well
+    as a truncated SVD (LSA) of the counts with as many dimensions, by the same linear head
+    on the raw features."""
+    docs, topics = planted_topics(3000, seed=0)
+    k = 12
+    coder = SparseCoder(n_components=k, loss="kl", seed=0)
+    for doc in docs:
+        coder.learn_one(doc)
+    W = np.array([list(coder.transform_one(doc).values()) for doc in docs])
+    vocabulary = sorted({w for doc in docs for w in doc})
+    counts = np.array([[doc.get(w, 0) for w in vocabulary] for doc in docs], dtype=float)
+    lsa = TruncatedSVD(k, random_state=0).fit_transform(counts)
+
+    def accuracy(F):
+        return cross_val_score(LogisticRegression(max_iter=2000), F, topics, cv=3).mean()
+
+    assert accuracy(W) >= accuracy(lsa) - 0.005
