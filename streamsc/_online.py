@@ -370,7 +370,7 @@ REPLACE_AFTER = 2
 DEAD_FRACTION = 1e-2
 #: every k examples, the less used of the two most similar atoms is replaced if their
 #: |cosine| is above DUPLICATE_COS
-DUPLICATE_COS = 0.97
+DUPLICATE_COS = 0.9
 
 _FAST_TYPES = frozenset([float, int, np.float64, np.float32, np.int64, np.int32])
 
@@ -775,6 +775,7 @@ class Learner:
                 return None
         self._set_atom(j, rows, a)
         self.n_data_atoms = j + 1
+        self.t += 1
         self.version += 1
         if self.encoder is not None:
             self.encoder.init_from_basis(self.B)

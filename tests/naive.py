@@ -371,3 +371,25 @@ def naive_enet_vjp(x, B, w, grad_w, prior, lam, signed):
     grad_B = np.outer(x - B @ w, v) - np.outer(B @ v, w)
     dF_dlam = np.sign(w) if l1 else w
     return grad_B, B @ v, float(-v @ dF_dlam)
+
+
+def surrogate_step(B, A, S, atoms):
+    """Block-coordinate descent on Mairal et al.'s surrogate ``sum_t c_t ||x_t - B w_t||^2``
+    (statistics ``A = sum c w w^T``, ``S = sum c x w^T``) over ``atoms`` in turn: atom j
+    becomes ``u / ||u||``, ``u = b_j + (S_j - B A_j) / A_jj`` (the twin of
+    ``_kernels.dictionary.surrogate_atoms``, from S instead of the running E = S - B A)."""
+    B = B.copy()
+    for j in atoms:
+        if A[j, j] > 0:
+            u = B[:, j] + (S[:, j] - B @ A[:, j]) / A[j, j]
+            B[:, j] = u / np.linalg.norm(u)
+    return B
+
+
+def adagrad_step(B, g, w, G, lr):
+    """The per-atom AdaGrad step of eq. 7's gradient ``g w^T``: ``G += ||g||^2 w^2``, atom j
+    moves by ``-lr g w_j / sqrt(G_j)``, then unit-norm atoms. Returns ``(B, G)``."""
+    G = G + (g @ g) * w * w
+    scale = np.where(G > 0, lr / np.sqrt(np.where(G > 0, G, 1.0)), 0.0)
+    B = B - np.outer(g, w * scale)
+    return B / np.linalg.norm(B, axis=0), G

