@@ -45,9 +45,8 @@ class SparseCoder(base.MiniBatchTransformer):
     :math:`D = \mathrm{KL}(\bar x \,\|\, \mathrm{softmax}(Bw))` between the document's
     word distribution :math:`\bar x = x / \sum_i x_i` and the normalised exponential of
     :math:`Bw` (the paper's Appendix D; needs ``prior="kl"``). ``learn_one`` computes
-    :math:`\hat w` and takes one stochastic-gradient step on the reconstruction loss (the
-    paper's eq. 7), :math:`B \leftarrow B - \eta_t (f(B\hat w) - x)\hat w^\top` with
-    :math:`\eta_t = \eta_0/\sqrt t`, then rescales every atom to unit L2 norm.
+    :math:`\hat w` and takes one step on the basis against the reconstruction loss (see
+    **Learning the basis**), keeping every atom at unit L2 norm.
 
     **Feature names.** The basis has one row per feature name ever learned. A name seen for
     the first time by ``learn_one``/``learn_many`` gets a row initialised from the seed and
@@ -87,12 +86,21 @@ class SparseCoder(base.MiniBatchTransformer):
     must have unique column names and numeric, finite values (NaN is not read as "missing";
     pass such rows to ``learn_one`` without the missing keys).
 
-    **Scale.** The step of eq. 7 is proportional to :math:`\|B\hat w - x\|\,\|\hat w\|`, so
-    ``learning_rate`` is tied to the scale of the data (the paper adjusts it "for the
-    magnitude of :math:`\hat w` in each application"). Feed features of about unit scale
-    (e.g. after ``river.preprocessing.StandardScaler`` or rows of unit norm); with raw
-    features in the hundreds the first steps overwrite the initial atoms. An example whose
-    step would overflow raises ``ValueError`` and leaves the model unchanged.
+    **Learning the basis.** The first ``n_components`` distinct examples become the atoms
+    (as SPAMS and scikit-learn start from data); features first seen later get seeded rows.
+    After that, with the squared loss and ``gradient="alternating"`` (the defaults), each
+    example goes into the running statistics of Mairal et al.'s online surrogate
+    (JMLR 2010), :math:`A = \sum_t c_t \hat w_t \hat w_t^\top` and
+    :math:`S = \sum_t c_t x_t \hat w_t^\top` with weights :math:`c_t` growing linearly in t
+    (old examples, coded under an old basis, are forgotten), and the atoms the code uses
+    (plus two more in turn) move to the surrogate's minimiser, one at a time, on the unit
+    sphere: no step size, and nothing depends on the scale of the data or the codes. Other
+    gradients, and the KL loss, take eq. 7-style SGD steps with a per-atom AdaGrad step
+    ``learning_rate / sqrt(G_j)``, :math:`G_j` the sum of the squared norms of atom j's
+    gradients (``basis_update="sgd"``): also scale-free, decaying as one over the square root
+    of the atom's use. Atoms the codes have stopped using, and the less used of two near
+    duplicates, are replaced by the residual of a recent poorly reconstructed example. An
+    example whose step would overflow raises ``ValueError`` and leaves the model unchanged.
 
     **Cache.** The last code is kept with its example and the version of the basis: calling
     ``transform_one(x)`` again with the same values and an unchanged basis (as progressive
@@ -108,14 +116,18 @@ class SparseCoder(base.MiniBatchTransformer):
     prior
         ``"kl"``, ``"l1"`` or ``"l2"`` (see :func:`streamsc.encode`).
     lam
-        Regularisation weight :math:`\lambda > 0`.
+        Regularisation weight :math:`\lambda > 0`. Default (``None``): 0.1 for the squared
+        loss, 0.01 for the KL loss (``streamsc._online.DEFAULT_LAM``).
     p
-        KL prior mean: a positive number or one per atom. Default ``1/n_components``.
+        KL prior mean: a positive number or one per atom. Default ``0.1/n_components``.
     signed
         Allow negative coefficients (for KL: the expanded basis :math:`[B, -B]`).
     learning_rate
-        :math:`\eta_0`, the step size of the first SGD step; step t uses
-        :math:`\eta_0/\sqrt t`.
+        :math:`\eta_0` of the SGD basis steps (``basis_update="sgd"``): atom j moves by
+        :math:`\eta_0` times its gradient over the root of the sum of its squared gradient
+        norms (per-atom AdaGrad; dimensionless, the atoms have unit norm). The supervised
+        models' labelled steps use the paper's :math:`\eta_0/\sqrt t`. Unused by the
+        surrogate update.
     tol
         Stopping threshold of the code solver on the largest violation of the optimality
         conditions, for an example of L2 norm below 2. Default ``1e-6 * lam``. The violation
@@ -158,6 +170,12 @@ class SparseCoder(base.MiniBatchTransformer):
         ``"warm_start"``: the same encoder, used only as the warm start of the exact solver
         (exact codes; fewer solver iterations for L1 and the dual Newton solver, none for
         EGD; ``benchmarks/amortized.py`` measures both).
+    basis_update
+        ``"surrogate"`` (Mairal et al.'s online surrogate; squared loss and
+        ``gradient="alternating"`` only), ``"sgd"`` (eq. 7's gradient, or the chosen
+        ``gradient``, with per-atom AdaGrad steps) or ``"auto"`` (default): the surrogate
+        where it applies, SGD elsewhere. With ``mini_batch=True`` the surrogate takes each
+        frame's statistics and makes one pass over every atom.
     basis
         A starting basis: a DataFrame indexed by feature name with one column per atom (such
         as another coder's ``basis_``), or a 2-D array whose rows are features ``0, 1, ...``.
