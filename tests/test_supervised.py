@@ -50,8 +50,8 @@ def examples(m, n, seed):
 
 
 def tight_coder(prior, signed, k, seed=1, learning_rate=0.3):
-    return SparseCoder(n_components=k, prior=prior, lam=LAM, signed=signed, tol=TIGHT * LAM,
-                       learning_rate=learning_rate, seed=seed)
+    return SparseCoder(n_components=k, prior=prior, lam=LAM, p=1.0 / k, signed=signed,
+                       tol=TIGHT * LAM, learning_rate=learning_rate, seed=seed)
 
 
 def code(xv, B, prior, signed, **kw):
