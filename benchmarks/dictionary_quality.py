@@ -90,8 +90,7 @@ def planted_section(n, seed):
         names = [f"f{i}" for i in range(m)]
         problem = f"m={m} k={k} s={s} {'signed' if signed else 'non-neg'} {scaling}"
         contenders = [
-            ("streamsc defaults (KL)", SparseCoder(n_components=k, seed=seed, signed=signed)
-             if signed else SparseCoder(n_components=k, seed=seed)),
+            ("streamsc defaults (KL)", SparseCoder(n_components=k, seed=seed, signed=signed)),
             ("streamsc prior='l1'", SparseCoder(n_components=k, prior="l1", signed=signed,
                                                 seed=seed)),
         ]

@@ -120,11 +120,17 @@ class Config:
     encoder: str = "exact"
     n_threads: int | None = None
     basis_update: str = "sgd"
+    #: ``lam=None`` with the squared loss: lam is this times the mean norm of the first
+    #: ``n_components`` examples learned (until then, this times 1); None: lam as given
+    lam_per_norm: float | None = None
+    #: ``tol=None``: tol follows lam (``default_tol``)
+    tol_from_lam: bool = False
 
 
 def check_params(params):
     """Check a dict of hyper-parameters (keys as in :data:`PARAMETER_CONSTRAINTS`) and
-    resolve the defaults: ``lam=None`` -> :data:`DEFAULT_LAM` of the loss, ``p=None`` ->
+    resolve the defaults: ``lam=None`` -> :data:`DEFAULT_LAM` (KL loss: as it is; squared
+    loss: of the prior, per unit of the data's norm, calibrated by the learner), ``p=None`` ->
     ``DEFAULT_P / k`` per atom, ``tol=None`` -> ``1e-6 * lam``,
     ``seed=None`` -> fresh entropy from the operating system (so an unseeded model is not
     reproducible, river's convention), ``loss`` absent -> ``"squared"``. ``loss="kl"`` needs
@@ -148,7 +154,13 @@ def check_params(params):
     checked = {name: PARAMETER_CONSTRAINTS[name](value) for name, value in params.items()}
     k = checked["n_components"]
     loss = checked.get("loss", "squared")
-    lam = DEFAULT_LAM[loss] if checked["lam"] is None else checked["lam"]
+    lam_per_norm = None
+    if checked["lam"] is not None:
+        lam = checked["lam"]
+    elif loss == "kl":  # documents are distributions: no scale to calibrate
+        lam = DEFAULT_LAM_KL_LOSS
+    else:
+        lam = lam_per_norm = DEFAULT_LAM[checked["prior"]]
     v.resolve_solver(None, loss, checked["prior"])  # loss="kl" needs prior="kl"
     gradient = checked.get("gradient", "alternating")
     if gradient == "unrolled" and loss == "kl":
@@ -191,6 +203,8 @@ def check_params(params):
         unrolled_steps=checked.get("unrolled_steps", 10),
         encoder=encoder,
         basis_update=basis_update,
+        lam_per_norm=lam_per_norm,
+        tol_from_lam=checked["tol"] is None,
     )
 
 
@@ -349,8 +363,12 @@ class Features:
 #: (the basis has unit-norm columns; beyond this the column sums of squares could overflow)
 _MAX_STEP = 1e150
 
-#: ``lam=None``: the default weight of the prior, per loss (``benchmarks/defaults.py``)
-DEFAULT_LAM = {"squared": 0.1, "kl": 0.01}
+#: ``lam=None``: the default weight of the prior. The squared loss's, per prior, are per unit
+#: of the data's norm: lam is this times the mean norm of the first ``n_components``
+#: examples learned, since scaling x by s scales the codes by s and the right lam with them.
+#: The KL loss codes distributions, which have no scale. (``tests/test_defaults.py``)
+DEFAULT_LAM = {"kl": 0.05, "l1": 0.1, "l2": 0.1}
+DEFAULT_LAM_KL_LOSS = 0.01
 
 #: ``p=None`` in an estimator: the KL prior mean of every atom is DEFAULT_P / k, a tenth of
 #: the functional API's 1/k, so unused atoms' coefficients sit nearer zero (planted
@@ -486,11 +504,9 @@ class Learner:
         self.version = 0
         self.cache = None  # (rows, x, code, version)
         self.power_vector = None  # gradient="unrolled", L1/L2: warm start of ||B||_2
-        self.encoder = None
-        if config.encoder != "exact":
-            self.encoder = AmortizedEncoder(k, prior=config.prior, signed=config.signed,
-                                            lam=config.lam,
-                                            p=config.p.copy())  # own state: no shared arrays
+        self.encoder = self._new_encoder()
+        self.norm_sum = 0.0  # lam_per_norm: norms of the examples learned so far (the first k)
+        self.n_norms = 0
         self.n_data_atoms = 0  # atoms set from the first distinct examples (then k: done)
         self.seen = 0  # examples that went into the running statistics below
         self.usage = np.zeros(k)  # sum of c_t w_j^2: which atoms the codes use
@@ -508,10 +524,38 @@ class Learner:
     def m(self):
         return self.B.shape[0]
 
+    def _new_encoder(self):
+        cfg = self.config
+        if cfg.encoder == "exact":
+            return None
+        return AmortizedEncoder(cfg.n_components, prior=cfg.prior, signed=cfg.signed,
+                                lam=cfg.lam, p=cfg.p.copy())  # own state: no shared arrays
+
+    def _calibrate(self, x):
+        """``lam=None`` (squared loss): add the norm of x to the first k examples' and, at
+        the k-th, set ``lam`` (and a default ``tol``) to ``lam_per_norm`` times their mean
+        norm; an amortised encoder restarts from the basis with that lam."""
+        cfg = self.config
+        self.norm_sum += math.sqrt(float(np.dot(x, x)))
+        self.n_norms += 1
+        if self.n_norms < cfg.n_components:
+            return
+        scale = self.norm_sum / self.n_norms
+        if not (scale > 0.0 and math.isfinite(scale)):
+            scale = 1.0
+        lam = cfg.lam_per_norm * scale
+        self.config = dataclasses.replace(
+            cfg, lam=lam, lam_per_norm=None,
+            tol=default_tol(lam) if cfg.tol_from_lam else cfg.tol)
+        self.cache = None
+        self.version += 1
+        if self.encoder is not None:
+            self.encoder = self._new_encoder()
+            self.encoder.init_from_basis(self.B)
+
     def snapshot(self):
         """A copy of the learner's whole mutable state, for :meth:`restore`."""
-        return copy.deepcopy({key: val for key, val in self.__dict__.items()
-                              if key != "config"})
+        return copy.deepcopy(self.__dict__)
 
     def restore(self, state):
         """Put back a state taken by :meth:`snapshot` (which stays usable)."""
@@ -714,6 +758,8 @@ class Learner:
             x = self._distribution(x)
             if x is None:
                 raise ValueError("x is an empty document (no positive count): nothing to learn")
+        if self.config.lam_per_norm is not None:
+            self._calibrate(x)
         if self.n_data_atoms < k:
             loss = self._init_atom(rows, x)
             if loss is not None:
@@ -866,10 +912,7 @@ class Learner:
         r, g, loss = self._residual(rows, x, code)
         c = self._weight()
         with np.errstate(over="ignore", invalid="ignore"):
-            size = c * np.abs(g).max(initial=0.0) * np.abs(code).max(initial=0.0)
-        self._check_step(loss, size / max(c, 1.0))
-        if not math.isfinite(size):
-            self._check_step(math.inf, math.inf)
+            self._check_step(loss, np.abs(g).max(initial=0.0) * np.abs(code).max(initial=0.0))
         if self.encoder is not None:
             self.encoder.update(x, code, rows)
         resid = -g
@@ -910,6 +953,10 @@ class Learner:
             if not (totals > 0.0).all():
                 raise ValueError("X has an empty document (no positive count): nothing to learn")
             X = X / totals[:, None]
+        used = 0
+        while self.config.lam_per_norm is not None and used < n:
+            self._calibrate(X[used])
+            used += 1
         if self.n_data_atoms < k:
             used = 0
             while used < n and self.n_data_atoms < k:
@@ -936,10 +983,8 @@ class Learner:
                 loss = float(np.sum(R * R))
                 if cfg.basis_update == "surrogate":
                     size = np.abs(G).max()
-                    colsq = scale = None
                 else:
-                    colsq = np.einsum("ij,ij->j", G, G)
-                    Gsum, scale = self._sgd_scale(colsq)
+                    Gsum, scale = self._sgd_scale(np.einsum("ij,ij->j", G, G))
                     size = float((np.abs(G) * scale).max())
             self._check_step(loss, size)
             if self.encoder is not None:  # trained on the exact codes, row by row
@@ -1049,7 +1094,8 @@ class Learner:
             dict_kernels.sgd_update(self.B, r, a, ws, 1.0, np.empty(k))
         else:
             dict_kernels.rank2_update(self.B, r, a, ws, b, vs, 1.0, np.empty(k))
-        self._track(rows, x, -g, self._weight() * code * code)
+        if adaptive:  # the coder's own step: atoms may be replaced (never under a head)
+            self._track(rows, x, -g, self._weight() * code * code)
         self._stepped(rows, x, code)
         return float(loss)
 
@@ -1113,11 +1159,12 @@ class Learner:
             grad *= scale
             step = np.abs(grad).max(initial=0.0)
         self._check_step(loss, step)
+        if not supervised:  # the residual of w_T under the basis before the step
+            resid = -self._residual(rows, x, w_T)[1]
         self.G = G
         dict_kernels.dense_update(self.B, r, grad, np.zeros(r.size), np.zeros(k), 1.0,
                                   np.empty(k))
         if not supervised:
-            _, g, _ = self._residual(rows, x, w_T)
-            self._track(rows, x, -g, self._weight() * w_T * w_T)
+            self._track(rows, x, resid, self._weight() * w_T * w_T)
         self._stepped(rows, x, code if supervised else None)
         return float(loss) if supervised else (w_T, float(loss))

@@ -116,8 +116,11 @@ class SparseCoder(base.MiniBatchTransformer):
     prior
         ``"kl"``, ``"l1"`` or ``"l2"`` (see :func:`streamsc.encode`).
     lam
-        Regularisation weight :math:`\lambda > 0`. Default (``None``): 0.1 for the squared
-        loss, 0.01 for the KL loss (``streamsc._online.DEFAULT_LAM``).
+        Regularisation weight :math:`\lambda > 0`. Default (``None``), calibrated to the
+        data: for the squared loss, 0.05 (KL prior) or 0.1 (L1, L2) times the mean L2 norm
+        of the first ``n_components`` examples learned (the right lam grows with the scale
+        of x; until then the factor alone); for the KL loss, 0.01 (documents are coded as
+        distributions, which have no scale). ``streamsc._online.DEFAULT_LAM``.
     p
         KL prior mean: a positive number or one per atom. Default ``0.1/n_components``.
     signed

@@ -23,8 +23,9 @@ def planted_dictionary(m, k, n, *, sparsity=3, signed=True, noise=0.1, scaling="
 
     ``B*`` (m, k) has unit-norm Gaussian atoms. Each example is ``x = B* w* + e``: ``w*`` has
     ``sparsity`` atoms, chosen at random, with magnitudes uniform in [0.5, 1.5] (random signs
-    if ``signed``), and ``e`` is Gaussian noise at ``noise`` times the typical size of
-    ``B* w*`` per feature. ``scaling="unit"`` rescales every example to unit norm;
+    if ``signed``), and ``e`` is Gaussian noise at ``noise`` times the size of that
+    example's ``B* w*`` per feature, ``||B* w*|| / sqrt(m)`` (a fixed signal-to-noise ratio:
+    20 dB at the default 0.1). ``scaling="unit"`` rescales every example to unit norm;
     ``"standard"`` standardises every feature to mean 0 and variance 1 over the sample (what
     a ``StandardScaler`` in front of the coder does), with the planted atoms mapped the same
     way (and rescaled to unit norm), so they stay the dictionary of the scaled data.
@@ -75,7 +76,8 @@ def planted_dictionary(m, k, n, *, sparsity=3, signed=True, noise=0.1, scaling="
         if signed:
             W[i, idx] *= rng.choice([-1.0, 1.0], size=sparsity)
     X = W @ B.T
-    X += noise * np.sqrt(sparsity / m) * rng.standard_normal(X.shape)
+    X += noise * np.linalg.norm(X, axis=1, keepdims=True) / np.sqrt(m) * rng.standard_normal(
+        X.shape)
     if scaling == "unit":
         X /= np.linalg.norm(X, axis=1, keepdims=True)
     else:

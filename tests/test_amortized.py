@@ -31,6 +31,7 @@ from conftest import make_basis
 from streamsc._kernels import amortized as K
 from streamsc.amortized import AmortizedEncoder
 from streamsc.coding import default_tol, solve
+from streamsc.synthetic import planted_dictionary
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "amortized.py"
@@ -93,24 +94,11 @@ def inverse_softplus(theta):
 
 
 def planted_stream(m, k, n, signed, seed):
-    """``benchmarks/_common.py::planted_data`` for one sign: a unit-norm Gaussian basis and
-    unit-norm examples ``x = B w* + e`` with ``max(2, round(k/32))`` planted atoms of
-    magnitude in [0.5, 1.5] (random signs if ``signed``) and 10% Gaussian noise."""
-    rng = np.random.default_rng(seed)
-    B = make_basis(m, k, rng)
-    s = max(2, round(k / 32))
-    W = np.zeros((n, k))
-    for i in range(n):
-        idx = rng.choice(k, size=s, replace=False)
-        W[i, idx] = rng.uniform(0.5, 1.5, size=s)
-        if signed:
-            W[i, idx] *= rng.choice([-1.0, 1.0], size=s)
-    X = W @ B.T
-    X += 0.1 * np.linalg.norm(X, axis=1, keepdims=True) / np.sqrt(m) * rng.standard_normal(
-        X.shape
-    )
-    X /= np.linalg.norm(X, axis=1, keepdims=True)
-    return B, np.ascontiguousarray(X)
+    """Unit-norm examples of a planted unit-norm Gaussian basis with ``max(2, round(k/32))``
+    planted atoms each and 10% noise (the inputs of ``benchmarks/_common.py::planted_data``,
+    for one sign)."""
+    return planted_dictionary(m, k, n, sparsity=max(2, round(k / 32)), signed=signed,
+                              seed=seed)
 
 
 M, N_ATOMS = 24, 48

@@ -73,3 +73,20 @@ def test_default_text_codes_find_topics_as_well_as_lsa():
         return cross_val_score(LogisticRegression(max_iter=2000), F, topics, cv=3).mean()
 
     assert accuracy(W) >= accuracy(lsa) - 0.005
+
+
+def test_default_lam_follows_the_scale_of_the_data():
+    """lam=None is calibrated on the first n_components examples' mean norm: the same stream
+    scaled by 1024 learns the same basis (L1 codes are homogeneous: x -> s x, lam -> s lam
+    gives w -> s w), and its lam is 1024 times as large. The two agree to the solver's
+    tolerance carried over 2,000 steps, not bit for bit."""
+    B_true, X = planted_dictionary(16, 24, 2000, sparsity=2, signed=True, seed=3)
+    small = SparseCoder(n_components=24, prior="l1", signed=True, seed=0)
+    large = SparseCoder(n_components=24, prior="l1", signed=True, seed=0)
+    small.learn_many(pd.DataFrame(X))
+    large.learn_many(pd.DataFrame(1024.0 * X))
+    assert large._learner.config.lam == pytest.approx(1024.0 * small._learner.config.lam)
+    np.testing.assert_allclose(large.basis_.to_numpy(), small.basis_.to_numpy(), atol=1e-3)
+    fixed = SparseCoder(n_components=24, prior="l1", signed=True, lam=0.1, seed=0)
+    fixed.learn_many(pd.DataFrame(1024.0 * X))  # an absolute lam does not follow the scale
+    assert np.abs(fixed.basis_.to_numpy() - small.basis_.to_numpy()).max() > 0.1
