@@ -471,6 +471,15 @@ def check_counts(keys, values, name="x", learning=False):
 # ---------------------------------------------------------------------------------------
 
 
+def _norm(x):
+    """The L2 norm of a vector without overflow for entries up to the largest float."""
+    top = float(np.abs(x).max(initial=0.0))
+    if not (top > 0.0 and math.isfinite(top)):
+        return top
+    y = x / top
+    return top * math.sqrt(float(np.dot(y, y)))
+
+
 def _row_norms(X):
     """L2 norm of every row of a batch (an overflowing norm is inf, which tol_for treats
     like a small one: such examples are rejected or coded at the base tolerance)."""
@@ -536,7 +545,10 @@ class Learner:
         the k-th, set ``lam`` (and a default ``tol``) to ``lam_per_norm`` times their mean
         norm; an amortised encoder restarts from the basis with that lam."""
         cfg = self.config
-        self.norm_sum += math.sqrt(float(np.dot(x, x)))
+        norm = _norm(x)
+        if not math.isfinite(norm):
+            return
+        self.norm_sum += norm
         self.n_norms += 1
         if self.n_norms < cfg.n_components:
             return
@@ -758,8 +770,14 @@ class Learner:
             x = self._distribution(x)
             if x is None:
                 raise ValueError("x is an empty document (no positive count): nothing to learn")
-        if self.config.lam_per_norm is not None:
+        out = self._learn(rows, x)
+        if self.config.lam_per_norm is not None:  # after the step: a refused x counts not
             self._calibrate(x)
+        return out
+
+    def _learn(self, rows, x):
+        """:meth:`learn` of a checked example (a distribution, for the KL loss)."""
+        k = self.config.n_components
         if self.n_data_atoms < k:
             loss = self._init_atom(rows, x)
             if loss is not None:
@@ -789,8 +807,7 @@ class Learner:
             a -= a.mean()
         else:
             a = np.array(x, dtype=np.float64)
-        with np.errstate(over="ignore", invalid="ignore"):
-            norm = float(np.sqrt(np.dot(a, a)))
+        norm = _norm(a)
         if not (norm > 0.0 and math.isfinite(norm)):
             return None
         return a / norm
@@ -943,7 +960,6 @@ class Learner:
         distinct rows set them. Alternating gradient only. Raises before changing anything
         if a document is empty (KL) or the step is not finite."""
         cfg = self.config
-        k = cfg.n_components
         n = X.shape[0]
         if self.m == 0 or n == 0 or (rows is not None and rows.size == 0):
             return
@@ -953,10 +969,17 @@ class Learner:
             if not (totals > 0.0).all():
                 raise ValueError("X has an empty document (no positive count): nothing to learn")
             X = X / totals[:, None]
-        used = 0
-        while self.config.lam_per_norm is not None and used < n:
-            self._calibrate(X[used])
-            used += 1
+        self._learn_batch(rows, X)
+        for x in X:  # after the step: a refused frame counts not
+            if self.config.lam_per_norm is None:
+                break
+            self._calibrate(x)
+
+    def _learn_batch(self, rows, X):
+        """:meth:`learn_batch` of checked rows (distributions, for the KL loss)."""
+        cfg = self.config
+        k = cfg.n_components
+        n = X.shape[0]
         if self.n_data_atoms < k:
             used = 0
             while used < n and self.n_data_atoms < k:

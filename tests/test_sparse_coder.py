@@ -76,8 +76,7 @@ def count_solves(monkeypatch):
 
 PLANTED = {
     "kl": dict(prior="kl"),
-    "l1": pytest.param(dict(prior="l1"), marks=pytest.mark.xfail(
-        strict=True, reason="issue 17 target not met yet: 87.5% of the atoms with defaults")),
+    "l1": dict(prior="l1"),
 }
 
 
@@ -131,8 +130,6 @@ def test_each_learn_one_is_the_surrogate_step(prior, monkeypatch):
     used (transform_one's, cached), which is streamsc.encode's."""
     monkeypatch.setattr(online, "REPLACE_AFTER", 10**9)  # no replacement in this short run
     model = SparseCoder(n_components=7, prior=prior, seed=0)
-    lam = model._learner.config.lam
-    p = model._learner.config.p
     xs = stream(60)
     first = xs[0]
     x0 = np.array([first[name] for name in sorted(first)])
@@ -140,6 +137,7 @@ def test_each_learn_one_is_the_surrogate_step(prior, monkeypatch):
     np.testing.assert_allclose(model.basis_.to_numpy()[:, 0], x0 / np.linalg.norm(x0))
     xs = _past_initial_atoms(model, xs[1:])
     k, lr = 7, model._learner
+    lam, p = lr.config.lam, lr.config.p  # lam calibrated on the first k examples
     A = np.zeros((k, k))
     S = np.zeros((len(model.basis_), k))
     for x in xs:
