@@ -1,5 +1,6 @@
 """``SparseCoder(mini_batch=True)``: ``learn_many`` codes a frame in parallel and takes one
-averaged eq. 7 step; ``n_threads`` changes no bit of the result."""
+basis step (the surrogate's, or an averaged AdaGrad eq. 7 step); ``n_threads`` changes no
+bit of the result."""
 
 import pickle
 
@@ -10,6 +11,8 @@ import pytest
 import streamsc
 from streamsc import SparseCoder
 from streamsc._kernels.dictionary import normalise_columns
+
+import naive
 
 
 def planted(n, seed=0, m=12, k=16, noise=0.01):
@@ -23,39 +26,65 @@ def planted(n, seed=0, m=12, k=16, noise=0.01):
 
 
 @pytest.mark.parametrize("prior, signed", [("kl", False), ("kl", True), ("l1", False)])
-def test_one_frame_is_one_averaged_step(prior, signed):
+def test_one_frame_is_one_surrogate_pass(prior, signed):
+    """A frame adds its average statistics (A = W^T W / n, S = X^T W / n, times c_t) to the
+    surrogate's, then every atom in turn moves to the surrogate's minimiser
+    (naive.surrogate_step over all atoms)."""
     rng = np.random.default_rng(1)
     B0 = rng.standard_normal((12, 16))
     B0 /= np.linalg.norm(B0, axis=0)
     coder = SparseCoder(n_components=16, prior=prior, signed=signed, lam=0.05, tol=1e-12,
-                        learning_rate=0.3, mini_batch=True, basis=B0)
+                        mini_batch=True, basis=B0)
     X = planted(40, seed=2)
     coder.learn_many(X)
-    W = streamsc.encode(X.to_numpy(), B0, prior=prior, signed=signed, lam=0.05, tol=1e-12)
-    G = (W @ B0.T - X.to_numpy()).T @ W / len(X)
-    want = np.ascontiguousarray(B0 - 0.3 * G)
-    normalise_columns(want, np.empty(16))
+    W = streamsc.encode(X.to_numpy(), B0, prior=prior, signed=signed, lam=0.05, tol=1e-12,
+                        p=coder._learner.config.p)
+    A = W.T @ W / len(X)
+    S = X.to_numpy().T @ W / len(X)
+    want = naive.surrogate_step(B0, A, S, range(16))
     np.testing.assert_allclose(coder._learner.B, want, rtol=0, atol=1e-9)
     assert coder._learner.t == 1
 
 
+@pytest.mark.parametrize("prior, signed", [("kl", False), ("l1", False)])
+def test_one_sgd_frame_is_one_averaged_adagrad_step(prior, signed):
+    """basis_update="sgd": one step along the average eq. 7 gradient G, each atom moving by
+    learning_rate G_j / ||G_j|| (AdaGrad's first step), then unit norm."""
+    rng = np.random.default_rng(1)
+    B0 = rng.standard_normal((12, 16))
+    B0 /= np.linalg.norm(B0, axis=0)
+    coder = SparseCoder(n_components=16, prior=prior, signed=signed, lam=0.05, tol=1e-12,
+                        learning_rate=0.3, mini_batch=True, basis=B0, basis_update="sgd")
+    X = planted(40, seed=2)
+    coder.learn_many(X)
+    W = streamsc.encode(X.to_numpy(), B0, prior=prior, signed=signed, lam=0.05, tol=1e-12,
+                        p=coder._learner.config.p)
+    G = (W @ B0.T - X.to_numpy()).T @ W / len(X)
+    want = np.ascontiguousarray(B0 - 0.3 * G / np.linalg.norm(G, axis=0))
+    normalise_columns(want, np.empty(16))
+    np.testing.assert_allclose(coder._learner.B, want, rtol=0, atol=1e-9)
+
+
 def test_text_frame_is_one_averaged_softmax_step():
+    """The KL loss takes AdaGrad SGD steps: one frame is one step along the average
+    softmax gradient (softmax(W B^T) - X)^T W / n."""
     rng = np.random.default_rng(3)
-    counts = pd.DataFrame(rng.integers(0, 5, (30, 8)).astype(float),
-                          columns=[f"w{j}" for j in range(8)])
+    words = [f"w{j}" for j in range(8)]
+    counts = pd.DataFrame(rng.integers(0, 5, (30, 8)).astype(float), columns=words)
     counts["w0"] += 1.0
+    B0 = rng.standard_normal((8, 4))
+    B0 /= np.linalg.norm(B0, axis=0)
     coder = SparseCoder(n_components=4, loss="kl", lam=0.1, learning_rate=0.5, mini_batch=True,
-                        tol=1e-12, seed=0)
-    coder.learn_many(counts.iloc[:1])  # create the vocabulary, one step
-    B0 = coder._learner.B.copy()
+                        tol=1e-12, seed=0, basis=pd.DataFrame(B0, index=words))
     coder.learn_many(counts)
     X = counts.to_numpy()
     X = X / X.sum(axis=1, keepdims=True)
-    W = streamsc.encode(X, B0, loss="kl", prior="kl", lam=0.1, tol=1e-12)
+    W = streamsc.encode(X, B0, loss="kl", prior="kl", lam=0.1, tol=1e-12,
+                        p=coder._learner.config.p)
     Z = np.exp(W @ B0.T)
     Z /= Z.sum(axis=1, keepdims=True)
     G = (Z - X).T @ W / len(X)
-    want = np.ascontiguousarray(B0 - 0.5 / np.sqrt(2) * G)
+    want = np.ascontiguousarray(B0 - 0.5 * G / np.linalg.norm(G, axis=0))
     normalise_columns(want, np.empty(4))
     np.testing.assert_allclose(coder._learner.B, want, rtol=0, atol=1e-9)
 
@@ -103,7 +132,7 @@ def test_the_whole_step_runs_with_blas_on_one_thread(monkeypatch):
                 if lib["user_api"] == "blas"]
 
     seen = []
-    update = _online.dict_kernels.dense_update
+    update = _online.dict_kernels.surrogate_atoms
 
     def spy(*args):
         seen.append(blas_threads())
@@ -112,7 +141,7 @@ def test_the_whole_step_runs_with_blas_on_one_thread(monkeypatch):
     coder = SparseCoder(n_components=16, lam=0.05, mini_batch=True, seed=0)
     coder.learn_many(planted(40, seed=7))  # every BLAS library it uses is loaded now
     before = blas_threads()
-    monkeypatch.setattr(_online.dict_kernels, "dense_update", spy)
+    monkeypatch.setattr(_online.dict_kernels, "surrogate_atoms", spy)
     coder.learn_many(planted(40, seed=8))
     coder.learn_many(planted(40, seed=9))
     assert len(seen) == 2 and all(threads and set(threads) == {1} for threads in seen)
