@@ -375,6 +375,10 @@ DEFAULT_LAM_KL_LOSS = 0.01
 #: dictionaries are found far more often; ``tests/test_defaults.py``)
 DEFAULT_P = 0.1
 
+#: basis_update="sgd": an atom's sum of squared gradients counts as at least this fraction
+#: of the largest atom's in its AdaGrad step
+ADAGRAD_FLOOR = 1e-4
+
 #: an example joins the atoms taken from data unless within this |cosine| of one of them
 DISTINCT_COS = 0.99
 #: weight of example t in the surrogate's statistics: t + SURROGATE_T0 * k
@@ -522,9 +526,9 @@ class Learner:
         self.G = np.zeros(k)  # basis_update="sgd": per-atom sums of squared gradients
         if config.basis_update == "surrogate":
             self.A = np.zeros((k, k))  # sum of c_t w w^T
-            self.E = np.zeros((0, k))  # S - B A, S = sum of c_t x w^T
+            self.S = np.zeros((0, k))  # sum of c_t x w^T
         else:
-            self.A = self.E = None
+            self.A = self.S = None
         self.cursor = 0  # round robin over the atoms the surrogate updates unasked
         self.candidate = None  # (score, rows, residual): worst-reconstructed recent example
         self.n_replaced = 0
@@ -580,8 +584,8 @@ class Learner:
         B[positions] = rows
         dict_kernels.normalise_columns(B, np.empty(B.shape[1]))
         self.B = B
-        if self.E is not None:
-            self.E = np.zeros_like(B)
+        if self.S is not None:
+            self.S = np.zeros_like(B)
         self.n_data_atoms = self.config.n_components
         self.version += 1
         self.cache = None
@@ -592,9 +596,9 @@ class Learner:
         """Insert rows for new features: existing row i moves to ``old_pos[i]``, the rows of
         ``names`` (:func:`init_rows` at scale ``1/sqrt(m)`` for the new m, the typical size
         of an entry of a unit-norm column) go to ``new_pos``; then every column is rescaled
-        to unit norm, so codes are always computed on a unit-norm basis. The surrogate's
-        statistics get zero rows (a feature never observed is imputed by its
-        reconstruction)."""
+        to unit norm, so codes are always computed on a unit-norm basis. The surrogate's ``S``
+        gets the rows ``B A`` for them: a feature never observed is imputed by its
+        reconstruction, so its past pulls its row nowhere."""
         cfg = self.config
         m = self.m + len(names)
         B = np.empty((m, cfg.n_components))
@@ -602,10 +606,11 @@ class Learner:
         B[new_pos] = init_rows(names, cfg.n_components, cfg.seed, scale=1.0 / math.sqrt(m))
         dict_kernels.normalise_columns(B, np.empty(cfg.n_components))
         self.B = B
-        if self.E is not None:
-            E = np.zeros((m, cfg.n_components))
-            E[old_pos] = self.E
-            self.E = E
+        if self.S is not None:
+            S = np.empty((m, cfg.n_components))
+            S[old_pos] = self.S
+            S[new_pos] = B[new_pos] @ self.A
+            self.S = S
         if self.candidate is not None:  # its rows, renumbered
             score, c_rows, resid = self.candidate
             self.candidate = (score, old_pos if c_rows is None else old_pos[c_rows], resid)
@@ -678,6 +683,16 @@ class Learner:
             norm = math.sqrt(float(np.dot(x, x)))
         tol = self.config.tol * 2.0 ** max(math.frexp(norm)[1] - 1, 0)  # tol_for, one row
         return self._solve(rows, x[None, :], tol, init)[0], True
+
+    def as_learned(self, x):
+        """An example as the basis steps see it: x, or its distribution (KL loss; raises on
+        an empty document)."""
+        if self.config.loss != "kl":
+            return x
+        x = self._distribution(x)
+        if x is None:
+            raise ValueError("x is an empty document (no positive count): nothing to learn")
+        return x
 
     def _distribution(self, x):
         """``loss="kl"``: the document x as a distribution (a new array), None if empty."""
@@ -770,18 +785,27 @@ class Learner:
             x = self._distribution(x)
             if x is None:
                 raise ValueError("x is an empty document (no positive count): nothing to learn")
-        out = self._learn(rows, x)
-        if self.config.lam_per_norm is not None:  # after the step: a refused x counts not
-            self._calibrate(x)
+        loss = self.initial_atom(rows, x)
+        out = (np.zeros(k), loss) if loss is not None else self._learn(rows, x)
+        self.count_scale(x)
         return out
 
+    def initial_atom(self, rows, x):
+        """While atoms are unset (the first examples, labelled or not), x (a distribution for
+        the KL loss) becomes the next one (:meth:`_init_atom`); returns its loss, or None if
+        it did not (the example then takes a basis step)."""
+        if self.n_data_atoms < self.config.n_components:
+            return self._init_atom(rows, x)
+        return None
+
+    def count_scale(self, x):
+        """After an example's step (a refused example counts not): its norm joins the
+        calibration of ``lam=None`` (:meth:`_calibrate`), while that is under way."""
+        if self.config.lam_per_norm is not None:
+            self._calibrate(x)
+
     def _learn(self, rows, x):
-        """:meth:`learn` of a checked example (a distribution, for the KL loss)."""
-        k = self.config.n_components
-        if self.n_data_atoms < k:
-            loss = self._init_atom(rows, x)
-            if loss is not None:
-                return np.zeros(k), loss
+        """The basis step of :meth:`learn`, once the atoms are set."""
         if self.config.gradient == "unrolled":
             return self.unrolled_step(rows, x, None, None, 0.0, 1.0)
         code, _ = self._code_one(rows, x)
@@ -845,7 +869,10 @@ class Learner:
         self.version += 1
         if self.encoder is not None:
             self.encoder.init_from_basis(self.B)
-        return 0.5 * float(np.dot(x, x)) if self.config.loss == "squared" else 0.0
+        if self.config.loss != "squared":
+            return 0.0
+        with np.errstate(over="ignore"):  # the loss of a huge example is inf
+            return 0.5 * float(np.dot(x, x))
 
     def _track(self, rows, x, resid, usage, n=1):
         """After a step on ``n`` examples: add their ``usage`` (``c_t w_j^2`` summed) to the
@@ -884,9 +911,8 @@ class Learner:
         norm = float(np.sqrt(np.dot(a, a)))
         if not norm > 0.0:
             return
-        if self.A is not None:  # the surrogate forgets atom j: E = S - B A without it
-            self.E += np.outer(self.B[:, j], self.A[j])
-            self.E[:, j] = 0.0
+        if self.A is not None:  # the surrogate forgets atom j
+            self.S[:, j] = 0.0
             self.A[j, :] = 0.0
             self.A[:, j] = 0.0
         col = np.zeros(self.m)
@@ -920,23 +946,28 @@ class Learner:
         atoms = np.concatenate([active, np.setdiff1d(extra, active)])
         return np.ascontiguousarray(atoms, dtype=np.int64)
 
-    def _surrogate_step(self, rows, x, code):
+    def _surrogate_step(self, rows, x, code, weight=1.0, then=None):
         """``basis_update="surrogate"``: add the example to the running statistics ``A`` and
-        ``E = S - B A`` with weight c_t, then block-coordinate descent on the surrogate over
-        the atoms :meth:`_surrogate_atoms` picks (``_kernels.dictionary``). No step size: the
-        minimiser of each atom's quadratic is scale-free. Raises before changing anything if
-        the statistics would not be finite. Returns the example's loss."""
+        ``S`` with weight ``weight * c_t``, then block-coordinate descent on the surrogate
+        over the atoms :meth:`_surrogate_atoms` picks (``_kernels.dictionary``). No step
+        size: the minimiser of each atom's quadratic is scale-free. ``then``: a step to apply
+        after it (a supervised step's backprop part, checked by the caller). Raises before
+        changing anything if the statistics would not be finite. Returns the example's
+        loss."""
         r, g, loss = self._residual(rows, x, code)
-        c = self._weight()
+        c = weight * self._weight()
         with np.errstate(over="ignore", invalid="ignore"):
             self._check_step(loss, np.abs(g).max(initial=0.0) * np.abs(code).max(initial=0.0))
         if self.encoder is not None:
             self.encoder.update(x, code, rows)
-        resid = -g
-        dict_kernels.surrogate_accumulate(self.A, self.E, r, resid, code, c)
-        atoms = self._surrogate_atoms(code)
-        dict_kernels.surrogate_atoms(self.B, self.E, self.A, atoms, 0.0, np.empty(self.m))
-        self._track(rows, x, resid, c * code * code)
+        if c > 0.0:
+            dict_kernels.surrogate_accumulate(self.A, self.S, self.B, r, x, code, c,
+                                              np.empty(self.m))
+            dict_kernels.surrogate_atoms(self.B, self.S, self.A, self._surrogate_atoms(code),
+                                         0.0, np.empty(self.m))
+        if then is not None:
+            then()
+        self._track(rows, x, -g, c * code * code)
         self._stepped(rows, x, code)
         return float(loss)
 
@@ -944,12 +975,15 @@ class Learner:
         """``basis_update="sgd"``: the per-atom step ``learning_rate / sqrt(G_j)`` after adding
         this step's squared column norms ``colsq`` of the gradient to ``G`` (AdaGrad over
         atoms: the step has the units of an atom whatever the scale of the data and the
-        codes, and decays as one over the square root of the atom's use). Returns the new
-        ``G`` (not stored) and the scales (zero for atoms with no gradient yet)."""
+        codes, and decays as one over the square root of the atom's use). ``G_j`` is floored
+        at ``ADAGRAD_FLOOR`` times the largest, so an atom's first, tiny gradient is not
+        blown up to a full step. Returns the new ``G`` (not stored) and the scales (zero
+        while no atom has a gradient)."""
         G = self.G + colsq
-        with np.errstate(divide="ignore", invalid="ignore"):
-            scale = np.where(G > 0.0, self.config.learning_rate / np.sqrt(G), 0.0)
-        return G, scale
+        floor = ADAGRAD_FLOOR * float(G.max(initial=0.0))
+        if not floor > 0.0:
+            return G, np.zeros_like(G)
+        return G, self.config.learning_rate / np.sqrt(np.maximum(G, floor))
 
     def learn_batch(self, rows, X):
         """Mini-batch step: code every row of X (n, len(rows)) under the current B (in
@@ -973,7 +1007,7 @@ class Learner:
         for x in X:  # after the step: a refused frame counts not
             if self.config.lam_per_norm is None:
                 break
-            self._calibrate(x)
+            self.count_scale(x)
 
     def _learn_batch(self, rows, X):
         """:meth:`learn_batch` of checked rows (distributions, for the KL loss)."""
@@ -1015,9 +1049,13 @@ class Learner:
                     self.encoder.update(X[i], W[i], rows)
             r = np.arange(self.m) if rows is None else rows
             if cfg.basis_update == "surrogate":
-                self.A += (c / n) * (W.T @ W)
-                self.E[r] -= c * G
-                dict_kernels.surrogate_atoms(self.B, self.E, self.A, np.arange(k), 0.0,
+                AW = (c / n) * (W.T @ W)
+                self.A += AW
+                self.S[r] += (c / n) * (X.T @ W)
+                if rows is not None:  # unobserved rows: imputed by their reconstruction
+                    others = np.setdiff1d(np.arange(self.m), rows)
+                    self.S[others] += self.B[others] @ AW
+                dict_kernels.surrogate_atoms(self.B, self.S, self.A, np.arange(k), 0.0,
                                              np.empty(self.m))
             else:
                 self.G = Gsum
@@ -1065,31 +1103,26 @@ class Learner:
         self.version += 1
 
     def supervised_step(self, rows, x, code, v, Bv, backprop_weight, reconstruction_weight):
-        """:meth:`rank2_step` for a document given as counts (``loss="kl"``: normalised
-        here as in :meth:`code`; raises on an empty document) or values (squared loss)."""
+        """A labelled step for a document given as counts (``loss="kl"``: normalised here as
+        in :meth:`code`; raises on an empty document) or values (squared loss): the coder's
+        own reconstruction step, weighted by ``reconstruction_weight`` (the surrogate's, or
+        :meth:`rank2_step`), plus the per-atom AdaGrad step along ``backprop_weight`` times
+        the implicit gradient (``v``, ``Bv`` from :meth:`direction`; None: none)."""
         if self.config.loss == "kl":
             x = self._distribution(x)
             if x is None:
                 raise ValueError("x is an empty document (no positive count): nothing to learn")
-        return self.rank2_step(rows, x, code, v, Bv, backprop_weight, reconstruction_weight,
-                               adaptive=False)
+        if self.config.basis_update != "surrogate":
+            return self.rank2_step(rows, x, code, v, Bv, backprop_weight, reconstruction_weight)
+        then = None
+        if v is not None and backprop_weight > 0.0:
+            then = self._rank2(rows, x, code, v, Bv, backprop_weight, 0.0)[1]
+        return self._surrogate_step(rows, x, code, reconstruction_weight, then)
 
-    def _eta(self):
-        """The paper's schedule for supervised steps: ``learning_rate / sqrt(t)``."""
-        return self.config.learning_rate / math.sqrt(self.t + 1)
-
-    def rank2_step(self, rows, x, code, v, Bv, backprop_weight, reconstruction_weight,
-                   adaptive=True):
-        """One SGD step on B along ``reconstruction_weight`` times the reconstruction gradient
-        ``(f(B w) - x) w^T`` plus ``backprop_weight`` times the implicit gradient of a loss on
-        the code, ``(x - f(B w)) v^T - u w^T`` with ``v = H^{-1} dloss/dw`` and ``u = B v``
-        (squared loss) or ``S B v`` (KL loss, S the softmax Jacobian) -- ``v`` and ``u``
-        (passed as ``Bv``) from :meth:`direction`, None for no implicit part -- with the
-        unit-norm columns. ``adaptive``: the per-atom AdaGrad step of :meth:`_sgd_scale` (the
-        coder's own steps); else the paper's ``eta_t = learning_rate / sqrt(t)`` (the
-        supervised models' labelled steps). ``code`` is the code of ``x`` under the current B
-        (x a distribution for the KL loss). Raises before changing anything if the step is
-        not finite. Returns the example's loss."""
+    def _rank2(self, rows, x, code, v, Bv, backprop_weight, reconstruction_weight):
+        """The checks and the update of :meth:`rank2_step`: returns ``(loss, apply)``, with
+        ``apply()`` the step (nothing changes until it is called). Raises if the step is not
+        finite."""
         k = self.config.n_components
         r, g, loss = self._residual(rows, x, code)
         if v is None:
@@ -1100,27 +1133,39 @@ class Learner:
         b = -backprop_weight * g
         with np.errstate(over="ignore", invalid="ignore"):
             # squared norms of the gradient's columns a w_j + b v_j
-            if adaptive:
-                colsq = (np.dot(a, a) * code * code + 2.0 * np.dot(a, b) * code * v
-                         + np.dot(b, b) * v * v)
-                G, scale = self._sgd_scale(np.maximum(colsq, 0.0))
-            else:
-                G, scale = self.G, self._eta()
+            colsq = (np.dot(a, a) * code * code + 2.0 * np.dot(a, b) * code * v
+                     + np.dot(b, b) * v * v)
+            G, scale = self._sgd_scale(np.maximum(colsq, 0.0))
             ws, vs = code * scale, v * scale
             step = (np.abs(a).max(initial=0.0) * np.abs(ws).max(initial=0.0)
                     + np.abs(b).max(initial=0.0) * np.abs(vs).max(initial=0.0))
         self._check_step(loss, step)
+
+        def apply():
+            self.G = G
+            if backprop_weight == 0.0:
+                dict_kernels.sgd_update(self.B, r, a, ws, 1.0, np.empty(k))
+            else:
+                dict_kernels.rank2_update(self.B, r, a, ws, b, vs, 1.0, np.empty(k))
+            self._track(rows, x, -g, reconstruction_weight * self._weight() * code * code)
+
+        return float(loss), apply
+
+    def rank2_step(self, rows, x, code, v, Bv, backprop_weight, reconstruction_weight):
+        """One SGD step on B along ``reconstruction_weight`` times the reconstruction gradient
+        ``(f(B w) - x) w^T`` plus ``backprop_weight`` times the implicit gradient of a loss on
+        the code, ``(x - f(B w)) v^T - u w^T`` with ``v = H^{-1} dloss/dw`` and ``u = B v``
+        (squared loss) or ``S B v`` (KL loss, S the softmax Jacobian) -- ``v`` and ``u``
+        (passed as ``Bv``) from :meth:`direction`, None for no implicit part -- with the
+        per-atom AdaGrad step of :meth:`_sgd_scale` and unit-norm columns. ``code`` is the
+        code of ``x`` under the current B (x a distribution for the KL loss). Raises before
+        changing anything if the step is not finite. Returns the example's loss."""
+        loss, apply = self._rank2(rows, x, code, v, Bv, backprop_weight, reconstruction_weight)
         if self.encoder is not None:  # trained on the exact code (raises before any change)
             self.encoder.update(x, code, rows)
-        self.G = G
-        if backprop_weight == 0.0:
-            dict_kernels.sgd_update(self.B, r, a, ws, 1.0, np.empty(k))
-        else:
-            dict_kernels.rank2_update(self.B, r, a, ws, b, vs, 1.0, np.empty(k))
-        if adaptive:  # the coder's own step: atoms may be replaced (never under a head)
-            self._track(rows, x, -g, self._weight() * code * code)
+        apply()
         self._stepped(rows, x, code)
-        return float(loss)
+        return loss
 
     def _unrolled_start(self, Bo):
         """The step of the unrolled solver for the observed rows ``Bo``: ``1/||B||_2^2``
@@ -1167,26 +1212,30 @@ class Learner:
                 "x is too large to learn from (the unrolled iterates overflow); scale the "
                 "features. The model is unchanged"
             ) from None
-        if supervised:
+        surrogate = supervised and cfg.basis_update == "surrogate"
+        if supervised:  # the reconstruction part: eq. 7 here, or the surrogate's own step
             _, a, loss = self._residual(rows, x, code)
-            a *= reconstruction_weight
+            a *= 0.0 if surrogate else reconstruction_weight
             w = code
         else:
             a, w = np.zeros(r.size), w_T
         with np.errstate(over="ignore", invalid="ignore"):
             grad = grad_B + np.outer(a, w)
-            if supervised:  # the paper's schedule, as the other supervised steps
-                G, scale = self.G, self._eta()
-            else:
-                G, scale = self._sgd_scale(np.einsum("ij,ij->j", grad, grad))
+            G, scale = self._sgd_scale(np.einsum("ij,ij->j", grad, grad))
             grad *= scale
             step = np.abs(grad).max(initial=0.0)
         self._check_step(loss, step)
         if not supervised:  # the residual of w_T under the basis before the step
             resid = -self._residual(rows, x, w_T)[1]
-        self.G = G
-        dict_kernels.dense_update(self.B, r, grad, np.zeros(r.size), np.zeros(k), 1.0,
-                                  np.empty(k))
+
+        def apply():
+            self.G = G
+            dict_kernels.dense_update(self.B, r, grad, np.zeros(r.size), np.zeros(k), 1.0,
+                                      np.empty(k))
+
+        if surrogate:
+            return self._surrogate_step(rows, x, code, reconstruction_weight, apply)
+        apply()
         if not supervised:
             self._track(rows, x, resid, self._weight() * w_T * w_T)
         self._stepped(rows, x, code if supervised else None)

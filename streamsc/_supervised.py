@@ -8,8 +8,8 @@ gives the gradient ``g = dloss/dw`` of its loss with respect to the code; with
 
     reconstruction_weight * (B w - x) w^T  +  backprop_weight * [(x - B w) v^T - (B v) w^T]
 
-with the coder's own ``eta_t = learning_rate / sqrt(t)`` schedule and unit-norm atoms; then
-the head takes one SGD step. For a coder with ``loss="kl"`` (documents, softmax transfer) x
+with the coder's own per-atom AdaGrad step (``learning_rate / sqrt(G_j)``, as its
+unlabelled steps) and unit-norm atoms; then the head takes one SGD step. For a coder with ``loss="kl"`` (documents, softmax transfer) x
 is the document's word distribution, ``B w`` becomes ``q = softmax(B w)`` and ``B v`` in the
 last term becomes ``S B v`` with ``S = diag(q) - q q^T`` (the paper's eq. 21; ``H`` is then
 ``B^T S B + lam diag(R'')``). An unlabelled example is ``learn_unlabelled_one(x)``: the
@@ -47,6 +47,17 @@ def check_supervised_params(learning_rate, l2, gradient, backprop_weight, recons
             "gradient='unrolled' needs a coder with loss='squared' (the unrolled solvers are "
             "ISTA/FISTA and EGD on the squared loss); use gradient='implicit'"
         )
+
+
+def _sets_atom(learner, rows, xv):
+    """While the coder's atoms are unset, a labelled example sets the next one, as an
+    unlabelled one would (then it takes no basis step; the head still learns)."""
+    if learner.n_data_atoms >= learner.config.n_components:
+        return False
+    if learner.initial_atom(rows, learner.as_learned(xv)) is None:
+        return False
+    learner.count_scale(learner.as_learned(xv))
+    return True
 
 
 class SupervisedCoding:
@@ -96,7 +107,7 @@ class SupervisedCoding:
             lr = coder._learner
             w = lr.code(rows, xv)
             g_w, apply_head = self._head_grad(w, y)
-            if lr.m and (rows is None or rows.size):
+            if lr.m and (rows is None or rows.size) and not _sets_atom(lr, rows, xv):
                 backprop = (self.gradient != "alternating" and self.backprop_weight > 0.0
                             and np.any(g_w != 0.0))
                 if backprop and self.gradient == "unrolled":
@@ -110,6 +121,7 @@ class SupervisedCoding:
                     if vdir is not None or self.reconstruction_weight > 0.0:
                         lr.supervised_step(rows, xv, w, vdir, Bv, self.backprop_weight,
                                            self.reconstruction_weight)
+                lr.count_scale(lr.as_learned(xv))
         except BaseException:
             coder._rollback(checkpoint)
             coder._learner.cache = cache

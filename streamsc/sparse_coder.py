@@ -339,7 +339,7 @@ class SparseCoder(base.MiniBatchTransformer):
             return None
         lr = self._learner
         filters = None if lr.encoder is None else lr.encoder.filters
-        checkpoint = (self._features.names, self._features.index, lr.B, lr.E, lr.candidate,
+        checkpoint = (self._features.names, self._features.index, lr.B, lr.S, lr.candidate,
                       lr.version, lr.cache, filters)
         old_pos, new_pos = self._features.add(new)
         lr.grow(old_pos, new_pos, new)
@@ -348,7 +348,7 @@ class SparseCoder(base.MiniBatchTransformer):
     def _rollback(self, checkpoint):
         if checkpoint is not None:
             lr = self._learner
-            (self._features.names, self._features.index, lr.B, lr.E, lr.candidate,
+            (self._features.names, self._features.index, lr.B, lr.S, lr.candidate,
              lr.version, lr.cache, filters) = checkpoint
             if filters is not None:
                 lr.encoder.filters = filters

@@ -388,8 +388,9 @@ def surrogate_step(B, A, S, atoms):
 
 def adagrad_step(B, g, w, G, lr):
     """The per-atom AdaGrad step of eq. 7's gradient ``g w^T``: ``G += ||g||^2 w^2``, atom j
-    moves by ``-lr g w_j / sqrt(G_j)``, then unit-norm atoms. Returns ``(B, G)``."""
+    moves by ``-lr g w_j / sqrt(max(G_j, 1e-4 max G))``, then unit-norm atoms. Returns
+    ``(B, G)``."""
     G = G + (g @ g) * w * w
-    scale = np.where(G > 0, lr / np.sqrt(np.where(G > 0, G, 1.0)), 0.0)
+    scale = lr / np.sqrt(np.maximum(G, 1e-4 * G.max()))
     B = B - np.outer(g, w * scale)
     return B / np.linalg.norm(B, axis=0), G

@@ -22,7 +22,7 @@ import pytest
 import streamsc
 from streamsc import SparseCoder, SparseCodingClassifier, SparseCodingRegressor
 from streamsc._kernels import unrolled as unrolled_kernels
-from test_supervised import expected_step, step_error
+from test_supervised import adagrad, expected_step, step_error
 
 LAM = 0.1
 EPS = 1e-6
@@ -51,8 +51,8 @@ IDS = ["kl", "kl-signed", "l1", "l1-signed"]
 @pytest.mark.parametrize("prior, signed", CODERS, ids=IDS)
 def test_implicit_step_is_the_fd_step_of_the_reconstruction_through_the_code(prior, signed):
     B0 = start_basis()
-    coder = SparseCoder(n_components=K, prior=prior, lam=LAM, signed=signed, tol=1e-12,
-                        learning_rate=0.3, gradient="implicit", basis=B0)
+    coder = SparseCoder(n_components=K, prior=prior, lam=LAM, p=1.0 / K, signed=signed,
+                        tol=1e-12, learning_rate=0.3, gradient="implicit", basis=B0)
     x = examples(1, seed=4)[0]
     xv = np.array([x[i] for i in range(M)])
 
@@ -74,7 +74,7 @@ def test_implicit_step_is_the_fd_step_of_the_reconstruction_through_the_code(pri
     B_start = coder._learner.B.copy()
     np.testing.assert_allclose(B_start, B0, atol=1e-15)
     coder.learn_one(x)
-    err = step_error(B0, coder._learner.B, expected_step(B0, G, 0.3))
+    err = step_error(B0, coder._learner.B, expected_step(B0, adagrad(G, np.zeros(K), 0.3), 1.0))
     assert err < 1e-5, err
 
 
@@ -82,8 +82,8 @@ def test_implicit_step_is_the_fd_step_of_the_reconstruction_through_the_code(pri
 def test_unrolled_step_is_the_step_along_unrolled_vjp(prior, signed):
     B0 = start_basis(1)
     T = 12
-    coder = SparseCoder(n_components=K, prior=prior, lam=LAM, signed=signed, learning_rate=0.3,
-                        gradient="unrolled", unrolled_steps=T, basis=B0)
+    coder = SparseCoder(n_components=K, prior=prior, lam=LAM, p=1.0 / K, signed=signed,
+                        learning_rate=0.3, gradient="unrolled", unrolled_steps=T, basis=B0)
     x = examples(1, seed=5)[0]
     xv = np.array([x[i] for i in range(M)])
     p = np.full(K, 1.0 / K)
@@ -94,7 +94,7 @@ def test_unrolled_step_is_the_step_along_unrolled_vjp(prior, signed):
     w_T, G, _ = streamsc.unrolled_vjp(xv, B0, None, prior=prior, lam=LAM, p=p, signed=signed,
                                       n_steps=T, step=step, reconstruction_weight=1.0)
     coder.learn_one(x)
-    err = step_error(B0, coder._learner.B, expected_step(B0, G, 0.3))
+    err = step_error(B0, coder._learner.B, expected_step(B0, adagrad(G, np.zeros(K), 0.3), 1.0))
     assert err < 1e-10, err
 
 
@@ -211,7 +211,7 @@ def test_amortized_codes_approach_the_exact_codes(prior):
     def relative_error():
         B = coder._learner.B
         X = np.array([[x[i] for i in range(16)] for x in held_out])
-        exact = streamsc.encode(X, B, prior=prior, lam=0.05)
+        exact = streamsc.encode(X, B, prior=prior, lam=0.05, p=coder._learner.config.p)
         approx = np.array([list(coder.transform_one(x).values()) for x in held_out])
         return float(np.linalg.norm(approx - exact) / np.linalg.norm(exact))
 
@@ -239,7 +239,8 @@ def test_warm_start_encoder_gives_the_exact_codes(prior):
     B = coder._learner.B
     probe = planted_stream(30, seed=2)
     X = np.array([[x[i] for i in range(16)] for x in probe])
-    exact = streamsc.encode(X, B, prior=prior, lam=0.05, tol=1e-12)
+    exact = streamsc.encode(X, B, prior=prior, lam=0.05, tol=1e-12,
+                            p=coder._learner.config.p)
     got = np.array([list(coder.transform_one(x).values()) for x in probe])
     many = coder.transform_many(pd.DataFrame(probe)).to_numpy()
     scale = np.abs(exact).max()

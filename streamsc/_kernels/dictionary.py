@@ -204,50 +204,54 @@ def dense_update(B, rows, G, a, w, eta, norms):
 
 
 @njit(**NJIT)
-def surrogate_accumulate(A, E, rows, r, w, c):
+def surrogate_accumulate(A, S, B, rows, x, w, c, Bw):
     """Add one example to the running statistics of the online surrogate (Mairal et al.,
-    JMLR 2010) with weight ``c``: ``A += c w w^T`` and ``E[rows] += c r w^T``.
-
-    ``E`` is kept equal to ``S - B A`` (``S = sum c x w^T``, the other sufficient statistic),
-    so ``r = x - B[rows] w`` (the residual on the observed rows, under the current basis) is
-    all an example adds to it; a row the example does not observe is imputed by its current
-    reconstruction, so it adds nothing there.
+    JMLR 2010) with weight ``c``: ``A += c w w^T`` and ``S += c x w^T``, where a row the
+    example does not observe is imputed by its reconstruction ``(B w)_i`` under the current
+    basis (so it pulls that row nowhere).
 
     Parameters
     ----------
     A: float64[k, k]  sum of c w w^T, updated in place
-    E: float64[m, k]  S - B A, updated in place
-    rows: int64[r]  rows of B observed; r: float64[r]  x - B[rows] w on them
+    S: float64[m, k]  sum of c x w^T, updated in place
+    B: float64[m, k]  the basis the example was coded with
+    rows: int64[r]  rows of B observed (sorted); x: float64[r]  the values on them
     w: float64[k]  the code
     c: float  the example's weight
+    Bw: float64[m]  work buffer
     """
-    k = w.shape[0]
+    m, k = B.shape
     for a in range(k):
         ca = c * w[a]
         if ca != 0.0:
             for b in range(k):
                 A[a, b] += ca * w[b]
+    for i in range(m):  # the reconstruction, the value of every unobserved row
+        s = 0.0
+        for j in range(k):
+            s += B[i, j] * w[j]
+        Bw[i] = s
     for t in range(rows.shape[0]):
-        i = rows[t]
-        ci = c * r[t]
+        Bw[rows[t]] = x[t]
+    for i in range(m):
+        ci = c * Bw[i]
         if ci != 0.0:
             for j in range(k):
-                E[i, j] += ci * w[j]
+                S[i, j] += ci * w[j]
 
 
 @njit(**NJIT)
-def surrogate_atoms(B, E, A, atoms, floor, u):
+def surrogate_atoms(B, S, A, atoms, floor, u):
     """Block-coordinate descent on the online surrogate over ``atoms``, in order: atom j
     becomes the minimiser of ``sum_t c_t ||x_t - B w_t||^2`` over unit vectors with the
-    other atoms fixed, ``u / ||u||`` with ``u = b_j + E[:, j] / A[j, j]``, and ``E`` follows
-    (``E -= (b_j' - b_j) A[j, :]``). An atom with ``A[j, j] <= floor`` (not yet used) or
-    ``u = 0`` is left alone.
+    other atoms fixed, ``u / ||u||`` with ``u = b_j + (S[:, j] - B A[:, j]) / A[j, j]``.
+    An atom with ``A[j, j] <= floor`` (not yet used) or ``u = 0`` is left alone.
 
     Parameters
     ----------
     B: float64[m, k]  the basis (unit-norm columns), updated in place
-    E: float64[m, k]  S - B A, updated in place
-    A: float64[k, k]
+    S: float64[m, k]  sum of c x w^T
+    A: float64[k, k]  sum of c w w^T
     atoms: int64[s]  the atoms to update
     floor: float
     u: float64[m]  work buffer
@@ -258,12 +262,12 @@ def surrogate_atoms(B, E, A, atoms, floor, u):
 
     >>> import numpy as np
     >>> from streamsc._kernels.dictionary import surrogate_accumulate, surrogate_atoms
-    >>> B = np.array([[1.0], [0.0]]); A = np.zeros((1, 1)); E = np.zeros((2, 1))
+    >>> B = np.array([[1.0], [0.0]]); A = np.zeros((1, 1)); S = np.zeros((2, 1))
     >>> x, w = np.array([0.6, 0.8]), np.array([1.0])
-    >>> surrogate_accumulate(A, E, np.arange(2), x - B @ w, w, 1.0)
-    >>> surrogate_atoms(B, E, A, np.array([0]), 0.0, np.empty(2))
-    >>> B.ravel().round(6), E.ravel().round(6)
-    (array([0.6, 0.8]), array([0., 0.]))
+    >>> surrogate_accumulate(A, S, B, np.arange(2), x, w, 1.0, np.empty(2))
+    >>> surrogate_atoms(B, S, A, np.array([0]), 0.0, np.empty(2))
+    >>> B.ravel().round(6)
+    array([0.6, 0.8])
     """
     m, k = B.shape
     for q in range(atoms.shape[0]):
@@ -274,14 +278,13 @@ def surrogate_atoms(B, E, A, atoms, floor, u):
         inv = 1.0 / ajj
         nrm = 0.0
         for i in range(m):
-            u[i] = B[i, j] + E[i, j] * inv
+            s = S[i, j]
+            for l in range(k):
+                s -= B[i, l] * A[j, l]  # A is symmetric: its row j, contiguous
+            u[i] = B[i, j] + s * inv
             nrm += u[i] * u[i]
         if not nrm > 0.0:
             continue
         inv_nrm = 1.0 / np.sqrt(nrm)
         for i in range(m):
-            d = u[i] * inv_nrm - B[i, j]
-            if d != 0.0:
-                B[i, j] += d
-                for l in range(k):
-                    E[i, l] -= d * A[j, l]
+            B[i, j] = u[i] * inv_nrm
