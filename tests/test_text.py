@@ -20,6 +20,7 @@ import streamsc
 from streamsc import SparseCoder, SparseCodingClassifier, SparseCodingRegressor
 from streamsc._kernels.dictionary import normalise_columns, softmax_residual
 from streamsc.sklearn import SparseCodingTransformer
+from test_supervised import adagrad, expected_step
 
 LAM = 0.05
 
@@ -204,15 +205,16 @@ def test_softmax_residual_kernel():
 
 
 def test_learn_one_step_is_eq7_with_softmax_over_every_row():
-    """One learn_one on a document over some of the known words: B <- normalise(B - eta
-    (softmax(B w) - xbar) w^T) over every row (missing words are zero counts and move too),
-    w the code under the basis before the step, eta = learning_rate / sqrt(t)."""
+    """One learn_one on a document over some of the known words: eq. 7's gradient
+    (softmax(B w) - xbar) w^T over every row (missing words are zero counts and move too),
+    w the code under the basis before the step, with the per-atom AdaGrad step."""
     words = [f"w{i}" for i in range(10)]
-    model = SparseCoder(n_components=4, loss="kl", lam=LAM, learning_rate=0.7, seed=3,
-                        tol=1e-12 * LAM)
+    B_start = np.random.default_rng(3).standard_normal((10, 4))
+    model = SparseCoder(n_components=4, loss="kl", lam=LAM, p=0.25, learning_rate=0.7,
+                        seed=3, tol=1e-12 * LAM, basis=pd.DataFrame(B_start, index=words))
     model.learn_one({w: 1 for w in words})
     model.learn_one({"w1": 2, "w4": 1})
-    B0 = model.basis_.to_numpy()
+    B0, G0 = model.basis_.to_numpy(), model._learner.G.copy()
     doc = {"w2": 3, "w7": 1, "w9": 2}
     xbar = np.zeros(10)
     for word, c in doc.items():
@@ -220,9 +222,7 @@ def test_learn_one_step_is_eq7_with_softmax_over_every_row():
     xbar /= xbar.sum()
     w = streamsc.encode(xbar, B0, loss="kl", lam=LAM, tol=1e-13 * LAM)
     model.learn_one(doc)
-    eta = 0.7 / math.sqrt(3)
-    E = np.ascontiguousarray(B0 - eta * np.outer(softmax(B0 @ w) - xbar, w))
-    normalise_columns(E, np.empty(4))
+    E = expected_step(B0, adagrad(np.outer(softmax(B0 @ w) - xbar, w), G0, 0.7), 1.0)
     np.testing.assert_allclose(model.basis_.to_numpy(), E, atol=1e-9)
     assert np.all(np.abs(model.basis_.to_numpy() - B0)[[0, 1, 3]] > 0)  # absent words moved
 
@@ -278,7 +278,7 @@ def test_classifier_backprop_step_is_the_fd_gradient_step():
     mean and sample standard deviation) held fixed."""
     m, k = 6, 4
     words = list(range(m))
-    coder = SparseCoder(n_components=k, loss="kl", lam=LAM, tol=1e-12 * LAM,
+    coder = SparseCoder(n_components=k, loss="kl", lam=LAM, p=1.0 / k, tol=1e-12 * LAM,
                         learning_rate=0.3, seed=1)
     rho, beta = 0.5, 2.0
     model = SparseCodingClassifier(coder=coder, reconstruction_weight=rho,
@@ -291,7 +291,7 @@ def test_classifier_backprop_step_is_the_fd_gradient_step():
     xv = np.array([x.get(w, 0) for w in words], dtype=float)
     xbar = xv / xv.sum()
     lr = model.coder_._learner
-    B0, t0 = lr.B.copy(), lr.t
+    B0, G0 = lr.B.copy(), lr.G.copy()
     V, b, c = model._V.copy(), model._b.copy(), model.classes_.index(1)
     mu, sigma = model._w_mean.copy(), model._code_scale()
     assert sigma is not None
@@ -315,9 +315,7 @@ def test_classifier_backprop_step_is_the_fd_gradient_step():
             E[i, j] = eps
             G[i, j] = (loss(B0 + E) - loss(B0 - E)) / (2 * eps)
     model.learn_one(x, 1)
-    eta = 0.3 / math.sqrt(t0 + 1)
-    want = np.ascontiguousarray(B0 - eta * G)
-    normalise_columns(want, np.empty(k))
+    want = expected_step(B0, adagrad(G, G0, 0.3), 1.0)
     err = np.abs((lr.B - B0) - (want - B0)).max() / np.abs(want - B0).max()
     assert err < 1e-6
 
@@ -380,8 +378,7 @@ def test_planted_topics_are_recovered(seed):
     the comparison. Measured: all 10 above 0.9 for seeds 0-5."""
     B_star = planted_topics(seed)
     docs = planted_documents(B_star, 1000, seed + 100)
-    model = SparseCoder(n_components=10, loss="kl", lam=0.01, p=1.0, learning_rate=3.0,
-                        seed=seed)
+    model = SparseCoder(n_components=10, loss="kl", seed=seed)  # the defaults
     for doc in docs:
         model.learn_one(doc)
     names = [f"w{i}" for i in range(B_star.shape[0])]
