@@ -280,11 +280,13 @@ def check_same_path(B0, X, lam, args):
     Xs = np.ascontiguousarray(X[:n])
     common = dict(n_components=k, prior="l1", signed=True, lam=lam,
                   learning_rate=args.learning_rate)
-    a = SparseCoder(seed=args.seed, basis=B0, **common)
+    # no basis=: the atoms come from the first rows, as in the transformer
+    a = SparseCoder(seed=args.seed, **common)
     for x in _rows_as_dicts(Xs):
         a.learn_one(x)
-    b = SparseCoder(seed=args.seed, basis=B0, **common)
-    for x in Xs:
+    b = SparseCoder(seed=args.seed, **common)
+    b.learn_one(dict(enumerate(Xs[0])))  # grows the rows (features 0 .. m-1)
+    for x in Xs[1:]:
         b._learner.learn(None, x)
     c = SparseCodingTransformer(random_state=args.seed, **common)
     for i in range(n):

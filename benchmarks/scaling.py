@@ -332,8 +332,10 @@ def sweep_threads(args, busy_loop, matvec_par_loop):
         for pname, kw in PRIORS.items():
             coder = SparseCoder(n_components=k, lam=args.lam, basis=B, seed=args.seed, **kw)
 
-            def enc(Xr, threads=1, kw=kw):
-                return streamsc.encode(Xr, B, lam=args.lam, n_threads=threads, **kw)
+            p = coder._learner.config.p  # the estimators' default p (encode's is 1/k)
+
+            def enc(Xr, threads=1, kw=kw, p=p):
+                return streamsc.encode(Xr, B, lam=args.lam, p=p, n_threads=threads, **kw)
 
             # the mini-batch learner: one averaged basis step per frame (its basis moves from
             # call to call; every call codes the whole frame, then steps)

@@ -22,9 +22,9 @@ __all__ = ["SparseCodingTransformer"]
 class SparseCodingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     r"""Online sparse coding (Bradley & Bagnell, 2008) with scikit-learn's API.
 
-    ``fit`` streams the rows of X through the paper's learner (code each row, then one SGD
-    step of eq. 7 on the basis with step ``learning_rate / sqrt(t)``, atoms rescaled to unit
-    norm) for ``n_epochs`` passes; ``partial_fit`` continues the stream with more rows, in
+    ``fit`` streams the rows of X through the same online learner (the first distinct rows
+    become the atoms, then each row is coded and the basis takes one step: the online
+    surrogate's, or per-atom AdaGrad SGD; atoms kept at unit norm) for ``n_epochs`` passes; ``partial_fit`` continues the stream with more rows, in
     order; ``transform`` returns the sparse codes. See :class:`streamsc.SparseCoder` (the
     river transformer over dicts, same algorithm and parameters) for the model.
 
@@ -42,14 +42,16 @@ class SparseCodingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         transfer (needs ``prior="kl"``; see :class:`~streamsc.SparseCoder`). Counts must be
         non-negative; ``fit``/``partial_fit`` reject an all-zero row, ``transform`` codes it
         to zeros.
-    lam : float
-        Regularisation weight.
+    lam : float or None
+        Regularisation weight; ``None`` calibrates it to the data (see
+        :class:`~streamsc.SparseCoder`).
     p : float or array-like of shape (n_components,), optional
-        KL prior mean; default ``1/n_components``.
+        KL prior mean; default ``0.1/n_components``.
     signed : bool
         Allow negative coefficients.
     learning_rate : float
-        Step size of the first SGD step; step t uses ``learning_rate / sqrt(t)``.
+        The per-atom AdaGrad step of SGD basis steps (``basis_update="sgd"``; see
+        :class:`~streamsc.SparseCoder`).
     tol : float, optional
         Solver stopping threshold (see :class:`~streamsc.SparseCoder`); default ``1e-6*lam``.
     solver : {"egd", "egd_diag", "newton"} or None
@@ -89,13 +91,13 @@ class SparseCodingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
     >>> atoms = np.array([[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0]]) / np.sqrt(2)
     >>> X = rng.uniform(0.5, 1.5, (1000, 1)) * atoms[rng.integers(2, size=1000)]
     >>> coder = SparseCodingTransformer(n_components=2, prior="l1", signed=True,
-    ...                                 learning_rate=1.0, shuffle=False, random_state=0)
+    ...                                 shuffle=False, random_state=0)
     >>> codes = coder.fit_transform(X)
     >>> codes.shape, coder.components_.shape
     ((1000, 2), (2, 4))
     >>> np.abs(coder.components_).round(2)
-    array([[0.71, 0.71, 0.  , 0.  ],
-           [0.  , 0.  , 0.71, 0.71]])
+    array([[0.  , 0.  , 0.71, 0.71],
+           [0.71, 0.71, 0.  , 0.  ]])
     """
 
     def __init__(

@@ -203,7 +203,7 @@ class SparseCoder(base.MiniBatchTransformer):
     >>> stream = [dict(zip("abcd", rng.uniform(0.5, 1.5) * patterns[rng.integers(2)]))
     ...           for _ in range(1000)]
 
-    >>> coder = SparseCoder(n_components=2, prior="kl", lam=0.1, learning_rate=1.0, seed=0)
+    >>> coder = SparseCoder(n_components=2, seed=0)   # the defaults: KL codes
     >>> for x in stream:
     ...     coder.learn_one(x)
 
@@ -212,13 +212,13 @@ class SparseCoder(base.MiniBatchTransformer):
 
     >>> coder.basis_.round(2)
        atom_0  atom_1
-    a    0.69   -0.16
-    b    0.69   -0.16
-    c   -0.16    0.69
-    d   -0.16    0.69
+    a   -0.02    0.71
+    b   -0.02    0.71
+    c    0.71   -0.02
+    d    0.71   -0.02
     >>> code = coder.transform_one({"a": 0.5, "b": 0.5, "c": 0.1, "d": 0.1})
     >>> {name: round(value, 2) for name, value in code.items()}
-    {'atom_0': 0.77, 'atom_1': 0.36}
+    {'atom_0': 0.12, 'atom_1': 0.61}
 
     It slots into river pipelines like any transformer:
 
@@ -235,8 +235,7 @@ class SparseCoder(base.MiniBatchTransformer):
     >>> from river import feature_extraction
     >>> docs = ["the cat chased the dog", "a dog and a cat play", "my cat likes my dog",
     ...         "rain and wind today", "cold wind then rain", "the rain and the cold wind"]
-    >>> text = feature_extraction.BagOfWords() | SparseCoder(
-    ...     n_components=2, loss="kl", lam=0.05, p=1.0, learning_rate=2.0, seed=0)
+    >>> text = feature_extraction.BagOfWords() | SparseCoder(n_components=2, loss="kl", seed=0)
     >>> for _ in range(20):
     ...     for doc in docs:
     ...         text.learn_one(doc)
@@ -246,7 +245,7 @@ class SparseCoder(base.MiniBatchTransformer):
     ('atom_1', 'atom_0')
     >>> basis = text["SparseCoder"].basis_    # one row per word, in logit space
     >>> [basis[atom].nlargest(3).index.tolist() for atom in basis]
-    [['wind', 'rain', 'cold'], ['cat', 'dog', 'the']]
+    [['wind', 'rain', 'cold'], ['my', 'likes', 'cat']]
     """
 
     #: one checker per constructor argument (shared with the scikit-learn wrapper)
