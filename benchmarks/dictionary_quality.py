@@ -52,6 +52,11 @@ MNIST_C = (0.01, 0.1, 1.0)
 KL_GRID = ((0.01, None), (0.03, None), (0.03, 0.1))  # (lam, p as a factor of 1/k)
 
 
+def _say(text):
+    """A progress line on stderr (the tables go to stdout)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
 def _rate(n, seconds):
     return n / seconds if seconds > 0 else float("nan")
 
@@ -198,6 +203,7 @@ def mnist_section(data_dir, quick, seed, passes):
                     coder.learn_many(pd.DataFrame(Z[order[s:s + chunk]]))
             speed[name] = _rate(n * passes, time.perf_counter() - t0)
             bases[name] = coder.basis_.to_numpy()
+            _say(f"{name}: {speed[name]:,.0f} samples/s")
         mb = MiniBatchDictionaryLearning(n_components=k, alpha=lam, batch_size=256,
                                          max_iter=passes, random_state=seed, tol=0.0,
                                          max_no_improvement=None)
@@ -207,6 +213,7 @@ def mnist_section(data_dir, quick, seed, passes):
             mb.fit(Z)
         speed["MBDL"] = _rate(n * passes, time.perf_counter() - t0)
         bases["MBDL"] = mb.components_.T
+        _say(f"MBDL: {speed['MBDL']:,.0f} samples/s")
         try:
             import spams
         except ImportError:
@@ -218,6 +225,7 @@ def mnist_section(data_dir, quick, seed, passes):
                               numThreads=1, verbose=False)
             speed["SPAMS trainDL"] = _rate(n * passes, time.perf_counter() - t0)
             bases["SPAMS trainDL"] = np.asarray(D)
+            _say(f"SPAMS trainDL: {speed['SPAMS trainDL']:,.0f} samples/s")
         idx = rng.choice(n, size=k, replace=False)
         bases["random digits"] = Z[idx].T
         speed["random digits"] = float("nan")
@@ -225,6 +233,7 @@ def mnist_section(data_dir, quick, seed, passes):
     for name, B in bases.items():
         errs, _ = _errors(B, data, sizes, "l1", lam, None, None)
         rows.append([name, "L1", *[f"{e:.2%}" for e in errs], f"{speed[name]:,.0f}"])
+        _say(f"{name}, L1 codes: test error {', '.join(f'{e:.2%}' for e in errs)}")
         report.append(dict(basis=name, codes="l1", lam=lam, errors=errs,
                            samples_per_s=speed[name]))
     best = None

@@ -175,13 +175,13 @@ def check_params(params):
             "does not compute; use encoder='exact' or another gradient"
         )
     basis_update = checked.get("basis_update", "auto")
-    surrogate_ok = loss == "squared" and gradient == "alternating"
+    surrogate_ok = loss == "squared" and gradient != "unrolled"
     if basis_update == "auto":
         basis_update = "surrogate" if surrogate_ok else "sgd"
     elif basis_update == "surrogate" and not surrogate_ok:
         raise ValueError(
             "basis_update='surrogate' (Mairal et al.'s online surrogate of the squared "
-            "reconstruction loss) needs loss='squared' and gradient='alternating', got "
+            "reconstruction loss) needs loss='squared' and a gradient other than 'unrolled', got "
             f"loss={loss!r}, gradient={gradient!r}; use basis_update='sgd' or 'auto'"
         )
     seed = checked["seed"]
@@ -809,16 +809,12 @@ class Learner:
         if self.config.gradient == "unrolled":
             return self.unrolled_step(rows, x, None, None, 0.0, 1.0)
         code, _ = self._code_one(rows, x)
-        if self.config.basis_update == "surrogate":
-            loss = self._surrogate_step(rows, x, code)
-        elif self.config.gradient == "implicit":
-            r, g, _ = self._residual(rows, x, code)
+        vdir = Bv = None
+        if self.config.gradient == "implicit":  # the reconstruction loss through the code
+            _, g, _ = self._residual(rows, x, code)
             Bo = self.B if rows is None else np.ascontiguousarray(self.B[rows])
             vdir, Bv = self.direction(Bo, code, Bo.T @ g)
-            loss = self.rank2_step(rows, x, code, vdir, Bv, 1.0, 1.0)
-        else:
-            loss = self.rank2_step(rows, x, code, None, None, 0.0, 1.0)
-        return code.copy(), loss
+        return code.copy(), self._step(rows, x, code, vdir, Bv, 1.0, 1.0)
 
     # -- atoms from data, and replacing atoms no code uses -----------------------------
 
@@ -1108,10 +1104,15 @@ class Learner:
         own reconstruction step, weighted by ``reconstruction_weight`` (the surrogate's, or
         :meth:`rank2_step`), plus the per-atom AdaGrad step along ``backprop_weight`` times
         the implicit gradient (``v``, ``Bv`` from :meth:`direction`; None: none)."""
-        if self.config.loss == "kl":
-            x = self._distribution(x)
-            if x is None:
-                raise ValueError("x is an empty document (no positive count): nothing to learn")
+        return self._step(rows, self.as_learned(x), code, v, Bv, backprop_weight,
+                          reconstruction_weight)
+
+    def _step(self, rows, x, code, v, Bv, backprop_weight, reconstruction_weight):
+        """The basis step along ``reconstruction_weight`` times the reconstruction gradient
+        plus ``backprop_weight`` times an implicit gradient (``v``, ``Bv``; None: none): the
+        reconstruction part by the surrogate and the implicit part by AdaGrad, or both by
+        :meth:`rank2_step` (``basis_update="sgd"``). ``x`` as learned (a distribution for
+        the KL loss). Returns the example's loss."""
         if self.config.basis_update != "surrogate":
             return self.rank2_step(rows, x, code, v, Bv, backprop_weight, reconstruction_weight)
         then = None

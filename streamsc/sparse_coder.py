@@ -94,8 +94,11 @@ class SparseCoder(base.MiniBatchTransformer):
     :math:`S = \sum_t c_t x_t \hat w_t^\top` with weights :math:`c_t` growing linearly in t
     (old examples, coded under an old basis, are forgotten), and the atoms the code uses
     (plus two more in turn) move to the surrogate's minimiser, one at a time, on the unit
-    sphere: no step size, and nothing depends on the scale of the data or the codes. Other
-    gradients, and the KL loss, take eq. 7-style SGD steps with a per-atom AdaGrad step
+    sphere: no step size, and nothing depends on the scale of the data or the codes. With
+    ``gradient="implicit"`` the surrogate takes the reconstruction part of the gradient and
+    an SGD step the implicit term through the code; so does a supervised model's labelled
+    step with its backprop term. ``gradient="unrolled"``, ``basis_update="sgd"`` and the
+    KL loss take eq. 7-style SGD steps along the whole gradient, with a per-atom AdaGrad step
     ``learning_rate / sqrt(G_j)``, :math:`G_j` the sum of the squared norms of atom j's
     gradients (``basis_update="sgd"``): also scale-free, decaying as one over the square root
     of the atom's use. Atoms the codes have stopped using, and the less used of two near
@@ -174,10 +177,10 @@ class SparseCoder(base.MiniBatchTransformer):
         (exact codes; fewer solver iterations for L1 and the dual Newton solver, none for
         EGD; ``benchmarks/amortized.py`` measures both).
     basis_update
-        ``"surrogate"`` (Mairal et al.'s online surrogate; squared loss and
-        ``gradient="alternating"`` only), ``"sgd"`` (eq. 7's gradient, or the chosen
-        ``gradient``, with per-atom AdaGrad steps) or ``"auto"`` (default): the surrogate
-        where it applies, SGD elsewhere. With ``mini_batch=True`` the surrogate takes each
+        ``"surrogate"`` (Mairal et al.'s online surrogate for the reconstruction part; squared
+        loss, ``gradient`` other than ``"unrolled"``), ``"sgd"`` (the whole gradient with
+        per-atom AdaGrad steps) or ``"auto"`` (default): the surrogate where it applies, SGD
+        elsewhere. With ``mini_batch=True`` the surrogate takes each
         frame's statistics and makes one pass over every atom.
     basis
         A starting basis: a DataFrame indexed by feature name with one column per atom (such

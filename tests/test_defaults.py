@@ -19,10 +19,7 @@ CASES = {
     "l1": dict(prior="l1"),
     "l1-signed": dict(prior="l1", signed=True),
     "implicit": dict(gradient="implicit"),
-    "implicit-l1-signed": pytest.param(
-        dict(gradient="implicit", prior="l1", signed=True),
-        marks=pytest.mark.xfail(strict=True, reason="issue 17 target not met yet: 88% "
-                                "of the atoms in 30,000 examples with the default step")),
+    "implicit-l1-signed": dict(gradient="implicit", prior="l1", signed=True),
     "unrolled-l1-signed": pytest.param(
         dict(gradient="unrolled", prior="l1", signed=True),
         marks=pytest.mark.xfail(strict=True, reason="issue 17 target not met yet: 77% "

@@ -52,7 +52,8 @@ IDS = ["kl", "kl-signed", "l1", "l1-signed"]
 def test_implicit_step_is_the_fd_step_of_the_reconstruction_through_the_code(prior, signed):
     B0 = start_basis()
     coder = SparseCoder(n_components=K, prior=prior, lam=LAM, p=1.0 / K, signed=signed,
-                        tol=1e-12, learning_rate=0.3, gradient="implicit", basis=B0)
+                        tol=1e-12, learning_rate=0.3, gradient="implicit", basis=B0,
+                        basis_update="sgd")  # the SGD step along the whole gradient
     x = examples(1, seed=4)[0]
     xv = np.array([x[i] for i in range(M)])
 
