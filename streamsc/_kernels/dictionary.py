@@ -25,6 +25,7 @@ from numba import njit
 
 from .._config import NJIT
 from .kl import loss_residual
+from .linalg import matvec
 
 
 @njit(**NJIT)
@@ -226,11 +227,7 @@ def surrogate_accumulate(A, S, B, rows, x, w, c, Bw):
         if ca != 0.0:
             for b in range(k):
                 A[a, b] += ca * w[b]
-    for i in range(m):  # the reconstruction, the value of every unobserved row
-        s = 0.0
-        for j in range(k):
-            s += B[i, j] * w[j]
-        Bw[i] = s
+    matvec(B, w, Bw)  # the reconstruction: the value of every unobserved row
     for t in range(rows.shape[0]):
         Bw[rows[t]] = x[t]
     for i in range(m):
@@ -269,19 +266,17 @@ def surrogate_atoms(B, S, A, atoms, floor, u):
     >>> B.ravel().round(6)
     array([0.6, 0.8])
     """
-    m, k = B.shape
+    m = B.shape[0]
     for q in range(atoms.shape[0]):
         j = atoms[q]
         ajj = A[j, j]
         if not ajj > floor:
             continue
         inv = 1.0 / ajj
+        matvec(B, A[j], u)  # (B A)[:, j]: A is symmetric, its row j is contiguous
         nrm = 0.0
         for i in range(m):
-            s = S[i, j]
-            for l in range(k):
-                s -= B[i, l] * A[j, l]  # A is symmetric: its row j, contiguous
-            u[i] = B[i, j] + s * inv
+            u[i] = B[i, j] + (S[i, j] - u[i]) * inv
             nrm += u[i] * u[i]
         if not nrm > 0.0:
             continue
