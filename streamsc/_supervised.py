@@ -8,9 +8,10 @@ gives the gradient ``g = dloss/dw`` of its loss with respect to the code; with
 
     reconstruction_weight * (B w - x) w^T  +  backprop_weight * [(x - B w) v^T - (B v) w^T]
 
-with the coder's own per-atom AdaGrad step (``learning_rate / sqrt(G_j)``, as its
-unlabelled steps) and unit-norm atoms; then the head takes one SGD step. For a coder with ``loss="kl"`` (documents, softmax transfer) x
-is the document's word distribution, ``B w`` becomes ``q = softmax(B w)`` and ``B v`` in the
+where the coder's own update takes the reconstruction part (the online surrogate, or its
+per-atom AdaGrad SGD step) and the AdaGrad step the backprop part, with unit-norm atoms;
+then the head takes one SGD step. For a coder with ``loss="kl"`` (documents, softmax
+transfer) x is the document's word distribution, ``B w`` becomes ``q = softmax(B w)`` and ``B v`` in the
 last term becomes ``S B v`` with ``S = diag(q) - q q^T`` (the paper's eq. 21; ``H`` is then
 ``B^T S B + lam diag(R'')``). An unlabelled example is ``learn_unlabelled_one(x)``: the
 reconstruction step alone, through the same coder and the same schedule.
@@ -54,9 +55,10 @@ def _sets_atom(learner, rows, xv):
     unlabelled one would (then it takes no basis step; the head still learns)."""
     if learner.n_data_atoms >= learner.config.n_components:
         return False
-    if learner.initial_atom(rows, learner.as_learned(xv)) is None:
+    x = learner.as_learned(xv)
+    if learner.initial_atom(rows, x) is None:
         return False
-    learner.count_scale(learner.as_learned(xv))
+    learner.count_scale(x)
     return True
 
 

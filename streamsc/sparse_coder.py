@@ -131,9 +131,9 @@ class SparseCoder(base.MiniBatchTransformer):
     learning_rate
         :math:`\eta_0` of the SGD basis steps (``basis_update="sgd"``): atom j moves by
         :math:`\eta_0` times its gradient over the root of the sum of its squared gradient
-        norms (per-atom AdaGrad; dimensionless, the atoms have unit norm). The supervised
-        models' labelled steps use the paper's :math:`\eta_0/\sqrt t`. Unused by the
-        surrogate update.
+        norms (per-atom AdaGrad; dimensionless, the atoms have unit norm). A supervised
+        model's labelled step uses it for its backprop term, and ``gradient="implicit"`` for its
+        implicit term; the surrogate update itself has no step.
     tol
         Stopping threshold of the code solver on the largest violation of the optimality
         conditions, for an example of L2 norm below 2. Default ``1e-6 * lam``. The violation
