@@ -26,6 +26,10 @@ LOSS_CODES = {"squared": 0, "kl": 1}
 GRAM_MAX_K = 4096
 GRAM_MIN_ROWS = 64
 GRAM_K_PER_ROW = 16
+#: batched EGD (both variants) runs every row's own EGD with the products of a block of
+#: rows as matrix-matrix products (:mod:`streamsc._kernels.kl_batch`) for batches of at
+#: least this many rows; smaller batches run the one-row kernel, one row per thread
+EGD_BLOCK_MIN_ROWS = 8
 
 
 def use_gram(n, k):
@@ -315,6 +319,19 @@ def solve(X, B, *, prior, lam, p, signed, tol, loss="squared", solver="egd", max
                 if one:
                     n_iter[0], _, viol[0] = kl_kernels.egd(
                         X[0], B, p, lam, signed, tol, cap, U[0], 1.0, np.empty(0), code, diag
+                    )
+                elif n >= EGD_BLOCK_MIN_ROWS:
+                    # every row's own EGD, its products for a block of rows in one BLAS
+                    # product (pinned to one thread here); float64 copies of float32
+                    # data (one compiled signature)
+                    from ._kernels import kl_batch
+
+                    X64 = np.ascontiguousarray(X, dtype=np.float64)
+                    B64 = np.ascontiguousarray(B, dtype=np.float64)
+                    kl_batch.egd_block_batch(
+                        X64, B64, np.ascontiguousarray(B64.T), p, lam, signed, tol, cap, U,
+                        1.0, n_iter, viol, code, diag, numba.get_num_threads(),
+                        kl_batch.EGD_BLOCK,
                     )
                 else:
                     kl_kernels.egd_batch(

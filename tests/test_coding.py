@@ -324,7 +324,12 @@ def test_threads_give_the_same_codes(kw):
     B, X = _batch((12, 40), n=8)
     W1 = streamsc.encode(X, B, lam=0.1, n_threads=1, **kw)
     W2 = streamsc.encode(X, B, lam=0.1, n_threads=2, **kw)
-    npt.assert_array_equal(W1, W2)
+    if kw.get("solver") in ("egd", "egd_diag"):
+        # batched EGD: a thread's BLAS products span its own rows, whose rounding depends
+        # on how many rows share a product; both stop on the same tol
+        npt.assert_allclose(W1, W2, rtol=0, atol=1e-6 * np.abs(W1).max())
+    else:
+        npt.assert_array_equal(W1, W2)
 
 
 @pytest.mark.parametrize("kw", CASES[:6], ids=CASE_IDS[:6])

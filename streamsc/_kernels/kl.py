@@ -109,8 +109,16 @@ def loss_residual(x, B, code, r, loss):
     """Fill r = f(B code) - x (the loss gradient with respect to B code) and return the
     loss D(x || f(B code)). ``loss`` 0: squared loss, linear transfer. ``loss`` 1: KL loss,
     softmax transfer (x must be a distribution: non-negative, summing to one)."""
-    m = B.shape[0]
     matvec(B, code, r)
+    return residual_from_z(x, r, loss)
+
+
+@njit(**NJIT)
+def residual_from_z(x, r, loss):
+    """:func:`loss_residual` given z = B code already in ``r``: overwrites r with
+    f(z) - x and returns the loss (the batched solvers form z for a block of rows by one
+    matrix product)."""
+    m = r.shape[0]
     if loss == 0:
         f = 0.0
         for i in range(m):
@@ -174,8 +182,14 @@ def _egd_eval(x, B, logp, psum, lam, signed, u, w, code, r, loss, bits):
 @njit(**NJIT)
 def _egd_grad(B, logp, lam, signed, u, r, c, g):
     """g = dL/dw (logp over the n coordinates, like u); returns max |g|."""
-    m, k = B.shape
     rmatvec(B, r, c)
+    return egd_grad_from_c(logp, lam, signed, u, c, g)
+
+
+@njit(**NJIT)
+def egd_grad_from_c(logp, lam, signed, u, c, g):
+    """:func:`_egd_grad` given c = B^T r; returns max |g|."""
+    k = c.shape[0]
     for j in range(k):  # no j % k in these loops: an integer division per coordinate
         g[j] = c[j] + lam * (u[j] - logp[j])
     if signed:
