@@ -473,6 +473,32 @@ def print_issue_ratios(ratios):
           "every contender here single-threaded)")
 
 
+def batch_ratios(all_records):
+    """Issue 21's ratio: batched codes/s (1 numba thread) over one-row-per-call codes/s of
+    the same method, for every streamsc method and configuration."""
+    out = []
+    for r in all_records:
+        if r["call"] != BATCH or r["threads"] != 1:
+            continue
+        one = next((q for q in all_records if (q["m"], q["k"], q["lam"], q["method"]) ==
+                    (r["m"], r["k"], r["lam"], r["method"]) and q["call"] == ONE), None)
+        if one is None:
+            continue
+        out.append(dict(m=r["m"], k=r["k"], lam=r["lam"], method=r["method"],
+                        ratio=r["codes_per_s"] / one["codes_per_s"],
+                        ratio_cpu=r["codes_per_cpu_s"] / one["codes_per_cpu_s"]))
+    return out
+
+
+def print_batch_ratios(ratios):
+    print("\n=== issue 21: batched (1 thread) / one row per call, same method, BLAS 1 thread "
+          "(target for KL codes at (180, 1024), batches >= 256: >= 2x, goal 4x) ===")
+    rows = [[f"({r['m']}, {r['k']})", f"{r['lam']:g}", r["method"], f"{r['ratio']:.2f}x",
+             f"{r['ratio_cpu']:.2f}x"] for r in ratios]
+    print(_common.format_table(rows, ["(m, k)", "lam", "method", "ratio", "cpu ratio"],
+                               align="lllrr"))
+
+
 def print_solver_choice(choices):
     print("\n=== KL solver choice: newton vs egd, both at the default tol (1e-6 * lam) ===")
     print("err = max over rows of max_j |w - w_ref| / max_j |w_ref|, w_ref = newton at tol "
@@ -586,6 +612,7 @@ def main(argv=None):
 
     ratios = issue_ratios(all_records)
     print_issue_ratios(ratios)
+    print_batch_ratios(batch_ratios(all_records))
     print_solver_choice(all_choices)
     print_first_calls(first, import_seconds, args.cold)
     machine = _common.describe_machine()
