@@ -243,7 +243,7 @@ def run_config(m, k, lam, B, X_pos, X_sgn, args):
                 if call == ONE:
                     t, _ = _common.first_call(lambda: c.one(x0))
                 else:
-                    t, _ = _common.first_call(lambda: c.batch(X[:2], threads))
+                    t, _ = _common.first_call(lambda: c.batch(X[:8], threads))
                 c.first_calls[(call, threads)] = t
             rows = c.inputs([X[i] for i in range(1, probe)] or [X[0]])
             t0 = time.perf_counter()
