@@ -398,6 +398,50 @@ DEAD_FRACTION = 1e-2
 DUPLICATE_COS = 0.9
 
 _FAST_TYPES = frozenset([float, int, np.float64, np.float32, np.int64, np.int32])
+#: feature names that need no check (they always equal themselves)
+_FAST_KEY_TYPES = frozenset([str, int])
+#: numpy's time types are integers to ``numbers`` but are not quantities
+_TIME_TYPES = (np.timedelta64, np.datetime64)
+
+
+def _short(value):
+    """repr of a value, cut short (an int of 10**400 has 401 digits)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:30] + "..." + f" ({len(text)} characters)"
+
+
+def _check_encodable(keys, name):
+    """Feature names that are strings must be valid Unicode text: a lone surrogate
+    (``"\ud800"``) cannot be written as UTF-8, so neither a DataFrame index (``basis_``) nor
+    a model file could hold it."""
+    for key in keys:
+        if isinstance(key, str):
+            try:
+                key.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise ValueError(
+                    f"{name} has the feature name {key!r}, which is not valid Unicode text "
+                    f"({exc.reason} at position {exc.start}): a feature name must encode as "
+                    "UTF-8. The model is unchanged"
+                ) from None
+
+
+def check_feature_name(key, name="x"):
+    """A feature name must equal itself: NaN (a new ``float("nan")`` is a new dict key every
+    time, so each would add a basis row), ``pd.NA``, ``NaT`` and the like are refused with a
+    ``ValueError``."""
+    if isinstance(key, str):
+        _check_encodable([key], name)
+        return
+    try:
+        same = bool(key == key)
+    except Exception:  # pd.NA: its comparisons are NA, which has no truth value
+        same = False
+    if not same:
+        raise ValueError(
+            f"{name} has the feature name {key!r}, which does not equal itself (NaN, NA or "
+            "NaT): a feature name must be a usable dict key. The model is unchanged"
+        )
 
 
 def check_features(x, name="x"):
@@ -421,16 +465,36 @@ def check_features(x, name="x"):
         )
     keys = list(x)
     raw = list(x.values())
+    key_types = set(map(type, keys))
+    if not _FAST_KEY_TYPES.issuperset(key_types):
+        for key in keys:
+            check_feature_name(key, name)
+    elif str in key_types:
+        text = "".join(keys) if int not in key_types else "".join(
+            key for key in keys if type(key) is str)
+        if not text.isascii():
+            _check_encodable(keys, name)
     if not _FAST_TYPES.issuperset(map(type, raw)):
         for key, value in zip(keys, raw):
             if isinstance(value, (bool, np.bool_)):
                 continue
-            if not isinstance(value, numbers.Real):
+            if not isinstance(value, numbers.Real) or isinstance(value, _TIME_TYPES):
                 raise TypeError(
                     f"{name}[{key!r}] must be a real number, got {value!r} "
                     f"({type(value).__name__})"
                 )
-    values = np.array(raw, dtype=np.float64) if raw else np.empty(0)
+    try:
+        values = np.array(raw, dtype=np.float64) if raw else np.empty(0)
+    except OverflowError:  # an int or Fraction beyond the largest float
+        for key, value in zip(keys, raw):
+            try:
+                float(value)
+            except OverflowError:
+                raise ValueError(
+                    f"{name}[{key!r}] is too large to be a float ({_short(value)}): every "
+                    "feature value must be a finite float. The model is unchanged"
+                ) from None
+        raise
     if not np.isfinite(values).all():
         bad = int(np.flatnonzero(~np.isfinite(values))[0])
         raise ValueError(
@@ -1172,16 +1236,18 @@ class Learner:
         """The step of the unrolled solver for the observed rows ``Bo``: ``1/||B||_2^2``
         (power iteration warm-started from the last call's vector) for L1 / L2, and the
         curvature bound at the start point for KL (then halved while the objective rises,
-        see :func:`streamsc.unrolled.initial_step`)."""
+        see :func:`streamsc.unrolled.initial_step`). Returns ``(step, vector)``: the power
+        iteration's new vector (None for KL) is stored by the caller once the step is taken,
+        so a refused example leaves the old one."""
         cfg = self.config
         if cfg.prior == "kl":
-            return initial_step(Bo, prior="kl", lam=cfg.lam, p=cfg.p, signed=cfg.signed)
+            return initial_step(Bo, prior="kl", lam=cfg.lam, p=cfg.p, signed=cfg.signed), None
         vec = self.power_vector
         if vec is None or vec.shape[0] != cfg.n_components:
             vec = np.ones(cfg.n_components)
+        vec = vec.copy()  # updated in place by the power iteration
         L = unrolled_kernels.spectral_norm_sq(Bo, vec, 50, 1e-6)
-        self.power_vector = vec
-        return 1.0 / L if L > 0.0 else 1.0
+        return (1.0 / L if L > 0.0 else 1.0), vec
 
     def unrolled_step(self, rows, x, code, g_w, backprop_weight, reconstruction_weight):
         """One SGD step on B along the unrolled gradient (``config.gradient="unrolled"``).
@@ -1199,7 +1265,7 @@ class Learner:
         halves = 2 * k if (cfg.prior == "kl" and cfg.signed) else k
         grad_B = np.empty(Bo.shape)
         traj = np.empty((cfg.unrolled_steps + 1, halves))
-        start = self._unrolled_start(Bo)
+        start, power = self._unrolled_start(Bo)
         supervised = code is not None
         try:
             w_T, _, loss = unrolled_gradient(
@@ -1231,6 +1297,8 @@ class Learner:
 
         def apply():
             self.G = G
+            if power is not None:  # only a step taken moves the power iteration's vector
+                self.power_vector = power
             dict_kernels.dense_update(self.B, r, grad, np.zeros(r.size), np.zeros(k), 1.0,
                                       np.empty(k))
 

@@ -181,8 +181,9 @@ class SupervisedCoding:
 
 
 def check_class_label(y, kind):
-    """A class label: hashable, not None, not NaN, of the same kind (text, number, other) as
-    the labels seen before. Returns its kind."""
+    """A class label: hashable, not None, equal to itself (not NaN, ``pd.NA``, ``NaT`` or
+    ``Decimal("NaN")``: missing values, not labels), of the same kind (text, number, other)
+    as the labels seen before. Returns its kind."""
     if y is None:
         raise ValueError("y is None: a labelled example needs a class label")
     try:
@@ -191,6 +192,15 @@ def check_class_label(y, kind):
         raise TypeError(f"y must be hashable (a class label), got {type(y).__name__}") from None
     if isinstance(y, (float, np.floating)) and math.isnan(y):
         raise ValueError("y is NaN: a class label must be a real value")
+    try:
+        same = bool(y == y)
+    except Exception:  # pd.NA: its comparisons are NA, which has no truth value
+        same = False
+    if not same:
+        raise ValueError(
+            f"y is {y!r}, a missing value (it does not equal itself): a labelled example "
+            "needs a class label. The model is unchanged"
+        )
     new_kind = "text" if isinstance(y, str) else "number" if isinstance(
         y, (numbers.Number, np.bool_)) else "other"
     if kind is not None and new_kind != kind:
@@ -201,10 +211,29 @@ def check_class_label(y, kind):
 
 
 def check_target(y):
-    """A regression target: a finite real number."""
-    if isinstance(y, (bool, np.bool_)) or not isinstance(y, numbers.Real):
+    """A regression target: a finite real number whose square is finite too (the running
+    variance of the targets squares them: a first target of 1e200 would make every later
+    one unusable)."""
+    if isinstance(y, (bool, np.bool_, np.timedelta64, np.datetime64)) \
+            or not isinstance(y, numbers.Real):
         raise TypeError(f"y must be a real number, got {y!r} ({type(y).__name__})")
-    y = float(y)
+    try:
+        y = float(y)
+    except OverflowError:  # an int or Fraction beyond the largest float
+        raise ValueError(
+            "y is too large to be a float: scale the target. The model is unchanged"
+        ) from None
     if not math.isfinite(y):
         raise ValueError(f"y must be finite, got {y!r}")
+    if abs(y) > MAX_TARGET:
+        raise ValueError(
+            f"y is {y!r}, too large for the running scale of the targets (its square would "
+            f"overflow; |y| must be <= {MAX_TARGET:g}): scale the target. The model is "
+            "unchanged"
+        )
     return y
+
+
+#: the largest |y| a regressor takes: its square, and the square of the difference of two
+#: such targets (the running variance), stay far from overflow
+MAX_TARGET = 1e150

@@ -5,6 +5,7 @@ value) with a message naming the argument, before any state is touched.
 """
 
 import numbers
+import threading
 
 import numpy as np
 
@@ -122,7 +123,8 @@ def resolve_p(p, k, *, dtype=np.float64):
     if np.ndim(p) == 0:
         value = check_real("p", p, low=0.0)
         return np.full(k, value, dtype=dtype)
-    arr = as_float_array("p", p, ndims=(1,), dtype=dtype)
+    # a copy: the caller changing its array later must not change the model
+    arr = np.array(as_float_array("p", p, ndims=(1,), dtype=dtype), copy=True)
     if arr.shape[0] != k:
         raise ValueError(f"p must be a scalar or have one entry per atom ({k}), got {arr.shape[0]}")
     if np.any(arr <= 0):
@@ -158,3 +160,16 @@ def as_distribution(name, X):
     if np.any(sums <= 0):
         raise ValueError(f"{name} has an all-zero row: the KL loss needs at least one count")
     return np.ascontiguousarray(X / sums)
+
+
+#: locks shared out by :func:`model_lock`: a fixed pool, so models hold no lock of their own
+#: (they pickle, deep-copy and clone as plain data) and two models rarely share one
+_LOCKS = tuple(threading.RLock() for _ in range(64))
+
+
+def model_lock(model):
+    """The lock that serialises the learning calls of ``model`` across threads: one of a
+    fixed pool of re-entrant locks, chosen by the object's identity (stable for its
+    lifetime). Nothing is stored on the model, so a refused call still changes nothing and a
+    copy gets a lock of its own."""
+    return _LOCKS[(id(model) >> 4) % len(_LOCKS)]

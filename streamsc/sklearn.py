@@ -19,6 +19,22 @@ from .coding import LOSS_CODES
 __all__ = ["SparseCodingTransformer"]
 
 
+def _check_columns(X):
+    """A DataFrame's column names must be unique (checked here so the message is ours)."""
+    columns = getattr(X, "columns", None)
+    if columns is None or not hasattr(X, "iloc"):
+        return
+    names = list(columns)
+    seen = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(
+                f"X has duplicate column {name!r}: feature names must be unique. The model "
+                "is unchanged"
+            )
+        seen.add(name)
+
+
 class SparseCodingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     r"""Online sparse coding (Bradley & Bagnell, 2008) with scikit-learn's API.
 
@@ -175,17 +191,25 @@ class SparseCodingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         -------
         self
         """
-        learner, n_epochs, rng = self._check_params()
-        X = validate_data(self, X, reset=True, dtype=np.float64, order="C")
-        self._check_counts(learner, X, learning=True)
-        n, m = X.shape
-        learner.grow(np.empty(0, dtype=np.int64), np.arange(m), list(range(m)))
-        for _ in range(n_epochs):
-            order = rng.permutation(n) if self.shuffle else range(n)
-            for i in order:
-                learner.learn(None, X[i])
-        self._learner = learner
-        self._finish(n_epochs)
+        with v.model_lock(self):
+            saved = dict(self.__dict__)  # a refused fit leaves the model as it was
+            try:
+                learner, n_epochs, rng = self._check_params()
+                _check_columns(X)
+                X = validate_data(self, X, reset=True, dtype=np.float64, order="C")
+                self._check_counts(learner, X, learning=True)
+                n, m = X.shape
+                learner.grow(np.empty(0, dtype=np.int64), np.arange(m), list(range(m)))
+                for _ in range(n_epochs):
+                    order = rng.permutation(n) if self.shuffle else range(n)
+                    for i in order:
+                        learner.learn(None, X[i])
+            except BaseException:
+                self.__dict__.clear()
+                self.__dict__.update(saved)
+                raise
+            self._learner = learner
+            self._finish(n_epochs)
         return self
 
     def partial_fit(self, X, y=None):
@@ -201,20 +225,39 @@ class SparseCodingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         -------
         self
         """
-        first = not hasattr(self, "_learner")
-        if first:
-            learner = self._check_params()[0]
-        X = validate_data(self, X, reset=first, dtype=np.float64, order="C")
-        self._check_counts(learner if first else self._learner, X, learning=True)
-        if first:
-            m = X.shape[1]
-            learner.grow(np.empty(0, dtype=np.int64), np.arange(m), list(range(m)))
-            self._learner = learner
-            self.n_iter_ = 0
-        for i in range(X.shape[0]):
-            self._learner.learn(None, X[i])
-        self._finish(self.n_iter_)
+        with v.model_lock(self):
+            # a refused batch changes nothing, not even its rows before the refused one
+            saved = dict(self.__dict__)
+            first = not hasattr(self, "_learner")
+            state = None if first else self._learner.snapshot()
+            try:
+                if first:
+                    learner = self._check_params()[0]
+                _check_columns(X)
+                X = validate_data(self, X, reset=first, dtype=np.float64, order="C")
+                self._check_counts(learner if first else self._learner, X, learning=True)
+                if first:
+                    m = X.shape[1]
+                    learner.grow(np.empty(0, dtype=np.int64), np.arange(m), list(range(m)))
+                    self._learner = learner
+                    self.n_iter_ = 0
+                for i in range(X.shape[0]):
+                    self._learner.learn(None, X[i])
+            except BaseException:
+                if state is not None:
+                    self._learner.restore(state)
+                self.__dict__.clear()
+                self.__dict__.update(saved)
+                raise
+            self._finish(self.n_iter_)
         return self
+
+    def save(self, path):
+        """Save the model to ``path``; :func:`streamsc.load` reads it back
+        (:func:`streamsc.persistence.save`)."""
+        from .persistence import save
+
+        save(self, path)
 
     def _finish(self, n_iter):
         self.n_steps_ = self._learner.t
@@ -233,6 +276,7 @@ class SparseCodingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         ndarray of shape (n_samples, n_components)
         """
         check_is_fitted(self)
+        _check_columns(X)
         X = validate_data(self, X, reset=False, dtype=np.float64, order="C")
         self._check_counts(self._learner, X, learning=False)
         return self._learner.code_batch(None, X)
@@ -253,6 +297,7 @@ class SparseCodingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         float
         """
         check_is_fitted(self)
+        _check_columns(X)
         X = validate_data(self, X, reset=False, dtype=np.float64, order="C")
         self._check_counts(self._learner, X, learning=False)
         learner = self._learner

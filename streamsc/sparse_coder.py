@@ -74,11 +74,12 @@ class SparseCoder(base.MiniBatchTransformer):
     proportions of the words matter (the paper's normalised counts; the document length
     would only rescale ``lam``). Since every known word's row moves with every document,
     when a word joins the vocabulary matters: ``learn_many`` adds every column of its frame
-    first, like ``learn_one`` of rows that keep their zero counts as keys. A negative count raises ``ValueError``; so does
-    ``learn_one`` of a document with no positive count (``{}`` included: there is no
-    distribution to learn from). ``transform_one`` of such a document, or of one whose words
-    were all never learned, returns zeros, as for an example with no learned feature (an
-    error would stop a pipeline on a blank text).
+    first, like ``learn_one`` of rows that keep their zero counts as keys. A negative count raises ``ValueError``. A blank
+    document, with no positive count (``{}`` included, as ``BagOfWords`` makes of ``""`` or
+    ``"!!!"``), has no distribution to learn from: ``learn_one`` of it does nothing (not
+    even add its words), ``learn_many`` skips such rows, and ``transform_one`` of it, or of
+    a document whose words were all never learned, returns zeros, as for an example with no
+    learned feature (an error would stop a pipeline on a blank text).
 
     **Bad input.** ``x`` must be a ``dict`` of real numbers (``bool`` counts as 0/1);
     anything else raises ``TypeError``, and NaN or infinity raises ``ValueError``, naming the
@@ -357,7 +358,9 @@ class SparseCoder(base.MiniBatchTransformer):
 
     def _check_x(self, x, learning=False):
         """(keys, values) of one example: :func:`_online.check_features`, plus, for the KL
-        loss, non-negative counts (and, when ``learning``, at least one positive count)."""
+        loss, non-negative counts (and, when ``learning``, at least one positive count: the
+        supervised steps need a document; ``learn_one`` passes ``learning=False`` and skips a
+        blank one)."""
         keys, values = _online.check_features(x)
         if self._learner.config.loss == "kl":
             _online.check_counts(keys, values, learning=learning)
@@ -397,6 +400,9 @@ class SparseCoder(base.MiniBatchTransformer):
         if not isinstance(X, pd.DataFrame):
             raise TypeError(f"X must be a pandas DataFrame, got {type(X).__name__}")
         columns = list(X.columns)
+        for name in columns:
+            if type(name) is not int:
+                _online.check_feature_name(name, "X")
         if len(set(columns)) != len(columns):
             dup = X.columns[X.columns.duplicated()][0]
             raise ValueError(f"X has duplicate column {dup!r}: feature names must be unique")
@@ -446,16 +452,25 @@ class SparseCoder(base.MiniBatchTransformer):
         x : dict
             Feature name -> real number.
         """
-        keys, values = self._check_x(x, learning=True)
+        keys, values = self._check_x(x)
         if not keys:
             return
-        checkpoint = self._grow(keys)
-        try:
-            rows, xv = self._gather(keys, values)
-            self._learner.learn(rows, xv)
-        except BaseException:
-            self._rollback(checkpoint)
-            raise
+        if self._learner.config.loss == "kl" and not (values > 0).any():
+            return  # a blank document: no distribution to learn from
+        with v.model_lock(self):  # one learning call at a time, across threads
+            features = self._features
+            names, index = features.names, features.index  # replaced, never mutated, by add
+            try:
+                checkpoint = self._grow(keys)
+            except BaseException:
+                features.names, features.index = names, index
+                raise
+            try:
+                rows, xv = self._gather(keys, values)
+                self._learner.learn(rows, xv)
+            except BaseException:
+                self._rollback(checkpoint)
+                raise
 
     def transform_one(self, x):
         """The code of ``x``: ``{"atom_0": w_0, ...}``. Names never learned are ignored.
@@ -482,31 +497,29 @@ class SparseCoder(base.MiniBatchTransformer):
         kl = self._learner.config.loss == "kl"
         if kl:
             self._check_counts_frame(X, columns, values)
-            empty = ~(values > 0).any(axis=1)
-            if empty.any():
-                raise ValueError(
-                    f"X has an empty document (no positive count) in row "
-                    f"{X.index[int(np.argmax(empty))]!r}: loss='kl' cannot learn from it"
-                )
+            blank = ~(values > 0).any(axis=1)
+            if blank.any():  # blank documents: nothing to learn, as in learn_one
+                values = values[~blank]
         if not columns or values.shape[0] == 0:
             return
-        features, learner = self._features, self._learner
-        saved = (list(features.names), dict(features.index), learner.snapshot())
-        try:
-            self._grow(columns)
-            if kl:
-                rows, Xv = None, self._dense_frame(columns, values)
-            else:
-                rows, Xv = self._select(columns, values)
-            if self.mini_batch:
-                learner.learn_batch(rows, Xv)
-            else:
-                for i in range(Xv.shape[0]):
-                    learner.learn(rows, Xv[i])
-        except BaseException:
-            features.names, features.index = saved[0], saved[1]
-            learner.restore(saved[2])
-            raise
+        with v.model_lock(self):  # one learning call at a time, across threads
+            features, learner = self._features, self._learner
+            saved = (list(features.names), dict(features.index), learner.snapshot())
+            try:
+                self._grow(columns)
+                if kl:
+                    rows, Xv = None, self._dense_frame(columns, values)
+                else:
+                    rows, Xv = self._select(columns, values)
+                if self.mini_batch:
+                    learner.learn_batch(rows, Xv)
+                else:
+                    for i in range(Xv.shape[0]):
+                        learner.learn(rows, Xv[i])
+            except BaseException:
+                features.names, features.index = saved[0], saved[1]
+                learner.restore(saved[2])
+                raise
 
     def transform_many(self, X):
         """Codes of the rows of ``X`` (solved in parallel, one example per thread).
