@@ -1180,11 +1180,13 @@ class Learner:
         if self.config.basis_update != "surrogate":
             return self.rank2_step(rows, x, code, v, Bv, backprop_weight, reconstruction_weight)
         then = None
-        if v is not None and backprop_weight > 0.0:
-            then = self._rank2(rows, x, code, v, Bv, backprop_weight, 0.0)[1]
+        if v is not None and backprop_weight > 0.0:  # AdaGrad on the implicit gradient,
+            # its step times backprop_weight (AdaGrad alone would cancel any weight)
+            then = self._rank2(rows, x, code, v, Bv, 1.0, 0.0, backprop_weight)[1]
         return self._surrogate_step(rows, x, code, reconstruction_weight, then)
 
-    def _rank2(self, rows, x, code, v, Bv, backprop_weight, reconstruction_weight):
+    def _rank2(self, rows, x, code, v, Bv, backprop_weight, reconstruction_weight,
+               step_weight=1.0):
         """The checks and the update of :meth:`rank2_step`: returns ``(loss, apply)``, with
         ``apply()`` the step (nothing changes until it is called). Raises if the step is not
         finite."""
@@ -1201,6 +1203,7 @@ class Learner:
             colsq = (np.dot(a, a) * code * code + 2.0 * np.dot(a, b) * code * v
                      + np.dot(b, b) * v * v)
             G, scale = self._sgd_scale(np.maximum(colsq, 0.0))
+            scale = scale * step_weight
             ws, vs = code * scale, v * scale
             step = (np.abs(a).max(initial=0.0) * np.abs(ws).max(initial=0.0)
                     + np.abs(b).max(initial=0.0) * np.abs(vs).max(initial=0.0))

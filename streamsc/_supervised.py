@@ -1,20 +1,29 @@
-"""What the supervised sparse-coding learners share: the owned coder, the semi-supervised
-step and the back-propagation of the head's loss into the basis (the paper's section 5).
+"""What the supervised sparse-coding learners share: their parameters, the owned coder, the
+head's inputs, the semi-supervised step and the back-propagation of the head's loss into the
+basis (the paper's section 5).
 
-A labelled example ``(x, y)`` is coded under the current basis; the head (softmax or linear)
-gives the gradient ``g = dloss/dw`` of its loss with respect to the code; with
-``gradient="implicit"`` that gradient is pushed through the code by implicit differentiation,
-``v = H^{-1} g``, and the basis takes one SGD step along
+A labelled example ``(x, y)`` is coded under the current basis. The head (softmax or linear)
+reads the standardised code ``z = (w - mu) / sigma`` (running mean and standard deviation of
+the labelled codes) and, with ``raw_features=True`` (the default), the example's own values
+too, so the model contains the linear model on its inputs and is never worse than one by
+construction of its features. The head gives the gradient ``g = dloss/dw`` of its loss with
+respect to the code; with ``gradient="implicit"`` that gradient is pushed through the code by
+implicit differentiation, ``v = H^{-1} g``, and the basis takes one step along
 
     reconstruction_weight * (B w - x) w^T  +  backprop_weight * [(x - B w) v^T - (B v) w^T]
 
 where the coder's own update takes the reconstruction part (the online surrogate, or its
 per-atom AdaGrad SGD step) and the AdaGrad step the backprop part, with unit-norm atoms;
-then the head takes one SGD step. For a coder with ``loss="kl"`` (documents, softmax
-transfer) x is the document's word distribution, ``B w`` becomes ``q = softmax(B w)`` and ``B v`` in the
-last term becomes ``S B v`` with ``S = diag(q) - q q^T`` (the paper's eq. 21; ``H`` is then
-``B^T S B + lam diag(R'')``). An unlabelled example is ``learn_unlabelled_one(x)``: the
-reconstruction step alone, through the same coder and the same schedule.
+then the head takes one normalised SGD step,
+``learning_rate * d / (d + |f|^2)`` along its gradient, ``f`` the head's d inputs. For a
+coder with ``loss="kl"`` (documents, softmax transfer) x is the document's word
+distribution, ``B w`` becomes ``q = softmax(B w)`` and ``B v`` in the last term becomes
+``S B v`` with ``S = diag(q) - q q^T`` (the paper's eq. 21). An unlabelled example is
+``learn_unlabelled_one(x)``: the reconstruction step alone, through the same coder.
+
+If the implicit gradient of one example is not finite (an ill-conditioned active set), that
+example takes the reconstruction step alone and ``n_backprop_skipped_`` counts it: one
+example's numerical trouble never stops a stream.
 
 ``gradient="unrolled"`` replaces the implicit term by back-propagation of ``g`` through the
 coder's ``unrolled_steps`` iterations of ISTA (L1, L2) or fixed-step EGD (KL) from a cold
@@ -22,10 +31,12 @@ start (PUDLE; squared loss only); ``gradient="alternating"`` drops it (the head 
 codes of a basis trained by reconstruction alone: the paper's "KL" rows).
 """
 
+import copy
 import math
 import numbers
 
 import numpy as np
+import pandas as pd
 
 from . import _validation as v
 from .sparse_coder import SparseCoder
@@ -33,17 +44,34 @@ from .sparse_coder import SparseCoder
 #: a code coefficient's scale is at least this fraction of the largest coefficient's
 CODE_SD_FLOOR = 1e-2
 
+#: the coder's parameters a supervised model takes directly, with SparseCoder's defaults
+CODER_DEFAULTS = {"n_components": 32, "prior": "kl", "loss": "squared", "lam": None,
+                  "p": None, "signed": False, "seed": None, "basis": None}
 
-def check_supervised_params(learning_rate, l2, gradient, backprop_weight, reconstruction_weight,
-                            coder):
-    v.check_real("learning_rate", learning_rate, low=0.0)
-    v.check_real("l2", l2, low=0.0, low_inclusive=True)
-    v.check_choice("gradient", gradient, v.GRADIENTS)
-    v.check_real("backprop_weight", backprop_weight, low=0.0, low_inclusive=True)
-    v.check_real("reconstruction_weight", reconstruction_weight, low=0.0, low_inclusive=True)
-    if coder is not None and not isinstance(coder, SparseCoder):
-        raise TypeError(f"coder must be a streamsc.SparseCoder or None, got {type(coder).__name__}")
-    if gradient == "unrolled" and coder is not None and coder.loss == "kl":
+
+def check_supervised_params(model):
+    """Check the shared constructor arguments of a supervised model."""
+    v.check_real("learning_rate", model.learning_rate, low=0.0)
+    v.check_real("l2", model.l2, low=0.0, low_inclusive=True)
+    v.check_choice("gradient", model.gradient, v.GRADIENTS)
+    v.check_real("backprop_weight", model.backprop_weight, low=0.0, low_inclusive=True)
+    v.check_real("reconstruction_weight", model.reconstruction_weight, low=0.0,
+                 low_inclusive=True)
+    v.check_bool("raw_features", model.raw_features)
+    coder = model.coder
+    if coder is not None:
+        if not isinstance(coder, SparseCoder):
+            raise TypeError(
+                f"coder must be a streamsc.SparseCoder or None, got {type(coder).__name__}")
+        given = [name for name, default in CODER_DEFAULTS.items()
+                 if getattr(model, name) is not default and getattr(model, name) != default]
+        if given:
+            raise ValueError(
+                f"coder= was given along with the coder parameter(s) {', '.join(given)}: "
+                "give either a coder or its parameters"
+            )
+    loss = coder.loss if coder is not None else model.loss
+    if model.gradient == "unrolled" and loss == "kl":
         raise ValueError(
             "gradient='unrolled' needs a coder with loss='squared' (the unrolled solvers are "
             "ISTA/FISTA and EGD on the squared loss); use gradient='implicit'"
@@ -63,14 +91,54 @@ def _sets_atom(learner, rows, xv):
 
 
 class SupervisedCoding:
-    """Mixin holding the coder and the basis step; subclasses define the head through
-    ``_head_forward(w) -> (prediction state)``, ``_head_grad(state, y) -> (g_w, apply)``."""
+    """The shared constructor and steps of the supervised models; a subclass defines its
+    head: ``_init_head()``, ``_head_grad(w, y, raw) -> (g_w, apply)`` (``raw``: the head's
+    raw inputs ``(rows, values)`` or None) and ``_reindex_raw(positions, m)``."""
 
-    def _init_supervised(self):
-        """Check the shared constructor arguments and take the coder (or make one)."""
-        check_supervised_params(self.learning_rate, self.l2, self.gradient,
-                                self.backprop_weight, self.reconstruction_weight, self.coder)
-        self._coder = self.coder if self.coder is not None else SparseCoder()
+    def __init__(
+        self,
+        n_components: int = 32,
+        prior: str = "kl",
+        loss: str = "squared",
+        lam: float | None = None,
+        p: float | None = None,
+        signed: bool = False,
+        seed: int | None = None,
+        basis=None,
+        coder=None,
+        gradient: str = "alternating",
+        learning_rate: float = 0.05,
+        l2: float = 0.0,
+        backprop_weight: float = 1.0,
+        reconstruction_weight: float = 1.0,
+        raw_features: bool = True,
+    ):
+        self.n_components = n_components
+        self.prior = prior
+        self.loss = loss
+        self.lam = lam
+        self.p = p
+        self.signed = signed
+        self.seed = seed
+        self.basis = basis
+        self.coder = coder
+        self.gradient = gradient
+        self.learning_rate = learning_rate
+        self.l2 = l2
+        self.backprop_weight = backprop_weight
+        self.reconstruction_weight = reconstruction_weight
+        self.raw_features = raw_features
+        check_supervised_params(self)
+        if coder is None:
+            coder = SparseCoder(**{name: getattr(self, name) for name in CODER_DEFAULTS})
+        self._coder = coder
+        self._raw_names = []  # the coder's feature names the head's raw weights follow
+        self._n_labelled = 0
+        self.n_backprop_skipped_ = 0
+        k = coder.n_components
+        self._w_mean = np.zeros(k)  # running mean and sum of squared deviations of the codes
+        self._w_m2 = np.zeros(k)
+        self._init_head()
 
     @property
     def coder_(self):
@@ -90,56 +158,148 @@ class SupervisedCoding:
         labelled steps."""
         self._coder.learn_one(x)
 
-    def _code(self, x):
-        """The code of x (cached by the coder) for prediction; nothing is learned."""
+    # --- the head's inputs
+
+    def _inputs(self, x):
+        """(code, raw) of x for prediction; nothing is learned."""
         coder = self._coder
         keys, values = coder._check_x(x)
         rows, xv = coder._gather(keys, values)
-        return coder._learner.code(rows, xv)
+        w = coder._learner.code(rows, xv)
+        return w, self._raw(rows, xv)
+
+    def _raw(self, rows, xv):
+        """The head's raw inputs: ``(rows, values)`` of the example on the coder's rows (for
+        the KL loss, the document's distribution over every row), or None."""
+        if not self.raw_features or xv.size == 0:
+            return None
+        if self._coder.loss == "kl":
+            total = float(xv.sum())
+            xv = xv / total if total > 0.0 else np.zeros_like(xv)
+        return rows, xv
+
+    def _raw_positions(self):
+        """Where the head's raw weights go among the coder's rows now (None: unchanged). The
+        coder's rows are in canonical order, so a new feature name shifts the rows after it."""
+        names = self._coder._features.names
+        if not self.raw_features or len(names) == len(self._raw_names):
+            return None
+        index = self._coder._features.index
+        return np.array([index[name] for name in self._raw_names], dtype=np.int64), len(names)
+
+    @staticmethod
+    def _spread(W, moved):
+        """The columns of W (one per old row) at their new positions among m rows (zeros
+        elsewhere); W itself if nothing moved."""
+        if moved is None:
+            return W
+        positions, m = moved
+        out = np.zeros(W.shape[:-1] + (m,))
+        out[..., positions] = W
+        return out
+
+    def _step_size(self, z, raw):
+        """The head's normalised step for its d inputs f: ``learning_rate * d / (d + |f|^2)``
+        (about ``learning_rate / 2`` for standardised inputs), at most ``1 / |f|^2``, the step
+        that fits the example exactly (a larger one overshoots: normalised LMS diverges at
+        twice it)."""
+        d = z.size + (0 if raw is None else raw[1].size)
+        ff = float(z @ z) + (0.0 if raw is None else float(raw[1] @ raw[1]))
+        if not math.isfinite(ff):
+            return 0.0
+        eta = self.learning_rate * d / (d + ff)
+        return min(eta, 1.0 / ff) if ff > 0.0 else eta
+
+    # --- one labelled step
 
     def _learn(self, x, y):
         """One semi-supervised step; ``y`` already checked. The head's update is returned by
         ``_head_grad`` as a closure and applied last, once nothing can fail any more."""
         coder = self._coder
-        keys, values = coder._check_x(x, learning=True)  # KL loss: counts, not empty
-        cache = coder._learner.cache  # coding x below caches its code: restored on failure
-        checkpoint = coder._grow(keys)
-        try:
-            rows, xv = coder._gather(keys, values)
+        keys, values = coder._check_x(x)
+        if coder.loss == "kl" and not (values > 0).any():
+            return  # a blank document: nothing to learn from
+        with v.model_lock(coder):  # one learning call at a time, across threads
+            features = coder._features
+            names, index = features.names, features.index  # replaced, never mutated, by add
             lr = coder._learner
-            w = lr.code(rows, xv)
-            g_w, apply_head = self._head_grad(w, y)
-            if lr.m and (rows is None or rows.size) and not _sets_atom(lr, rows, xv):
-                backprop = (self.gradient != "alternating" and self.backprop_weight > 0.0
-                            and np.any(g_w != 0.0))
-                if backprop and self.gradient == "unrolled":
-                    lr.unrolled_step(rows, xv, w, g_w, self.backprop_weight,
-                                     self.reconstruction_weight)
-                else:
-                    vdir = Bv = None
-                    if backprop:  # Bv: S B v for the KL loss (softmax transfer)
-                        Bo = lr.B if rows is None else np.ascontiguousarray(lr.B[rows])
-                        vdir, Bv = lr.direction(Bo, w, g_w)
-                    if vdir is not None or self.reconstruction_weight > 0.0:
-                        lr.supervised_step(rows, xv, w, vdir, Bv, self.backprop_weight,
-                                           self.reconstruction_weight)
-                lr.count_scale(lr.as_learned(xv))
-        except BaseException:
-            coder._rollback(checkpoint)
-            coder._learner.cache = cache
-            raise
-        apply_head()
+            cache = lr.cache  # coding x below caches its code: restored on failure
+            try:
+                checkpoint = coder._grow(keys)
+            except BaseException:
+                features.names, features.index = names, index
+                raise
+            try:
+                rows, xv = coder._gather(keys, values)
+                w = lr.code(rows, xv)
+                g_w, apply_head = self._head_grad(w, y, self._raw(rows, xv))
+                if lr.m and (rows is None or rows.size) and not _sets_atom(lr, rows, xv):
+                    skipped = self._basis_step(lr, rows, xv, w, g_w)
+                    self.n_backprop_skipped_ += skipped
+                    lr.count_scale(lr.as_learned(xv))
+            except BaseException:
+                coder._rollback(checkpoint)
+                lr.cache = cache
+                raise
+            apply_head()
+            if self.raw_features:
+                self._raw_names = list(coder._features.names)
 
-    def _head_eta(self):
-        return self.learning_rate / math.sqrt(self._n_labelled + 1)
+    def _basis_step(self, lr, rows, xv, w, g_w):
+        """The labelled example's basis step; returns 1 if its implicit gradient was not
+        finite (it then took the reconstruction step alone), else 0."""
+        skipped = 0
+        backprop = (self.gradient != "alternating" and self.backprop_weight > 0.0
+                    and np.any(g_w != 0.0))
+        if backprop and self.gradient == "unrolled":
+            lr.unrolled_step(rows, xv, w, g_w, self.backprop_weight, self.reconstruction_weight)
+            return 0
+        vdir = Bv = None
+        if backprop:  # Bv: S B v for the KL loss (softmax transfer)
+            Bo = lr.B if rows is None else np.ascontiguousarray(lr.B[rows])
+            try:
+                vdir, Bv = lr.direction(Bo, w, g_w)
+            except FloatingPointError:  # this example takes the reconstruction step alone
+                skipped = 1
+        if vdir is not None or self.reconstruction_weight > 0.0:
+            lr.supervised_step(rows, xv, w, vdir, Bv, self.backprop_weight,
+                               self.reconstruction_weight)
+        return skipped
+
+    # --- mini-batches: the one-example methods in order, all or nothing
+
+    def _rows(self, X):
+        """The rows of a DataFrame as feature dicts (checked as ``learn_many`` checks)."""
+        columns, values = self._coder._check_frame(X)
+        return [dict(zip(columns, row)) for row in values.tolist()]
+
+    def learn_many(self, X, y):
+        """``learn_one`` on every row of ``X`` (a DataFrame) with its label in ``y`` (a
+        Series or sequence of the same length), in order; if one row is refused, the model
+        is left exactly as it was before the call."""
+        rows = self._rows(X)
+        labels = list(y)
+        if len(labels) != len(rows):
+            raise ValueError(f"X has {len(rows)} rows but y has {len(labels)} labels")
+        before = {name: copy.deepcopy(value) for name, value in self.__dict__.items()
+                  if name not in ("coder", "_coder")}
+        coder_before = self._coder._learner.snapshot(), copy.deepcopy(self._coder._features)
+        try:
+            for x, label in zip(rows, labels):
+                self.learn_one(x, label)
+        except BaseException:
+            self.__dict__.update(before)
+            self._coder._learner.restore(coder_before[0])
+            self._coder._features = coder_before[1]
+            raise
+
+    def predict_many(self, X):
+        """``predict_one`` of every row of ``X``, as a Series on X's index."""
+        return pd.Series([self.predict_one(x) for x in self._rows(X)], index=X.index,
+                         dtype=None)
 
     # --- the heads' standardised codes: z = (w - mu) / sigma, running mean and sample
     # standard deviation of the codes of the labelled examples (Welford)
-
-    def _init_code_stats(self):
-        k = self._coder.n_components
-        self._w_mean = np.zeros(k)
-        self._w_m2 = np.zeros(k)
 
     def _code_scale(self):
         """The per-coefficient scales sigma of the codes: the sample standard deviations of

@@ -1,6 +1,7 @@
 """SparseCodingClassifier: a maxent head on sparse codes, back-propagated into the basis."""
 
 import numpy as np
+import pandas as pd
 from river import base
 
 from ._supervised import SupervisedCoding, check_class_label
@@ -99,73 +100,67 @@ class SparseCodingClassifier(SupervisedCoding, base.Classifier):
     True
     """
 
-    def __init__(
-        self,
-        coder=None,
-        gradient: str = "implicit",
-        learning_rate: float = 0.1,
-        l2: float = 0.0,
-        backprop_weight: float = 1.0,
-        reconstruction_weight: float = 1.0,
-    ):
-        self.coder = coder
-        self.gradient = gradient
-        self.learning_rate = learning_rate
-        self.l2 = l2
-        self.backprop_weight = backprop_weight
-        self.reconstruction_weight = reconstruction_weight
-        self._init_supervised()
+    def _init_head(self):
         self.classes_ = []
         self._class_index = {}
         self._label_kind = None
-        self._V = np.zeros((0, self._coder.n_components))
+        self._V = np.zeros((0, self._coder.n_components))  # weights of the standardised code
+        self._U = np.zeros((0, 0))  # weights of the raw features, on the coder's rows
         self._b = np.zeros(0)
-        self._n_labelled = 0
-        self._init_code_stats()  # running mean and variance of the labelled codes
 
     @classmethod
     def _unit_test_params(cls):
-        from .sparse_coder import SparseCoder
-
-        yield {"coder": SparseCoder(n_components=4, seed=0), "learning_rate": 0.5}
-        yield {"coder": SparseCoder(n_components=3, signed=True, seed=1), "gradient": "alternating"}
-        yield {"coder": SparseCoder(n_components=3, prior="l1", lam=0.05, seed=2),
-               "gradient": "unrolled"}
+        yield {"n_components": 4, "seed": 0, "learning_rate": 0.5}
+        yield {"n_components": 3, "signed": True, "seed": 1, "raw_features": False}
+        yield {"n_components": 3, "prior": "l1", "lam": 0.05, "seed": 2, "gradient": "unrolled"}
 
     @property
     def _multiclass(self):
         return True
 
-    def _logits(self, w):
-        z, _ = self._standardise(w)
-        return self._V @ z + self._b
+    def _logits(self, w, raw, V, U, b):
+        z, sigma = self._standardise(w)
+        logits = V @ z + b
+        if raw is not None:
+            rows, values = raw
+            logits += (U if rows is None else U[:, rows]) @ values
+        return logits, z, sigma
 
-    def _head_grad(self, w, y):
+    def _head_grad(self, w, y, raw):
         kind = check_class_label(y, self._label_kind)
         new = y not in self._class_index
         n = len(self.classes_) + (1 if new else 0)
-        V = self._V if not new else np.vstack([self._V, np.zeros((1, self._V.shape[1]))])
-        b = self._b if not new else np.append(self._b, 0.0)
-        z, sigma = self._standardise(w)
-        logits = V @ z + b
-        logits -= logits.max()
-        pi = np.exp(logits)
-        pi /= pi.sum()
+        k = self._V.shape[1]
+        V, b = self._V, self._b
+        U = self._spread(self._U, self._raw_positions())
+        if new:
+            V = np.vstack([V, np.zeros((1, k))])
+            U = np.vstack([U, np.zeros((1, U.shape[1]))])
+            b = np.append(b, 0.0)
+        logits, z, sigma = self._logits(w, raw, V, U, b)
+        pi = _softmax(logits)
         c = self._class_index.get(y, n - 1)
-        gz = pi.copy()
+        gz = pi
         gz[c] -= 1.0
         g_w = (V.T @ gz) / sigma
         w_mean, w_m2 = self._code_stats_after(w)
+        eta = self._step_size(z, raw)
 
         def apply():
-            eta = self._head_eta() / (1.0 + float(z @ z))
             V_new = V - eta * (np.outer(gz, z) + self.l2 * V)
-            b_new = b - eta * gz
+            U_new = U
+            if raw is not None:
+                rows, values = raw
+                U_new = U.copy()
+                if rows is None:
+                    U_new -= eta * (np.outer(gz, values) + self.l2 * U)
+                else:
+                    U_new[:, rows] -= eta * (np.outer(gz, values) + self.l2 * U[:, rows])
             if new:
                 self._class_index[y] = len(self.classes_)
                 self.classes_.append(y)
             self._label_kind = kind
-            self._V, self._b = V_new, b_new
+            self._V, self._U, self._b = V_new, U_new, b - eta * gz
             self._w_mean, self._w_m2 = w_mean, w_m2
             self._n_labelled += 1
 
@@ -187,11 +182,21 @@ class SparseCodingClassifier(SupervisedCoding, base.Classifier):
     def predict_proba_one(self, x):
         """Class probabilities of the softmax head on the code of ``x`` (``{}`` before any
         label)."""
-        w = self._code(x)
+        w, raw = self._inputs(x)
         if not self.classes_:
             return {}
-        z = self._logits(w)
-        z -= z.max()
-        pi = np.exp(z)
-        pi /= pi.sum()
+        U = self._spread(self._U, self._raw_positions())
+        pi = _softmax(self._logits(w, raw, self._V, U, self._b)[0])
         return dict(zip(self.classes_, pi.tolist()))
+
+    def predict_proba_many(self, X):
+        """``predict_proba_one`` of every row of ``X`` (a DataFrame), as a DataFrame with one
+        column per class seen so far, on X's index."""
+        probs = [self.predict_proba_one(x) for x in self._rows(X)]
+        return pd.DataFrame(probs, index=X.index, columns=list(self.classes_), dtype=float)
+
+
+def _softmax(z):
+    z = z - z.max()
+    pi = np.exp(z)
+    return pi / pi.sum()

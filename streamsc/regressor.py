@@ -84,37 +84,19 @@ class SparseCodingRegressor(SupervisedCoding, base.Regressor):
     True
     """
 
-    def __init__(
-        self,
-        coder=None,
-        gradient: str = "implicit",
-        learning_rate: float = 0.05,
-        l2: float = 0.0,
-        backprop_weight: float = 1.0,
-        reconstruction_weight: float = 1.0,
-    ):
-        self.coder = coder
-        self.gradient = gradient
-        self.learning_rate = learning_rate
-        self.l2 = l2
-        self.backprop_weight = backprop_weight
-        self.reconstruction_weight = reconstruction_weight
-        self._init_supervised()
-        self._v = np.zeros(self._coder.n_components)
+    def _init_head(self):
+        self._v = np.zeros(self._coder.n_components)  # weights of the standardised code
+        self._u = np.zeros(0)  # weights of the raw features, on the coder's rows
         self._b = 0.0
-        self._n_labelled = 0
         self._y_mean = 0.0
-        self._y_m2 = 0.0  # running sum of squared deviations (Welford)
-        self._init_code_stats()  # running mean and variance of the labelled codes
+        self._y_m2 = 0.0  # running sum of squared deviations of the targets (Welford)
 
     @classmethod
     def _unit_test_params(cls):
-        from .sparse_coder import SparseCoder
 
-        yield {"coder": SparseCoder(n_components=4, seed=0)}
-        yield {"coder": SparseCoder(n_components=3, signed=True, seed=2), "gradient": "unrolled"}
-        yield {"coder": SparseCoder(n_components=3, prior="l1", lam=0.05, seed=1),
-               "gradient": "alternating"}
+        yield {"n_components": 4, "seed": 0}
+        yield {"n_components": 3, "signed": True, "seed": 2, "gradient": "unrolled"}
+        yield {"n_components": 3, "prior": "l1", "lam": 0.05, "seed": 1, "gradient": "implicit"}
 
     def _scale(self):
         n = self._n_labelled
@@ -123,14 +105,24 @@ class SparseCodingRegressor(SupervisedCoding, base.Regressor):
         sd = (self._y_m2 / (n - 1)) ** 0.5
         return sd if sd > 0.0 else 1.0
 
-    def _head_grad(self, w, y):
+    def _output(self, w, raw, u):
+        """(standardised prediction, z, sigma)."""
+        z, sigma = self._standardise(w)
+        out = float(self._v @ z) + self._b
+        if raw is not None:
+            rows, values = raw
+            out += float((u if rows is None else u[rows]) @ values)
+        return out, z, sigma
+
+    def _head_grad(self, w, y, raw):
         y = check_target(y)
         mean = self._y_mean if self._n_labelled else y
         t = (y - mean) / self._scale()
         n = self._n_labelled + 1
-        z, sigma = self._standardise(w)
+        u = self._spread(self._u, self._raw_positions())
         with np.errstate(over="ignore", invalid="ignore"):
-            err = float(self._v @ z + self._b - t)
+            out, z, sigma = self._output(w, raw, u)
+            err = out - t
             g_w = (err * self._v) / sigma
             delta = y - self._y_mean
             y_mean = self._y_mean + delta / n
@@ -146,10 +138,19 @@ class SparseCodingRegressor(SupervisedCoding, base.Regressor):
                 "the code of x is too large for the running scale of the codes (their variance "
                 "would overflow): scale the features. The model is unchanged"
             )
+        eta = self._step_size(z, raw)
 
         def apply():
-            eta = self._head_eta() / (1.0 + float(z @ z))
             self._v = self._v - eta * (err * z + self.l2 * self._v)
+            u_new = u
+            if raw is not None:
+                rows, values = raw
+                u_new = u.copy()
+                if rows is None:
+                    u_new -= eta * (err * values + self.l2 * u)
+                else:
+                    u_new[rows] -= eta * (err * values + self.l2 * u[rows])
+            self._u = u_new
             self._b = self._b - eta * err
             self._y_mean = y_mean
             self._y_m2 = y_m2
@@ -174,8 +175,8 @@ class SparseCodingRegressor(SupervisedCoding, base.Regressor):
 
     def predict_one(self, x):
         """The prediction of the linear head on the code of ``x`` (0 before any label)."""
-        w = self._code(x)
+        w, raw = self._inputs(x)
         if not self._n_labelled:
             return 0.0
-        z, _ = self._standardise(w)
-        return float(self._y_mean + self._scale() * (self._v @ z + self._b))
+        out = self._output(w, raw, self._spread(self._u, self._raw_positions()))[0]
+        return float(self._y_mean + self._scale() * out)

@@ -164,6 +164,11 @@ def test_every_gradient_learns_a_planted_dictionary(gradient, prior):
     assert after < 0.5 * before, (before, after)
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "since the heads take constant normalised steps (river's convention; issue 18), the "
+    "head's noise floor on this stationary toy (0.08-0.12 late error at learning_rate 0.01-0.5, "
+    "alternating 0.084-0.117 vs unrolled 0.081-0.138) hides the unrolled backprop's gain, "
+    "which the decaying 1/sqrt(n) head showed (0.021 vs 0.044)"))
 def test_regressor_backprop_through_the_unrolled_solver_beats_no_backprop():
     """Progressive absolute error of a linear target of the features, last 100 of 2000
     examples: backprop through the unrolled solver learns, and better than the
@@ -174,6 +179,7 @@ def test_regressor_backprop_through_the_unrolled_solver_beats_no_backprop():
         model = SparseCodingRegressor(
             coder=SparseCoder(n_components=K, signed=True, seed=0),
             gradient=gradient, learning_rate=0.5,
+            raw_features=False,  # the target is linear in x: only the codes may carry it
         )
         errors = []
         for x in examples(2000, seed=8):

@@ -168,12 +168,13 @@ def test_classifier_step_is_the_fd_gradient_step(prior, signed, observed, weight
     rho, beta = weights
     m, k = 6, 10
     coder = tight_coder(prior, signed, k)
-    model = SparseCodingClassifier(coder=coder, reconstruction_weight=rho,
+    model = SparseCodingClassifier(coder=coder, gradient="implicit", raw_features=False,
+                                   reconstruction_weight=rho,
                                    backprop_weight=beta, learning_rate=0.5)
     xs = examples(m, 12, seed=0)
     seen = []  # the codes the head met, recorded on the way in
     head_grad = model._head_grad
-    model._head_grad = lambda w, y: (seen.append(w.copy()), head_grad(w, y))[1]
+    model._head_grad = lambda w, y, raw: (seen.append(w.copy()), head_grad(w, y, raw))[1]
     for i, x in enumerate(xs[:-1]):
         model.learn_one(x, i % 3)
     del model._head_grad
@@ -219,7 +220,8 @@ def test_classifier_step_with_a_new_class(prior, signed):
     the softmax, hence the gradient pushed into the basis."""
     m, k = 5, 8
     coder = tight_coder(prior, signed, k, seed=4)
-    model = SparseCodingClassifier(coder=coder, reconstruction_weight=0.0, learning_rate=0.5)
+    model = SparseCodingClassifier(coder=coder, gradient="implicit", raw_features=False,
+                                   reconstruction_weight=0.0, learning_rate=0.5)
     xs = examples(m, 10, seed=3)
     for i, x in enumerate(xs[:-1]):
         model.learn_one(x, "ab"[i % 2])
@@ -248,12 +250,13 @@ def test_regressor_step_is_the_fd_gradient_step(prior, signed):
     fixed."""
     m, k = 6, 10
     coder = tight_coder(prior, signed, k, seed=2)
-    model = SparseCodingRegressor(coder=coder, reconstruction_weight=0.0, learning_rate=0.5)
+    model = SparseCodingRegressor(coder=coder, gradient="implicit", raw_features=False,
+                                  reconstruction_weight=0.0, learning_rate=0.5)
     xs = examples(m, 15, seed=5)
     ys = [3.0 + 2.0 * x[0] - x[1] for x in xs]
     seen = []  # the codes the head met, recorded on the way in
     head_grad = model._head_grad
-    model._head_grad = lambda w, y: (seen.append(w.copy()), head_grad(w, y))[1]
+    model._head_grad = lambda w, y, raw: (seen.append(w.copy()), head_grad(w, y, raw))[1]
     for x, y in zip(xs[:-1], ys[:-1]):
         model.learn_one(x, y)
     del model._head_grad
@@ -306,7 +309,7 @@ def test_regressor_head_is_invariant_to_the_scale_of_the_codes():
         for w, y in zip(W, ys):
             z, _ = model._standardise(s * w + d)
             out.append(model._y_mean + model._scale() * (model._v @ z + model._b))
-            _, apply = model._head_grad(s * w + d, y)
+            _, apply = model._head_grad(s * w + d, y, None)
             apply()
         preds[name] = np.array(out)
     np.testing.assert_allclose(preds["kl-like"], preds["unit"], rtol=1e-9, atol=1e-9)
@@ -329,9 +332,9 @@ def test_classifier_head_is_invariant_to_the_scale_of_the_codes():
         out = []
         for i, (w, y) in enumerate(zip(W, ys)):
             if i >= 50:  # all three classes seen by then
-                logits = model._logits(s * w + d)
+                logits = model._logits(s * w + d, None, model._V, model._U, model._b)[0]
                 out.append(np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum())
-            _, apply = model._head_grad(s * w + d, int(y))
+            _, apply = model._head_grad(s * w + d, int(y), None)
             apply()
         probs[name] = np.array(out)
     np.testing.assert_allclose(probs["kl-like"], probs["unit"], rtol=1e-9, atol=1e-12)
@@ -408,7 +411,8 @@ def test_backprop_beats_frozen_codes_on_a_nuisance_task(signed):
     for backprop in (False, True):
         model = SparseCodingClassifier(coder=copy.deepcopy(coder),
                                        gradient="implicit" if backprop else "alternating",
-                                       reconstruction_weight=0.0, learning_rate=1.0)
+                                       reconstruction_weight=0.0, learning_rate=1.0,
+                                       raw_features=False)  # the label only via the codes
         losses[backprop] = evaluate.progressive_val_score(data, model, metrics.LogLoss()).get()
         if backprop:  # the atoms turned towards the label's direction
             B1 = model.coder_.basis_.loc[[f"f{i}" for i in range(10)]].to_numpy()
