@@ -130,7 +130,10 @@ class SupervisedCoding:
         self.raw_features = raw_features
         check_supervised_params(self)
         if coder is None:
-            coder = SparseCoder(**{name: getattr(self, name) for name in CODER_DEFAULTS})
+            params = {name: getattr(self, name) for name in CODER_DEFAULTS}
+            if basis is not None and n_components == CODER_DEFAULTS["n_components"]:
+                params["n_components"] = np.shape(basis)[1]  # as many atoms as the basis
+            coder = SparseCoder(**params)
         self._coder = coder
         self._raw_names = []  # the coder's feature names the head's raw weights follow
         self._n_labelled = 0

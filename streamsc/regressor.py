@@ -23,8 +23,7 @@ class SparseCodingRegressor(SupervisedCoding, base.Regressor):
     (:math:`t = (y - m_y)/s_y`) with respect to the code,
     :math:`g_j = (v^\top \hat z + b - t)\,v_j / \sigma_j`, and, with ``gradient="implicit"``,
     steps the basis along it exactly as :class:`~streamsc.SparseCodingClassifier` does; then
-    the head takes a normalised LMS step, ``learning_rate / sqrt(n) / (1 + |z|^2)`` after
-    ``n`` labelled examples, and only then are the running means and variances (Welford)
+    the head takes its normalised LMS step (below), and only then are the running means and variances (Welford)
     updated with this example's code and target. The scales are the *sample* standard
     deviations (ddof=1); a coefficient's :math:`\sigma_j` is floored at ``1e-2`` times the
     largest one, so that a coefficient that has barely moved so far is not blown up. Before
@@ -43,37 +42,31 @@ class SparseCodingRegressor(SupervisedCoding, base.Regressor):
     target, which the head standardises for the same reason. Unlabelled examples go to
     ``learn_unlabelled_one(x)``; they do not enter the running statistics.
 
+    With ``raw_features=True`` (the default) the head also reads the example's values,
+    :math:`\hat y = m_y + s_y (v^\top \hat z + u^\top x + b)`, so the model contains the
+    linear regression on its inputs; the head's step is the normalised
+    ``learning_rate * d / (d + |f|^2)`` of :class:`~streamsc.SparseCodingClassifier` (at most
+    ``1/|f|^2``, the step that fits the example exactly), constant along the stream.
+
     Parameters
     ----------
-    coder
-        A :class:`~streamsc.SparseCoder` (owned and trained in place), or ``None`` for a fresh
-        one.
-    gradient
-        How the squared error reaches the basis: ``"implicit"`` (default, implicit
-        differentiation of the code), ``"unrolled"`` (through the coder's ``unrolled_steps``
-        solver iterations; squared loss only) or ``"alternating"`` (reconstruction alone).
-    learning_rate
-        Step size of the head's first SGD step.
-    l2
-        L2 penalty on the head's weights.
-    backprop_weight
-        Weight of the supervised gradient in the basis step.
-    reconstruction_weight
-        Weight of the reconstruction gradient in a labelled example's basis step.
+    n_components, prior, loss, lam, p, signed, seed, basis, coder, gradient, learning_rate, l2, backprop_weight, reconstruction_weight, raw_features
+        As for :class:`~streamsc.SparseCodingClassifier` (the same defaults; the loss is
+        the squared error of the standardised target).
 
     Attributes
     ----------
     coder_ : SparseCoder
         The coder owned and trained by the model.
+    n_backprop_skipped_ : int
+        Labelled examples whose implicit gradient was not finite (reconstruction step only).
 
     Examples
     --------
     >>> import numpy as np
     >>> from streamsc import SparseCoder, SparseCodingRegressor
     >>> rng = np.random.default_rng(0)
-    >>> model = SparseCodingRegressor(
-    ...     coder=SparseCoder(n_components=4, signed=True, lam=0.05, seed=0), learning_rate=0.2
-    ... )
+    >>> model = SparseCodingRegressor(n_components=4, signed=True, seed=0)
     >>> errors = []
     >>> for i in range(800):
     ...     x = rng.normal(size=3)
