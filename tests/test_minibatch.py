@@ -107,7 +107,11 @@ def test_mini_batches_learn_a_planted_dictionary(prior):
     assert held_out_error() < 0.5 * before
 
 
-def test_threads_change_no_bit():
+def test_threads_change_nothing_beyond_rounding():
+    """1 and 2 threads learn the same basis and codes up to rounding: the batched EGD
+    kernel multiplies each thread's block of rows in one BLAS product, whose rounding
+    depends on the block (bit-identical before batched codes; 1e-6 of the largest
+    coefficient is the codes' own tolerance)."""
     data = planted(300, seed=4)
     results = []
     for n_threads in (1, 2):
@@ -115,9 +119,10 @@ def test_threads_change_no_bit():
                             seed=0)
         for start in range(0, 300, 50):
             coder.learn_many(data.iloc[start:start + 50])
-        results.append((coder._learner.B.tobytes(), coder.transform_many(data).to_numpy()))
-    assert results[0][0] == results[1][0]
-    np.testing.assert_array_equal(results[0][1], results[1][1])
+        results.append((coder._learner.B.copy(), coder.transform_many(data).to_numpy()))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=0, atol=1e-6)
+    W = results[0][1]
+    np.testing.assert_allclose(results[1][1], W, rtol=0, atol=1e-6 * np.abs(W).max())
 
 
 def test_the_whole_step_runs_with_blas_on_one_thread(monkeypatch):

@@ -323,13 +323,13 @@ def test_classifier_backprop_step_is_the_fd_gradient_step():
 
 def test_regressor_with_a_kl_loss_coder_learns():
     """Documents whose target is the share of one theme: the regressor over KL-loss codes,
-    with backprop, ends with a small error."""
+    with backprop, ends with half the error of predicting the mean."""
     rng = np.random.default_rng(12)
     m = 20
     model = SparseCodingRegressor(
         coder=SparseCoder(n_components=4, loss="kl", lam=LAM, p=1.0, learning_rate=1.0,
                           seed=0),
-        learning_rate=0.2,
+        gradient="implicit",
     )
     errors = []
     for _ in range(600):
@@ -338,7 +338,8 @@ def test_regressor_with_a_kl_loss_coder_learns():
         doc = dict(enumerate(rng.multinomial(60, q / q.sum())))
         errors.append(abs(model.predict_one(doc) - share))
         model.learn_one(doc, share)
-    assert np.mean(errors[-200:]) < 0.5 * np.mean(errors[:50])
+    # predicting the mean share (0.5) errs by 0.25 on average
+    assert np.mean(errors[-200:]) < 0.5 * 0.25
 
 
 # ---------------------------------------------------------------------------------------
