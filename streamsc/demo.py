@@ -53,7 +53,7 @@ def _models(basis, seed, n_components, lam_l1, lam_kl):
         return SparseCoder(n_components=n_components, prior=prior, lam=lam, signed=True,
                            learning_rate=0.02, basis=basis, seed=seed)
 
-    head = dict(learning_rate=20.0)
+    head = dict(learning_rate=20.0, raw_features=False)  # the codes alone, as the paper
     return {
         "raw pixels": compose.Pipeline(
             preprocessing.StandardScaler(),

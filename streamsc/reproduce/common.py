@@ -184,7 +184,8 @@ def stream_backprop(Z, y, B, *, lam, p, learning_rate, head_learning_rate, backp
     coder = SparseCoder(n_components=B.shape[1], prior="kl", lam=lam, p=p, signed=True,
                         learning_rate=learning_rate, basis=B, seed=seed)
     model = SparseCodingClassifier(coder=coder, gradient="alternating", learning_rate=head_learning_rate,
-                                   backprop_weight=backprop_weight, reconstruction_weight=0.0)
+                                   backprop_weight=backprop_weight, reconstruction_weight=0.0,
+                                   raw_features=False)  # the paper: a head on codes
     rng = np.random.default_rng(seed)
     total = head_epochs + epochs
     for epoch in range(total):

@@ -111,7 +111,7 @@ def _backprop(Xn, y, B, *, prm, epochs, seed, progress, desc):
     coder = SparseCoder(n_components=k, loss="kl", prior="kl", lam=prm["lam"],
                         p=prm["p_factor"] / k, learning_rate=prm["bp_learning_rate"], basis=B,
                         seed=seed)
-    model = SparseCodingRegressor(coder=coder, gradient="alternating",
+    model = SparseCodingRegressor(coder=coder, gradient="alternating", raw_features=False,
                                   learning_rate=prm["head_learning_rate"],
                                   backprop_weight=prm["backprop_weight"],
                                   reconstruction_weight=0.0)
