@@ -305,6 +305,7 @@ def solve(X, B, *, prior, lam, p, signed, tol, loss="squared", solver="egd", max
                     kl_kernels.kl_newton_batch(
                         X, B, p, lam, signed, tol, cap, Nu, HESS_DROP, MAX_KEPT, H, n_iter, viol
                     )
+                _check_dual_newton(X, B, p, lam, signed, tol, H, viol)
             else:
                 cap = max_iter or MAX_ITER["egd"]  # both EGD variants
                 if init is None:
@@ -368,6 +369,28 @@ def solve(X, B, *, prior, lam, p, signed, tol, loss="squared", solver="egd", max
             else:
                 lasso_kernels.enet_cd_batch(X, B, l1, l2, not signed, tol, cap, W, n_iter, viol)
     return W, halves, n_iter, viol
+
+
+def _check_dual_newton(X, B, p, lam, signed, tol, H, viol):
+    """Refuse the dual Newton's codes that are not an answer: a row that stopped short of
+    ``tol`` with a primal objective above the prior mean's (w = p, the code of doing
+    nothing). Unsigned codes of examples of very large norm relative to ``lam`` (about
+    1e9 / lam and beyond) leave the dual so ill-conditioned that Newton stalls there; signed
+    codes converge at every scale (``tests/test_coding.py``)."""
+    bad = np.flatnonzero(viol > tol)
+    if bad.size == 0:
+        return
+    prior = np.tile(p, 2 if signed else 1)
+    for i in bad:
+        f = kl_kernels.kl_objective(X[i], B, p, lam, signed, H[i])
+        f0 = kl_kernels.kl_objective(X[i], B, p, lam, signed, prior)
+        if not f < f0:
+            raise ValueError(
+                f"solver='newton' could not code row {i} (norm {np.linalg.norm(X[i]):.3g}, "
+                f"lam {lam:.3g}): it stopped at an optimality violation of {viol[i]:.3g} "
+                f"> tol={tol:.3g} with an objective above the prior mean's; use "
+                "solver='egd_diag', or rescale the data"
+            )
 
 
 @functools.lru_cache(maxsize=1)

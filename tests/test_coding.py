@@ -543,3 +543,61 @@ def test_bad_input(kw, exc, match):
     X, B = args.pop("X"), args.pop("B")
     with pytest.raises(exc, match=match):
         streamsc.encode(X, B, **args)
+
+
+# ---------------------------------------------------------------------------------------
+# Issue 22 item 9: the dual Newton at every scale
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e6, 1e13])
+def test_newton_signed_codes_at_every_scale(scale):
+    """Signed KL codes by the dual Newton agree with EGD (a different algorithm, run to the
+    same relative tolerance) for examples of norm 1, 1e6 and 1e13: a full Newton step from
+    far away no longer overflows every exp and stops at the prior mean."""
+    rng = np.random.default_rng(0)
+    m, k, lam = 16, 32, 0.1
+    B = rng.standard_normal((m, k))
+    B /= np.linalg.norm(B, axis=0)
+    x = rng.standard_normal(m)
+    x *= scale / np.linalg.norm(x)
+    tol = 1e-9 * scale
+    w_newton, n_iter = streamsc.encode(
+        x, B, lam=lam, signed=True, solver="newton", tol=tol, return_n_iter=True
+    )
+    w_ref = streamsc.encode(x, B, lam=lam, signed=True, solver="egd", tol=tol, max_iter=200_000)
+    assert n_iter > 0
+    assert np.abs(w_newton - w_ref).max() <= 1e-6 * np.abs(w_ref).max()
+    p = np.full(k, 1.0 / k)
+    assert np.linalg.norm(x - B @ w_newton) < 0.5 * np.linalg.norm(x - B @ p)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e6, 1e13])
+def test_newton_unsigned_codes_correct_or_refused(scale):
+    """Unsigned KL codes by the dual Newton are either as good as EGD's (a different
+    algorithm; at the objective, since EGD itself stalls at 1e6) or refused with a
+    ValueError naming the solver -- never the prior mean returned as if it were a code."""
+    from streamsc._kernels import kl as kl_kernels
+
+    rng = np.random.default_rng(0)
+    m, k, lam = 16, 32, 0.1
+    B = rng.standard_normal((m, k))
+    B /= np.linalg.norm(B, axis=0)
+    x = rng.standard_normal(m)
+    x *= scale / np.linalg.norm(x)
+    p = np.full(k, 1.0 / k)
+    tol = 1e-9 * scale
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        w_ref = streamsc.encode(x, B, lam=lam, solver="egd", tol=tol, max_iter=100_000)
+        try:
+            w = streamsc.encode(x, B, lam=lam, solver="newton", tol=tol)
+        except ValueError as err:
+            assert "solver='newton'" in str(err)
+            assert scale > 1e6  # refused only far from the scales it solves
+            return
+    f = kl_kernels.kl_objective(x, B, p, lam, False, w)
+    f_ref = kl_kernels.kl_objective(x, B, p, lam, False, w_ref)
+    assert f <= f_ref * (1 + 1e-9)
+    if scale == 1.0:
+        assert np.abs(w - w_ref).max() <= 1e-6 * np.abs(w_ref).max()

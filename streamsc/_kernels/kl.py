@@ -41,6 +41,8 @@ from .vecmath import exp as vexp
 # exp() overflows past ~709; exponents are clipped here and the line searches reject them.
 _EXP_CLIP = 700.0
 _EPS = 2.220446049250313e-16
+#: the largest change of a log-weight b_j.nu/lam in one dual Newton step (kl_newton)
+_Z_STEP = 30.0
 
 
 @njit(**NJIT)
@@ -749,9 +751,22 @@ def kl_newton(x, B, p, lam, signed, tol, max_iter, nu, hess_drop, max_kept, w):
         for j in range(k):
             u[j] /= lam
         mag = _dual_mag(x, nu, lam, d)
+        # a step moves the log-weights z by t u: cap the moves that could overflow (rises,
+        # and falls too when signed) at _Z_STEP, so that a Newton step from far away (an
+        # example of norm 1e13, whose full step overflows every exp) is scaled down to a
+        # bounded step in log-space instead of being halved below the line search's floor;
+        # the cap is scale-free
+        umax = 0.0
+        for j in range(k):
+            a = abs(u[j]) if signed else u[j]  # unsigned: only a rise can overflow
+            if a > umax:
+                umax = a
         t = 1.0
+        if umax > _Z_STEP:
+            t = _Z_STEP / umax
+        t0 = t
         accepted = False
-        while t > 1e-12:
+        while t > 1e-12 * t0:
             for i in range(m):
                 nu_new[i] = nu[i] + t * delta[i]
             for j in range(k):
@@ -763,7 +778,7 @@ def kl_newton(x, B, p, lam, signed, tol, max_iter, nu, hess_drop, max_kept, w):
             t *= 0.5
         if not accepted:
             break
-        full_step = t == 1.0
+        full_step = t == t0
         for i in range(m):
             nu[i] = nu_new[i]
         for j in range(k):
