@@ -193,3 +193,300 @@ def test_learn_many_exact_equals_learn_one_loop_bit_for_bit():
             hashlib.sha256(loop._learner.B.tobytes()).digest()
         probe = frames[-1]
         assert batch.transform_many(probe).equals(loop.transform_many(probe))
+
+
+# issue 22, items 2-6 and 8 (fixed in 46bfbfc): one test each
+
+from decimal import Decimal  # noqa: E402
+from fractions import Fraction  # noqa: E402
+import threading  # noqa: E402
+
+import pandas as pd  # noqa: E402
+
+
+def _coder_of(model):
+    return model if isinstance(model, SparseCoder) else model.coder_
+
+
+def _arrays(obj, prefix=""):
+    """Every numpy array reachable through the attribute dicts of obj (bytes, by path)."""
+    out = {}
+    items = obj.items() if isinstance(obj, dict) else vars(obj).items() \
+        if hasattr(obj, "__dict__") else ()
+    for name, val in items:
+        path = f"{prefix}.{name}"
+        if isinstance(val, np.ndarray):
+            out[path] = (val.dtype.str, val.shape, val.tobytes())
+        elif isinstance(val, (dict,)) or (hasattr(val, "__dict__") and
+                                           type(val).__module__.startswith("streamsc")):
+            out.update(_arrays(val, path))
+    return out
+
+
+def _state(model):
+    """What a refusal must leave byte-equal: the pickle, the basis, the feature names, the
+    step count and version, and every array of the state."""
+    coder = _coder_of(model)
+    learner = coder._learner
+    return (pickle.dumps(model), learner.B.tobytes(), learner.B.shape,
+            list(coder._features.names), learner.t, learner.version, _arrays(model))
+
+
+def _refused(model, call, exc, *words):
+    before = _state(model)
+    with pytest.raises(exc) as info:
+        call()
+    message = str(info.value)
+    for word in words:
+        assert word in message, f"{word!r} not in {message!r}"
+    assert _state(model) == before, "a refused call changed the model"
+    return message
+
+
+def _invariants(coder):
+    B = coder._learner.B
+    check_basis(B)
+    names = list(coder._features.names)
+    assert len(set(map(repr, names))) == len(names)
+    assert B.shape == (len(names), coder.n_components)
+    basis = coder.basis_
+    assert basis.shape == B.shape
+
+
+def _fitted_coder(**params):
+    coder = SparseCoder(**{"n_components": 3, "seed": 0, **params})
+    for i in range(5):
+        coder.learn_one({"a": 1.0 + i, "b": 0.5, "c": float(i % 2)})
+    return coder
+
+
+@pytest.mark.parametrize("blank", [{}, {"a": 0.0, "b": 0}, {"a": 0}])
+def test_item2_blank_document_learns_nothing(blank):
+    for coder in (SparseCoder(n_components=3, loss="kl", seed=0),
+                  _fitted_coder(loss="kl")):
+        before = _state(coder)
+        assert coder.learn_one(blank) is None
+        assert _state(coder) == before
+
+
+@pytest.mark.parametrize("text", ["", "!!!"])
+def test_item2_blank_text_through_bag_of_words_learns_nothing(text):
+    from river.feature_extraction import BagOfWords
+
+    pipe = BagOfWords() | SparseCoder(n_components=3, loss="kl", seed=0)
+    coder = pipe.steps["SparseCoder"] if "SparseCoder" in pipe.steps else \
+        list(pipe.steps.values())[-1]
+    before = _state(coder)
+    pipe.learn_one(text)
+    assert _state(coder) == before
+    pipe.learn_one("the cat sat")
+    assert all(v == 0.0 for v in pipe.transform_one(text).values())
+    after = _state(coder)
+    pipe.learn_one(text)
+    assert _state(coder) == after
+    _invariants(coder)
+
+
+@pytest.mark.parametrize("missing", [pd.NA, pd.NaT, Decimal("NaN")],
+                         ids=["NA", "NaT", "Decimal-NaN"])
+def test_item3_missing_value_as_first_label_refused(missing):
+    model = SparseCodingClassifier(coder=SparseCoder(n_components=3, seed=0))
+    x = {"a": 1.0, "b": -0.5}
+    _refused(model, lambda: model.learn_one(x, missing), ValueError, "missing value")
+    assert model.classes_ == []
+    model.learn_one(x, 1)
+    model.learn_one({"a": -1.0, "b": 0.5}, 0)
+    assert sorted(model.classes_) == [0, 1]
+    _invariants(model.coder_)
+
+
+def test_item3_timedelta_value_refused():
+    coder = _fitted_coder()
+    _refused(coder, lambda: coder.learn_one({"a": np.timedelta64(1, "s"), "b": 1.0}),
+             TypeError, "'a'", "real number")
+    fresh = SparseCoder(n_components=3, seed=0)
+    _refused(fresh, lambda: fresh.learn_one({"t": np.timedelta64(1, "s")}), TypeError, "'t'")
+
+
+def test_item3_nan_feature_key_refused_no_new_row():
+    coder = _fitted_coder()
+    for _ in range(3):
+        _refused(coder, lambda: coder.learn_one({float("nan"): 1.0, "a": 1.0}), ValueError,
+                 "nan", "does not equal itself")
+    assert coder._learner.B.shape[0] == 3
+    _invariants(coder)
+
+
+@pytest.mark.parametrize("huge", [10**400, Fraction(10**400, 3)], ids=["int", "Fraction"])
+def test_item4_value_too_large_for_a_float_is_valueerror_naming_the_feature(huge):
+    coder = _fitted_coder()
+    _refused(coder, lambda: coder.learn_one({"a": 1.0, "big": huge}), ValueError,
+             "'big'", "too large")
+    _refused(coder, lambda: coder.transform_one({"a": 1.0, "big": huge}), ValueError, "'big'")
+
+
+def test_item4_duplicate_dataframe_columns_learn_many():
+    coder = _fitted_coder()
+    X = pd.DataFrame([[1.0, 2.0, 3.0]], columns=["a", "b", "a"])
+    _refused(coder, lambda: coder.learn_many(X), ValueError, "duplicate column", "'a'")
+
+
+def test_item4_duplicate_dataframe_columns_sklearn():
+    from streamsc.sklearn import SparseCodingTransformer
+
+    X = pd.DataFrame(np.abs(np.random.default_rng(0).normal(size=(6, 3))) + 0.1,
+                     columns=["a", "b", "a"])
+    model = SparseCodingTransformer(n_components=2, random_state=0)
+    before = dict(vars(model))
+    with pytest.raises(ValueError, match="duplicate column 'a'"):
+        model.fit(X)
+    assert vars(model).keys() == before.keys()
+    with pytest.raises(ValueError, match="duplicate column 'a'"):
+        model.partial_fit(X)
+    assert not hasattr(model, "components_")
+    good = X.iloc[:, :2].set_axis(["a", "b"], axis=1)
+    model.fit(good)
+    comps = model.components_.copy()
+    with pytest.raises(ValueError, match="duplicate column"):
+        model.partial_fit(X)
+    np.testing.assert_array_equal(model.components_, comps)
+    with pytest.raises(ValueError, match="duplicate column"):
+        model.transform(X)
+
+
+def test_item5_lone_surrogate_name_refused_and_model_still_works():
+    coder = _fitted_coder()
+    _refused(coder, lambda: coder.learn_one({"\ud800": 1.0, "a": 1.0}), ValueError,
+             "not valid Unicode")
+    _refused(coder, lambda: coder.learn_one({"x\udfff": 1.0}), ValueError, "UTF-8")
+    coder.learn_one({"new": 1.0, "a": 2.0})
+    coder.learn_one({"newer": -1.0, "é": 0.5})
+    _invariants(coder)
+    assert list(coder.basis_.index) == list(coder._features.names)
+    assert {"new", "newer", "é"} <= set(coder.basis_.index)
+
+
+def test_item5_regressor_huge_first_target_refused_then_usable():
+    model = SparseCodingRegressor(coder=SparseCoder(n_components=3, seed=0))
+    x = {"a": 1.0, "b": -0.5}
+    _refused(model, lambda: model.learn_one(x, 1e200), ValueError, "too large")
+    _refused(model, lambda: model.learn_one(x, 10**400), ValueError, "too large")
+    model.learn_one(x, 0.5)
+    model.learn_one({"a": -1.0, "b": 0.5}, -0.5)
+    assert math.isfinite(model.predict_one(x))
+    assert model.coder_._learner.t == 2
+    _invariants(model.coder_)
+
+
+def test_item5_p_array_is_copied():
+    p = np.array([0.5, 1.0, 2.0])
+    coder = SparseCoder(n_components=3, p=p, seed=0)
+    coder.learn_one({"a": 1.0, "b": 0.5})
+    # the learner's copy is what the model computes with (``coder.p``, the constructor
+    # argument river's clone reads, stays the caller's object)
+    before = pickle.dumps(coder._learner)
+    kept = np.array(coder._learner.config.p, copy=True)
+    p[:] = 100.0
+    assert pickle.dumps(coder._learner) == before
+    np.testing.assert_array_equal(coder._learner.config.p, kept)
+    twin = SparseCoder(n_components=3, p=np.array([0.5, 1.0, 2.0]), seed=0)
+    twin.learn_one({"a": 1.0, "b": 0.5})
+    for c in (coder, twin):
+        c.learn_one({"a": 0.2, "b": 1.5})
+    assert coder._learner.B.tobytes() == twin._learner.B.tobytes()
+
+
+def _sk_state(model):
+    return pickle.dumps(model), _arrays(model), model.components_.tobytes()
+
+
+def test_item6_sklearn_partial_fit_bad_row_changes_nothing():
+    from streamsc.sklearn import SparseCodingTransformer
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(8, 4))
+    model = SparseCodingTransformer(n_components=3, random_state=0).partial_fit(X)
+    before = _sk_state(model)
+    n_steps = model.n_steps_
+    bad = rng.normal(size=(5, 4))
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError):
+        model.partial_fit(bad)
+    assert _sk_state(model) == before
+    assert model.n_steps_ == n_steps
+    model.partial_fit(bad[:3])
+    assert model.n_steps_ == n_steps + 3
+    check_basis(model._learner.B)
+
+
+def test_item6_sklearn_refused_first_fit_leaves_unfitted():
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    from streamsc.sklearn import SparseCodingTransformer
+
+    X = np.random.default_rng(0).normal(size=(6, 3))
+    X[4, 0] = np.inf
+    model = SparseCodingTransformer(n_components=2, random_state=0)
+    keys = set(vars(model))
+    with pytest.raises(ValueError):
+        model.fit(X)
+    assert set(vars(model)) == keys
+    with pytest.raises(NotFittedError):
+        check_is_fitted(model)
+    # a fitted model refusing a re-fit keeps components_ and n_features_in_ in agreement
+    good = np.random.default_rng(1).normal(size=(6, 3))
+    model.fit(good)
+    before = _sk_state(model)
+    wide = np.random.default_rng(2).normal(size=(6, 5))
+    wide[2, 2] = np.nan
+    with pytest.raises(ValueError):
+        model.fit(wide)
+    assert _sk_state(model) == before
+    assert model.n_features_in_ == model.components_.shape[1] == 3
+
+
+def test_item6_unrolled_refusal_keeps_power_vector():
+    coder = SparseCoder(n_components=3, prior="l1", gradient="unrolled", seed=0)
+    for i in range(4):
+        coder.learn_one({"a": 1.0 + i, "b": -0.5, "c": 0.25 * i})
+    vec = coder._learner.power_vector
+    assert vec is not None
+    vec = vec.copy()
+    before = _state(coder)
+    for bad in ({"a": float("nan")}, {"a": 1e200, "b": 1.0}, {"a": "1"}):
+        with pytest.raises((ValueError, TypeError)):
+            coder.learn_one(bad)
+        assert _state(coder) == before
+        np.testing.assert_array_equal(coder._learner.power_vector, vec)
+
+
+def test_item8_two_threads_learning_leave_a_consistent_model():
+    coder = SparseCoder(n_components=4, seed=0)
+    errors = []
+
+    def work(tag, seed):
+        rng = np.random.default_rng(seed)
+        try:
+            for i in range(2000):
+                x = {f"{tag}{int(j)}": float(v) for j, v in
+                     zip(rng.integers(0, 30, 3), rng.normal(size=3))}
+                x["shared"] = 1.0
+                coder.learn_one(x)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(tag, s)) for s, tag in enumerate("pq")]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    names = list(coder._features.names)
+    assert len(set(names)) == len(names)
+    basis = coder.basis_
+    assert basis.shape == (len(names), 4)
+    assert set(basis.index) == set(names)
+    _invariants(coder)
+    assert np.isfinite(basis.to_numpy()).all()
+    assert coder._learner.t == 4000
