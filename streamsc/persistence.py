@@ -24,6 +24,7 @@ import io
 import os
 import pickle
 import struct
+import tempfile
 
 __all__ = ["FORMAT_VERSION", "MAGIC", "load", "save"]
 
@@ -55,8 +56,10 @@ def _estimator_types():
 
 def save(model, path):
     """Save a streamsc estimator to ``path`` (header, checksum and pickle; see the module
-    docstring). The file is written to a temporary name and renamed, so an interrupted save
-    never leaves a half-written model under ``path``.
+    docstring). The file is written to a unique temporary name in the same directory,
+    flushed and fsynced, then renamed over ``path``, so an interrupted save never leaves a
+    half-written model under ``path`` and concurrent saves do not collide; the temporary is
+    removed on any error. Saving through a symlink writes the link's target.
 
     Parameters
     ----------
@@ -95,16 +98,28 @@ def save(model, path):
     version = __version__.encode("ascii")
     header = (MAGIC + _FIXED.pack(FORMAT_VERSION, len(version)) + version
               + _TAIL.pack(len(payload), hashlib.sha256(payload).digest()))
-    path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}"
+    # through a symlink: write the link's target, keep the link
+    path = os.path.realpath(os.fspath(path))
+    directory, name = os.path.split(path)
+    # a unique temporary per call, in the target's directory (so the rename is atomic)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory or ".")
     try:
-        with open(tmp, "wb") as f:
+        try:  # mkstemp makes the file 0600: keep the mode of the file replaced, else 0644
+            mode = os.stat(path).st_mode & 0o777
+        except OSError:
+            mode = 0o644
+        os.chmod(tmp, mode)
+        with os.fdopen(fd, "wb") as f:
             f.write(header)
             f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
+        try:
             os.remove(tmp)
+        except OSError:
+            pass
         raise
 
 

@@ -279,3 +279,42 @@ def test_unwritable_numba_cache_dir():
             os.chmod(ro, 0o755)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().endswith("ok")
+
+
+def test_three_threads_saving_one_path_never_fail_and_leave_no_temporaries(tmp_path):
+    import threading
+
+    model = _coder_kl()
+    for x, _, _ in _stream()[:20]:
+        model.learn_one(x)
+    path = tmp_path / "model.streamsc"
+    failures = []
+
+    def work():
+        for _ in range(20):
+            try:
+                persistence.save(model, path)
+            except Exception as exc:  # counted below
+                failures.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(3)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert failures == []
+    assert sorted(os.listdir(tmp_path)) == ["model.streamsc"]
+    assert streamsc.load(path).basis_.equals(model.basis_)
+
+
+def test_save_through_a_symlink_writes_its_target(tmp_path):
+    model = _coder_kl()
+    model.learn_one({"a": 1.0, "b": 0.5})
+    target = tmp_path / "real.streamsc"
+    target.write_bytes(b"old")
+    link = tmp_path / "link.streamsc"
+    os.symlink(target, link)
+    persistence.save(model, link)
+    assert os.path.islink(link) and os.path.realpath(link) == os.path.realpath(target)
+    assert streamsc.load(target).basis_.equals(model.basis_)
+    assert sorted(os.listdir(tmp_path)) == ["link.streamsc", "real.streamsc"]
