@@ -7,6 +7,7 @@ import numba
 import numpy as np
 
 from . import _validation as v
+from ._kernels import first_call as _call
 from ._kernels import kl as kl_kernels
 from ._kernels import lasso as lasso_kernels
 
@@ -283,11 +284,13 @@ def solve(X, B, *, prior, lam, p, signed, tol, loss="squared", solver="egd", max
                 else:
                     C = np.maximum(init, 1e-300) if not signed else init.copy()
                 if one:
-                    n_iter[0], viol[0] = kl_kernels.newton_primal(
+                    n_iter[0], viol[0] = _call(
+                        kl_kernels.newton_primal,
                         X[0], B, p, lam, signed, tol, cap, C[0], 1, HESS_DROP, MAX_KEPT
                     )
                 else:
-                    kl_kernels.newton_primal_batch(
+                    _call(
+                        kl_kernels.newton_primal_batch,
                         X, B, p, lam, signed, tol, cap, C, 1, HESS_DROP, MAX_KEPT, n_iter, viol
                     )
                 if signed:
@@ -298,11 +301,13 @@ def solve(X, B, *, prior, lam, p, signed, tol, loss="squared", solver="egd", max
                 cap = max_iter or MAX_ITER["newton"]
                 Nu = np.zeros((n, m)) if init is None else X - init @ B.T
                 if one:
-                    n_iter[0], viol[0] = kl_kernels.kl_newton(
+                    n_iter[0], viol[0] = _call(
+                        kl_kernels.kl_newton,
                         X[0], B, p, lam, signed, tol, cap, Nu[0], HESS_DROP, MAX_KEPT, H[0]
                     )
                 else:
-                    kl_kernels.kl_newton_batch(
+                    _call(
+                        kl_kernels.kl_newton_batch,
                         X, B, p, lam, signed, tol, cap, Nu, HESS_DROP, MAX_KEPT, H, n_iter, viol
                     )
                 _check_dual_newton(X, B, p, lam, signed, tol, H, viol)
@@ -318,7 +323,8 @@ def solve(X, B, *, prior, lam, p, signed, tol, loss="squared", solver="egd", max
                 code = LOSS_CODES[loss]
                 diag = solver == "egd_diag"
                 if one:
-                    n_iter[0], _, viol[0] = kl_kernels.egd(
+                    n_iter[0], _, viol[0] = _call(
+                        kl_kernels.egd,
                         X[0], B, p, lam, signed, tol, cap, U[0], 1.0, np.empty(0), code, diag
                     )
                 elif n >= EGD_BLOCK_MIN_ROWS:
@@ -329,13 +335,15 @@ def solve(X, B, *, prior, lam, p, signed, tol, loss="squared", solver="egd", max
 
                     X64 = np.ascontiguousarray(X, dtype=np.float64)
                     B64 = np.ascontiguousarray(B, dtype=np.float64)
-                    kl_batch.egd_block_batch(
+                    _call(
+                        kl_batch.egd_block_batch,
                         X64, B64, np.ascontiguousarray(B64.T), p, lam, signed, tol, cap, U,
                         1.0, n_iter, viol, code, diag, numba.get_num_threads(),
                         kl_batch.EGD_BLOCK,
                     )
                 else:
-                    kl_kernels.egd_batch(
+                    _call(
+                        kl_kernels.egd_batch,
                         X, B, p, lam, signed, tol, cap, U, 1.0, n_iter, viol, code, diag
                     )
                 H = np.exp(U)
@@ -346,13 +354,14 @@ def solve(X, B, *, prior, lam, p, signed, tol, loss="squared", solver="egd", max
                 W = H
         elif prior == "l2" and signed:
             W = np.empty((n, k))
-            lasso_kernels.ridge(X, B, lam, W)
+            _call(lasso_kernels.ridge, X, B, lam, W)
         else:
             l1, l2 = (lam, 0.0) if prior == "l1" else (0.0, lam)
             W = np.zeros((n, k)) if init is None else init.copy()
             cap = max_iter or MAX_ITER["cd"]
             if one:
-                n_iter[0], viol[0] = lasso_kernels.enet_cd(
+                n_iter[0], viol[0] = _call(
+                    lasso_kernels.enet_cd,
                     X[0], B, l1, l2, not signed, tol, cap, W[0]
                 )
             elif use_gram(n, k):
@@ -361,13 +370,17 @@ def solve(X, B, *, prior, lam, p, signed, tol, loss="squared", solver="egd", max
                 X64 = np.ascontiguousarray(X, dtype=np.float64)
                 B64 = np.ascontiguousarray(B, dtype=np.float64)
                 G = np.empty((k, k))
-                lasso_kernels.gram(B64, G)
-                lasso_kernels.enet_gram_batch(
+                _call(lasso_kernels.gram, B64, G)
+                _call(
+                    lasso_kernels.enet_gram_batch,
                     X64, B64, G, l1, l2, not signed, tol, cap, W, n_iter, viol,
                     numba.get_num_threads(),
                 )
             else:
-                lasso_kernels.enet_cd_batch(X, B, l1, l2, not signed, tol, cap, W, n_iter, viol)
+                _call(
+                    lasso_kernels.enet_cd_batch, X, B, l1, l2, not signed, tol, cap, W, n_iter,
+                    viol,
+                )
     return W, halves, n_iter, viol
 
 

@@ -601,3 +601,53 @@ def test_newton_unsigned_codes_correct_or_refused(scale):
     assert f <= f_ref * (1 + 1e-9)
     if scale == 1.0:
         assert np.abs(w - w_ref).max() <= 1e-6 * np.abs(w_ref).max()
+
+
+# ---------------------------------------------------------------------------------------
+# Issue 21 item 3: the first compile says so, once
+# ---------------------------------------------------------------------------------------
+
+
+def test_first_compile_is_logged_once(caplog, monkeypatch):
+    """With the threshold forced to 0, the first call of a kernel with nothing compiled in
+    this process logs one WARNING on the "streamsc" logger naming the kernel; a second such
+    call logs nothing more (no timing asserted)."""
+    import logging
+
+    import numba
+
+    import streamsc._kernels as kernels
+
+    @numba.njit
+    def fresh(x):  # nothing compiled: its first call compiles
+        return x + 1.0
+
+    @numba.njit
+    def fresh2(x):
+        return x + 2.0
+
+    monkeypatch.setattr(kernels, "COMPILE_NOTICE_AFTER", 0.0)
+    monkeypatch.setattr(kernels, "_noticed", False)
+    with caplog.at_level(logging.INFO, logger="streamsc"):
+        assert kernels.first_call(fresh, 1.0) == 2.0
+        assert kernels.first_call(fresh2, 1.0) == 3.0
+        assert kernels.first_call(fresh, 1.0) == 2.0
+    notes = [r for r in caplog.records if r.name == "streamsc"]
+    assert len(notes) == 1
+    assert notes[0].levelno == logging.WARNING
+    assert "fresh" in notes[0].getMessage() and "compiling" in notes[0].getMessage()
+
+
+def test_first_call_logs_nothing_below_threshold(caplog, monkeypatch):
+    """A call under the threshold (a kernel already compiled) says nothing."""
+    import logging
+
+    import streamsc._kernels as kernels
+
+    monkeypatch.setattr(kernels, "COMPILE_NOTICE_AFTER", 1e9)
+    monkeypatch.setattr(kernels, "_noticed", False)
+    rng = np.random.default_rng(0)
+    B = rng.standard_normal((8, 12))
+    with caplog.at_level(logging.INFO, logger="streamsc"):
+        streamsc.encode(rng.standard_normal(8), B, lam=0.1)
+    assert not [r for r in caplog.records if r.name == "streamsc"]
