@@ -21,7 +21,9 @@ SCRIPT = ROOT / "benchmarks" / "spams_peer.py"
 ARGS = ["--quick", "--shapes", "16x32"]
 HAVE_SPAMS = importlib.util.find_spec("spams") is not None
 
-STREAMSC_CODES = ["streamsc encode L1, n_threads=1", "streamsc encode L1, n_threads=2"]
+STREAMSC_CODES = ["streamsc encode L1, n_threads=1", "streamsc encode L1, n_threads=2",
+                  "streamsc encode KL (batched EGD), n_threads=1",
+                  "streamsc encode KL (batched EGD), n_threads=2"]
 SPAMS_CODES = ["spams.lasso, numThreads=1", "spams.lasso, numThreads=2"]
 
 
@@ -66,7 +68,11 @@ def test_with_spams(tmp_path):
     assert "TODO mini-batch basis learning" in proc.stdout or any(
         r["minibatch"] for r in data["learning"])
     measures = [r["measure"] for r in data["issue_ratios"]]
-    assert sum("spams.lasso" in m for m in measures) == 4
+    assert sum("spams.lasso" in m for m in measures) == 8
+    # issue 21: batched KL codes against SPAMS' L1 codes, both signs, 1 and 2 threads
+    kl_rows = [r for r in data["issue_ratios"] if r["measure"].startswith("batched KL")]
+    assert len(kl_rows) == 4 and all(r["target"] == ">= 1x (issue 21)" for r in kl_rows)
+    assert all(math.isfinite(r["ratio"]) and r["ratio"] > 0 for r in kl_rows)
 
 
 def test_without_spams(tmp_path):
