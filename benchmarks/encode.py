@@ -544,13 +544,17 @@ def parse_args(argv):
         rows_help="examples generated per shape (default 2000, --quick 24)",
         budget_help="seconds spent timing each contender and call mode (default 2, --quick 0.02)",
     )
+    ap.add_argument("--min-rows", type=int, default=None,
+                    help="at least this many rows per timed pass (default 16, --quick 8); "
+                         "issue 21's batch target is for batches >= 256")
     ap.add_argument("--cold", action="store_true",
                     help="compile into a fresh temporary numba cache so first calls show real "
                          "compilation time")
     args = _common.parse_benchmark_args(ap, argv, rows=(24, 2000), budget=(0.02, 2.0))
     if args.rows < 2:
         ap.error("--rows must be >= 2")
-    args.min_rows = 8 if args.quick else 16
+    if args.min_rows is None:
+        args.min_rows = 8 if args.quick else 16
     args.rounds = 1 if args.quick else 3
     args.probe_rows = 4 if args.quick else 9
     return args
