@@ -64,7 +64,8 @@ def check_supervised_params(model):
             raise TypeError(
                 f"coder must be a streamsc.SparseCoder or None, got {type(coder).__name__}")
         given = [name for name, default in CODER_DEFAULTS.items()
-                 if getattr(model, name) is not default and getattr(model, name) != default]
+                 if (getattr(model, name) is not None if default is None
+                     else getattr(model, name) != default)]
         if given:
             raise ValueError(
                 f"coder= was given along with the coder parameter(s) {', '.join(given)}: "
@@ -298,8 +299,7 @@ class SupervisedCoding:
 
     def predict_many(self, X):
         """``predict_one`` of every row of ``X``, as a Series on X's index."""
-        return pd.Series([self.predict_one(x) for x in self._rows(X)], index=X.index,
-                         dtype=None)
+        return pd.Series([self.predict_one(x) for x in self._rows(X)], index=X.index)
 
     # --- the heads' standardised codes: z = (w - mu) / sigma, running mean and sample
     # standard deviation of the codes of the labelled examples (Welford)

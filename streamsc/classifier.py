@@ -160,10 +160,9 @@ class SparseCodingClassifier(SupervisedCoding, base.Classifier):
 
         def apply():
             V_new = V - eta * (np.outer(gz, z) + self.l2 * V)
-            U_new = U
+            U_new = U  # updated in place: nothing can fail any more
             if raw is not None:
                 rows, values = raw
-                U_new = U.copy()
                 if rows is None:
                     U_new -= eta * (np.outer(gz, values) + self.l2 * U)
                 else:

@@ -135,10 +135,9 @@ class SparseCodingRegressor(SupervisedCoding, base.Regressor):
 
         def apply():
             self._v = self._v - eta * (err * z + self.l2 * self._v)
-            u_new = u
+            u_new = u  # updated in place: nothing can fail any more
             if raw is not None:
                 rows, values = raw
-                u_new = u.copy()
                 if rows is None:
                     u_new -= eta * (err * values + self.l2 * u)
                 else:
