@@ -208,7 +208,8 @@ class SupervisedCoding:
         that fits the example exactly (a larger one overshoots: normalised LMS diverges at
         twice it)."""
         d = z.size + (0 if raw is None else raw[1].size)
-        ff = float(z @ z) + (0.0 if raw is None else float(raw[1] @ raw[1]))
+        with np.errstate(over="ignore", invalid="ignore"):  # a huge raw feature: no step
+            ff = float(z @ z) + (0.0 if raw is None else float(raw[1] @ raw[1]))
         if not math.isfinite(ff):
             return 0.0
         eta = self.learning_rate * d / (d + ff)

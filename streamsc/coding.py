@@ -310,7 +310,7 @@ def solve(X, B, *, prior, lam, p, signed, tol, loss="squared", solver="egd", max
                         kl_kernels.kl_newton_batch,
                         X, B, p, lam, signed, tol, cap, Nu, HESS_DROP, MAX_KEPT, H, n_iter, viol
                     )
-                _check_dual_newton(X, B, p, lam, signed, tol, H, viol)
+                _redo_stalled_newton(X, B, p, lam, signed, tol, H, n_iter, viol)
             else:
                 cap = max_iter or MAX_ITER["egd"]  # both EGD variants
                 if init is None:
@@ -384,26 +384,31 @@ def solve(X, B, *, prior, lam, p, signed, tol, loss="squared", solver="egd", max
     return W, halves, n_iter, viol
 
 
-def _check_dual_newton(X, B, p, lam, signed, tol, H, viol):
-    """Refuse the dual Newton's codes that are not an answer: a row that stopped short of
-    ``tol`` with a primal objective above the prior mean's (w = p, the code of doing
-    nothing). Unsigned codes of examples of very large norm relative to ``lam`` (about
-    1e9 / lam and beyond) leave the dual so ill-conditioned that Newton stalls there; signed
-    codes converge at every scale (``tests/test_coding.py``)."""
+def _redo_stalled_newton(X, B, p, lam, signed, tol, H, n_iter, viol):
+    """Recode by EGD (``solver='egd_diag'``, a descent method: never above the prior mean's
+    objective) the rows where the dual Newton stopped short of ``tol`` with a primal
+    objective above the prior mean's (w = p, the code of doing nothing), in place. Unsigned
+    codes of examples of very large norm relative to ``lam`` (about 1e9 / lam and beyond)
+    leave the dual so ill-conditioned that Newton stalls there; a stream must not stop on
+    them, so they get EGD's code instead of an error. Signed codes converge at every scale
+    (``tests/test_coding.py``)."""
     bad = np.flatnonzero(viol > tol)
     if bad.size == 0:
         return
     prior = np.tile(p, 2 if signed else 1)
-    for i in bad:
-        f = kl_kernels.kl_objective(X[i], B, p, lam, signed, H[i])
-        f0 = kl_kernels.kl_objective(X[i], B, p, lam, signed, prior)
-        if not f < f0:
-            raise ValueError(
-                f"solver='newton' could not code row {i} (norm {np.linalg.norm(X[i]):.3g}, "
-                f"lam {lam:.3g}): it stopped at an optimality violation of {viol[i]:.3g} "
-                f"> tol={tol:.3g} with an objective above the prior mean's; use "
-                "solver='egd_diag', or rescale the data"
-            )
+    redo = [i for i in bad
+            if not kl_kernels.kl_objective(X[i], B, p, lam, signed, H[i])
+            < kl_kernels.kl_objective(X[i], B, p, lam, signed, prior)]
+    if not redo:
+        return
+    redo = np.asarray(redo)
+    W, halves, it, vi = solve(
+        np.ascontiguousarray(X[redo]), B, prior="kl", lam=lam, p=p, signed=signed, tol=tol,
+        solver="egd_diag",
+    )
+    H[redo] = np.hstack(halves) if signed else W
+    n_iter[redo] = it
+    viol[redo] = vi
 
 
 @functools.lru_cache(maxsize=1)
