@@ -7,7 +7,7 @@ notebook and executes it with ``nbclient`` (plots inline as PNG), so the committ
 ``.ipynb`` files are outputs, never edited by hand; ``tests/test_notebooks.py`` checks that
 their cells equal the scripts' and runs every script in quick mode.
 
-Usage, from the repository root (the data directory as for ``streamsc reproduce``)::
+Usage, from the repository root (the data directory as for ``demos/paper/``)::
 
     python notebooks/build.py --data-dir ../shared/data            # all, full size
     python notebooks/build.py --quick --out /tmp/nb movie_ratings  # one, quick mode

@@ -12,8 +12,8 @@
 #    R² on held-out reviews, beside L2-regularised least squares on the raw word
 #    distributions.
 #
-# The settings (λ, p, step sizes, ridge grids) are those of `streamsc reproduce table6`
-# (`streamsc.reproduce.table6.PARAMS`); that command runs the paper's 5-fold protocol with
+# The settings (λ, p, step sizes, ridge grids) are those of `python demos/paper/table6.py`
+# (its `PARAMS`); that command runs the paper's 5-fold protocol with
 # more atoms, and `docs/results.md` compares it with the paper. This file is generated from
 # `notebooks/movie_ratings.py` by `notebooks/build.py`; edit the script, not the notebook.
 #
@@ -22,7 +22,9 @@
 
 # %%
 import os
+import sys
 import time
+from pathlib import Path
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -35,7 +37,9 @@ from sklearn.preprocessing import StandardScaler
 
 import streamsc
 from streamsc import datasets
-from streamsc.reproduce import table6
+
+sys.path.insert(0, str(Path("..", "demos", "paper").resolve()))  # the paper's scripts
+import table6  # noqa: E402  (demos/paper/table6.py)
 
 QUICK = os.environ.get("STREAMSC_NOTEBOOK_QUICK", "") not in ("", "0")
 DATA = datasets.resolve_data_dir()  # the STREAMSC_DATA environment variable
@@ -96,7 +100,7 @@ print(f"basis {B.shape} learned in {time.perf_counter() - t0:.0f} s")
 # The codes of the training and test reviews are computed in batch by `streamsc.encode`
 # (the same problem, solved to the default tolerance). The head is scikit-learn's `RidgeCV`
 # on standardised codes, its penalty chosen by leave-one-out on the training reviews (as in
-# `streamsc reproduce table6`). The baseline is the paper's "L2 regression": `RidgeCV` on the
+# `python demos/paper/table6.py`). The baseline is the paper's "L2 regression": `RidgeCV` on the
 # raw word distributions.
 
 # %%
@@ -148,17 +152,17 @@ for j in (*np.argsort(weights)[:3], *np.argsort(weights)[-3:]):
 # * The paper (Table 6) reports R² = 0.264 for 64-D KL codes, 0.281 for 256-D, 0.507 for L2
 #   regression on the counts and 0.534 for 256-D KL + backprop, with 5,000 words and 5-fold
 #   cross-validation. This notebook uses 1,000 words and one train/test split, so its figures
-#   are not directly comparable; `streamsc reproduce table6` runs the 5-fold protocol.
+#   are not directly comparable; `python demos/paper/table6.py` runs the 5-fold protocol.
 # * The ordering of the paper's unsupervised rows holds here: the codes learned without the
 #   ratings keep part of the rating signal, and much less of it than a regression on all the
 #   words. Both of our figures are below the paper's.
 # * These codes are not sparse: with λ = 0.2 the KL prior holds every coefficient near its
 #   prior mean p = 1/k (compare the mean and largest coefficients printed above with
 #   1/64 ≈ 0.016). λ = 0.2 gave the best R² of three values tried for
-#   `streamsc reproduce table6` (`docs/results.md`).
+#   `python demos/paper/table6.py` (`docs/results.md`).
 # * The paper's last row, KL + backprop (the ratings back-propagated into the basis with
 #   `streamsc.SparseCodingRegressor(gradient="implicit")`), is not run here, to keep the
-#   notebook quick; `streamsc reproduce table6` runs it (`docs/results.md`, Table 6).
+#   notebook quick; `python demos/paper/table6.py` runs it (`docs/results.md`, Table 6).
 
 # %%
 print("the paper's Table 6 (predictive R²):", table6.PAPER)

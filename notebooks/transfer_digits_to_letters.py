@@ -13,7 +13,7 @@
 #    back-propagated through the codes into the basis).
 #
 # Every step calls `streamsc`; the building blocks are those of
-# `streamsc reproduce table5` (`streamsc/reproduce/common.py`), with fewer digits, atoms,
+# `python demos/paper/table5.py` (`demos/paper/common.py`), with fewer digits, atoms,
 # labels and test letters. The full-size run and an honest comparison with the paper's
 # figures are in `docs/results.md`. This file is generated from
 # `notebooks/transfer_digits_to_letters.py` by `notebooks/build.py`; edit the script, not
@@ -25,6 +25,7 @@
 # %%
 import io
 import os
+import sys
 import tempfile
 import time
 import warnings
@@ -36,7 +37,10 @@ from IPython.display import Image, display
 from PIL import Image as PILImage
 
 from streamsc import datasets
-from streamsc.reproduce import common, table5
+
+sys.path.insert(0, str(Path("..", "demos", "paper").resolve()))  # the paper's scripts
+import common  # noqa: E402  (demos/paper/common.py)
+import table5  # noqa: E402  (demos/paper/table5.py)
 
 QUICK = os.environ.get("STREAMSC_NOTEBOOK_QUICK", "") not in ("", "0")
 DATA = datasets.resolve_data_dir()  # the STREAMSC_DATA environment variable
@@ -54,7 +58,7 @@ warnings.filterwarnings("ignore", message="IProgress not found")  # progress bar
 
 
 def show(name, plot, *args, **kwargs):
-    """Draw with one of the library's plotting helpers (they write PNG files) and show the
+    """Draw with one of the demos' plotting helpers (they write PNG files) and show the
     picture inline, reduced to 64 colours to keep the notebook small."""
     path = Path(FIGURES.name) / name
     plot(*args, path=path, **kwargs)
@@ -96,7 +100,7 @@ show("atoms.png", common.plot_atoms, space.back_project(B),
 # %% [markdown]
 # The lambdas of the codes, the prior mean p of the KL codes and the step of the basis in
 # KL + backprop are chosen on MNIST's validation digits (`common.choose_on_validation`, the
-# procedure of `streamsc reproduce table2` and `table5`, on a smaller grid here): each
+# procedure of `demos/paper/table2.py` and `table5.py`, on a smaller grid here): each
 # candidate is scored by the validation error of a maxent head trained on labelled training
 # digits. No letter is used to choose them.
 
@@ -216,10 +220,10 @@ show("atoms_adapted.png", common.plot_atoms, space.back_project(B_adapted),
 #   gains at the neighbouring sizes (0.7–1.7 points from 500 to 5,000 letters). The digit
 #   basis moves a lot to get there (the relative change printed above).
 # * The validation chose the largest backprop step of its small grid (1.0; the full run of
-#   `streamsc reproduce table5`, on a wider grid and 2,000 validation digits, chose 0.5).
+#   `python demos/paper/table5.py`, on a wider grid and 2,000 validation digits, chose 0.5).
 # * **Our accuracies are below the paper's** (the dashed lines): the basis is small (96 atoms,
 #   fewer than the 180 PCA dimensions) and learned in one pass over 10,000 digits.
-# * `streamsc reproduce table5` runs the same steps at a larger size (20,000 digits for the
+# * `python demos/paper/table5.py` runs the same steps at a larger size (20,000 digits for the
 #   basis, up to 20,000 labels, all 10,473 test letters, plus raw pixels and PCA features);
 #   `docs/results.md` reports it beside the paper's figures, with every deviation from the
 #   paper's protocol.

@@ -27,9 +27,14 @@ The predictive R^2 is ``1 - sum (y - yhat)^2 / sum (y - ybar)^2`` over the out-o
 predictions of all folds (``ybar`` the mean rating of all reviews).
 """
 
+import sys
+from pathlib import Path
+
 import numpy as np
 
-from . import common
+if str(Path(__file__).resolve().parent) not in sys.path:  # run as a file: find common.py
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
 
 __all__ = ["run", "PAPER"]
 
@@ -75,7 +80,7 @@ def _ridge(F, y, alphas, scale):
 def _learn_coder(Xn, k, *, prm, epochs, seed, progress, desc):
     import pandas as pd
 
-    from ..sparse_coder import SparseCoder
+    from streamsc import SparseCoder
 
     coder = SparseCoder(n_components=k, loss="kl", prior="kl", lam=prm["lam"],
                         p=prm["p_factor"] / k, learning_rate=prm["learning_rate"], seed=seed)
@@ -91,7 +96,7 @@ def _learn_coder(Xn, k, *, prm, epochs, seed, progress, desc):
 
 
 def _codes(Xn, B, *, prm, progress, desc, chunk=500):
-    from ..coding import encode
+    from streamsc import encode
 
     k = B.shape[1]
     out = np.empty((Xn.shape[0], k))
@@ -104,8 +109,8 @@ def _codes(Xn, B, *, prm, progress, desc, chunk=500):
 
 
 def _backprop(Xn, y, B, *, prm, epochs, seed, progress, desc):
-    from ..regressor import SparseCodingRegressor
-    from ..sparse_coder import SparseCoder
+    from streamsc import SparseCodingRegressor
+    from streamsc import SparseCoder
 
     k = B.shape[1]
     coder = SparseCoder(n_components=k, loss="kl", prior="kl", lam=prm["lam"],
@@ -158,14 +163,14 @@ def run(data_dir=None, out="reproduce-out", *, quick=False, seed=0, progress=Tru
 
     Examples
     --------
-    >>> from streamsc.reproduce import table6
+    >>> import table6  # doctest: +SKIP
     >>> report = table6.run("../shared/data", "out", quick=True)  # doctest: +SKIP
     >>> sorted(report["r2"])  # doctest: +SKIP
     ['16D KL', '32D KL', '32D KL + backprop', 'KL + backprop (streamed head)', 'L2 regression']
     """
     from sklearn.model_selection import KFold
 
-    from .. import datasets
+    from streamsc import datasets
 
     cfg = QUICK if quick else FULL
     prm = dict(PARAMS)
@@ -359,3 +364,7 @@ def _write(out, cfg, prm, scores, fold_r2, alphas, pred, y, last, vocab, quick, 
     lines += ["", f"Wall time {report['compute']['wall_seconds']} s."]
     common.write_outputs(out, "table6", "\n".join(lines), report)
     return report
+
+
+if __name__ == "__main__":
+    sys.exit(common.main(sys.modules[__name__]))

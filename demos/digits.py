@@ -12,15 +12,20 @@ classifier on their codes, scored by river's progressive validation.
    (``SparseCodingClassifier(gradient="implicit")``, the paper's "KL + backprop"). Every coded model
    keeps adapting its basis online.
 4. A picture of the learned atoms and the progressive-accuracy curves are written to ``out``.
+
+Run ``python demos/digits.py`` (a few minutes on two cores; ``--quick``: 500 digits and one
+unlabelled pass, a smoke test); ``--help`` lists the options.
 """
 
+import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["digits_stream", "run"]
+__all__ = ["digits_stream", "run", "table", "main"]
 
 
 def digits_stream(seed=0):
@@ -46,8 +51,8 @@ def _dicts(X, names):
 def _models(basis, seed, n_components, lam_l1, lam_kl):
     from river import compose, linear_model, optim, preprocessing
 
-    from .classifier import SparseCodingClassifier
-    from .sparse_coder import SparseCoder
+    from streamsc import SparseCodingClassifier
+    from streamsc import SparseCoder
 
     def coder(prior, lam):
         return SparseCoder(n_components=n_components, prior=prior, lam=lam, signed=True,
@@ -90,7 +95,7 @@ def run(out="streamsc-out", *, n_components=96, epochs=3, lam_l1=0.05, lam_kl=0.
     from river import evaluate, metrics
     from tqdm.auto import tqdm
 
-    from .sparse_coder import SparseCoder
+    from streamsc import SparseCoder
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -189,3 +194,54 @@ def _plot_curves(curves, path):
     ax.legend()
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not >= 1")
+    return value
+
+
+def parser():
+    """The command line's parser (options checked before any work is done)."""
+    import streamsc
+
+    p = argparse.ArgumentParser(
+        prog="python demos/digits.py",
+        description="Stream scikit-learn's bundled digits through sparse coders and a "
+                    "classifier on their codes; print progressive accuracy for raw pixels, L1, "
+                    "KL and KL + backprop codes and write a picture of the learned atoms.")
+    p.add_argument("--out", default="streamsc-out",
+                   help="folder for the JSON results and the pictures (default: %(default)s)")
+    p.add_argument("--n-components", type=_positive_int, default=96,
+                   help="atoms in the basis (default: %(default)s)")
+    p.add_argument("--epochs", type=_positive_int, default=3,
+                   help="unlabelled passes to learn the basis (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    p.add_argument("--quick", action="store_true",
+                   help="500 digits, one unlabelled pass (a smoke test)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    p.add_argument("--version", action="version", version=f"streamsc {streamsc.__version__}")
+    return p
+
+
+def main(argv=None):
+    """Parse ``argv``, run the demo, print its table and the files written. Returns 0."""
+    args = parser().parse_args(argv)
+    out = args.out
+    report = run(out, n_components=args.n_components, epochs=args.epochs, seed=args.seed,
+                 quick=args.quick, progress=not args.no_progress)
+    print("")
+    print(f"{report['n_examples']} digits, {report['n_components']} atoms, "
+          f"{report['unlabelled_epochs']} unlabelled pass(es), {report['seconds']} s")
+    print(table(report))
+    print(f"\nwrote {out}/digits_demo.json, {out}/digits_atoms.png, {out}/digits_curves.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

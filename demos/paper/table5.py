@@ -13,9 +13,14 @@ the MNIST basis keeps adapting as the labelled letters arrive
 recoded with the adapted basis and the same head refitted. Accuracy on the test letters.
 """
 
+import sys
+from pathlib import Path
+
 import numpy as np
 
-from . import common
+if str(Path(__file__).resolve().parent) not in sys.path:  # run as a file: find common.py
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
 
 __all__ = ["run", "PAPER"]
 
@@ -61,14 +66,14 @@ def run(data_dir=None, out="reproduce-out", *, quick=False, seed=0, progress=Tru
 
     Examples
     --------
-    >>> from streamsc.reproduce import table5
+    >>> import table5  # doctest: +SKIP
     >>> report = table5.run("../shared/data", "out", quick=True)  # doctest: +SKIP
     >>> sorted(report["accuracy"])  # doctest: +SKIP
     ['KL', 'KL + backprop', 'KL + backprop (streamed head)', 'L1', 'PCA', 'Raw']
     """
     from tqdm.auto import tqdm
 
-    from .. import datasets
+    from streamsc import datasets
 
     cfg = QUICK if quick else FULL
     timer = common.Timer()
@@ -203,3 +208,7 @@ def _write(out, cfg, prm, grid, acc, feats, space, B, B_last, quick, seed, t_bas
               f"{prm['bp_learning_rate']}. Wall time {report['compute']['wall_seconds']} s."]
     common.write_outputs(out, "table5", "\n".join(lines), report)
     return report
+
+
+if __name__ == "__main__":
+    sys.exit(common.main(sys.modules[__name__]))

@@ -1,19 +1,21 @@
-"""The ``streamsc`` command line: ``streamsc demo --quick`` end to end through click's
-CliRunner (the table, the JSON results and the two pictures), the help pages, and bad
-options rejected with a clear message before any work is done.
+"""``demos/digits.py``, the README's main job: ``python demos/digits.py --quick`` end to end
+as a file in a fresh interpreter (the table, the JSON results and the two pictures), its
+help and version, and bad options rejected with a clear message before any work is done.
 
 The quick demo (500 digits, one unlabelled pass) runs once per module; no timing is asserted.
 """
 
+import importlib.util
 import json
 import re
 import struct
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from streamsc.cli import main
-
+SCRIPT = Path(__file__).resolve().parents[1] / "demos" / "digits.py"
 #: the rows of the demo's table, in order (the README's main job: issue 4 item 4, issue 5)
 ROWS = ["raw pixels", "L1 codes", "KL codes", "KL + backprop"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -21,18 +23,33 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MIN_PNG_BYTES = 5_000
 
 
+def _script(*args, cwd=None, timeout=900):
+    """``python demos/digits.py *args`` in a fresh interpreter."""
+    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """The script imported as a module from its path (for the in-process checks)."""
+    spec = importlib.util.spec_from_file_location("demos_digits", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="module")
 def quick_demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "out"
-    result = CliRunner().invoke(
-        main, ["demo", "--quick", "--no-progress", "--out", str(out)], catch_exceptions=False
-    )
+    # run from another folder: the script must not depend on the working directory
+    result = _script("--quick", "--no-progress", "--out", str(out),
+                     cwd=tmp_path_factory.mktemp("cwd"))
     return result, out
 
 
 def test_demo_exit_code(quick_demo):
     result, _ = quick_demo
-    assert result.exit_code == 0, result.output
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def _table(output):
@@ -46,12 +63,13 @@ def _table(output):
 
 
 def test_demo_table(quick_demo):
-    result, _ = quick_demo
-    assert "| features | progressive accuracy |" in result.output
-    rows = _table(result.output)
-    assert list(rows) == ROWS, result.output
+    result, out = quick_demo
+    assert "| features | progressive accuracy |" in result.stdout
+    rows = _table(result.stdout)
+    assert list(rows) == ROWS, result.stdout
     assert all(0.0 <= pct <= 100.0 for pct in rows.values()), rows
-    assert "500 digits, 96 atoms, 1 unlabelled pass(es)" in result.output
+    assert "500 digits, 96 atoms, 1 unlabelled pass(es)" in result.stdout
+    assert f"wrote {out}/digits_demo.json, {out}/digits_atoms.png" in result.stdout
 
 
 def test_demo_json(quick_demo):
@@ -64,7 +82,7 @@ def test_demo_json(quick_demo):
     assert all(isinstance(a, float) and 0.0 <= a <= 1.0 for a in acc.values()), acc
     assert report["n_examples"] == 500 and report["unlabelled_epochs"] == 1
     # the printed table is the JSON, rounded
-    table = _table(result.output)
+    table = _table(result.stdout)
     for name in ROWS:
         assert table[name] == pytest.approx(100 * acc[name], abs=0.005 + 1e-9), name
     # better than guessing one of ten digits, for every model (quick mode: 500 digits)
@@ -97,21 +115,27 @@ def test_demo_pictures(quick_demo, name):
     assert float(pixels[..., :3].std()) > 0.01
 
 
-def test_help():
-    runner = CliRunner()
-    result = runner.invoke(main, ["--help"])
-    assert result.exit_code == 0
-    assert "demo" in result.output and "Usage:" in result.output
-    result = runner.invoke(main, ["demo", "--help"])
-    assert result.exit_code == 0
+def test_help(digits, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        digits.main(["--help"])
+    assert exit_.value.code == 0
+    output = capsys.readouterr().out
+    assert "usage:" in output and "python demos/digits.py" in output
     for option in ("--quick", "--out", "--n-components", "--epochs", "--seed", "--no-progress"):
-        assert option in result.output, option
+        assert option in output, option
 
 
-def test_version():
-    result = CliRunner().invoke(main, ["--version"])
-    assert result.exit_code == 0
-    assert re.search(r"\d+\.\d+", result.output), result.output
+def test_help_as_a_file():
+    result = _script("--help", timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "--quick" in result.stdout and "--n-components" in result.stdout
+
+
+def test_version(digits, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        digits.main(["--version"])
+    assert exit_.value.code == 0
+    assert re.search(r"\d+\.\d+", capsys.readouterr().out)
 
 
 @pytest.mark.parametrize(
@@ -121,18 +145,21 @@ def test_version():
         (["--n-components", "many"], "--n-components"),
         (["--epochs", "0"], "--epochs"),
         (["--no-such-option"], "--no-such-option"),
+        (["extra-argument"], "extra-argument"),
     ],
 )
-def test_bad_option(tmp_path, args, option):
+def test_bad_option(digits, capsys, tmp_path, args, option):
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["demo", "--quick", "--no-progress", "--out", str(out),
-                                       *args])
-    assert result.exit_code != 0
-    assert "Error" in result.output and option in result.output, result.output
+    with pytest.raises(SystemExit) as exit_:
+        digits.main(["--quick", "--no-progress", "--out", str(out), *args])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and option in err, err
     assert not out.exists()  # rejected before any work (or output) was done
 
 
-def test_unknown_command():
-    result = CliRunner().invoke(main, ["dmeo"])
-    assert result.exit_code != 0
-    assert "No such command" in result.output
+def test_table_format(digits):
+    report = {"progressive_accuracy": {"raw pixels": 0.5, "KL codes": 0.98765}}
+    assert digits.table(report).splitlines() == [
+        "| features | progressive accuracy |", "| --- | --- |",
+        "| raw pixels | 50.00% |", "| KL codes | 98.77% |"]

@@ -15,9 +15,14 @@ prefixes of one random permutation of the 50,000 training images):
   head is reported too.
 """
 
+import sys
+from pathlib import Path
+
 import numpy as np
 
-from . import common
+if str(Path(__file__).resolve().parent) not in sys.path:  # run as a file: find common.py
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
 
 __all__ = ["run", "PAPER"]
 
@@ -58,7 +63,7 @@ def run(data_dir=None, out="reproduce-out", *, quick=False, seed=0, progress=Tru
 
     Examples
     --------
-    >>> from streamsc.reproduce import table2
+    >>> import table2  # doctest: +SKIP
     >>> report = table2.run("../shared/data", "out", quick=True)  # doctest: +SKIP
     >>> sorted(report["test_error"])  # doctest: +SKIP
     ['KL', 'KL + backprop', 'KL + backprop (streamed head)', 'L1']
@@ -206,3 +211,7 @@ def _write(out, cfg, prm, grid, err, W_te, space, B, B_last, quick, seed, t_basi
               f"Wall time {report['compute']['wall_seconds']} s."]
     common.write_outputs(out, "table2", "\n".join(lines), report)
     return report
+
+
+if __name__ == "__main__":
+    sys.exit(common.main(sys.modules[__name__]))

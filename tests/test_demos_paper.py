@@ -1,4 +1,5 @@
-"""Quick mode of every reproduced table through the CLI (``streamsc reproduce ... --quick``).
+"""Quick mode of every reproduced table, each script run as a file in a fresh interpreter
+(``python demos/paper/tableN.py --quick``), and ``demos/reproduce.py``'s command line.
 
 At these sizes only what is stable is asserted: the files exist, the JSON has its schema,
 every figure is finite, accuracies and error rates are in [0, 1], and L1 codes are sparser
@@ -6,29 +7,38 @@ than KL codes (KL codes are never exactly zero). The full runs are in docs/resul
 """
 
 import json
+import importlib.util
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from streamsc.cli import main
+ROOT = Path(__file__).resolve().parents[1]
+PAPER = ROOT / "demos" / "paper"
+DATA = ROOT.parent / "shared" / "data"
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-pytestmark = pytest.mark.skipif(
+needs_data = pytest.mark.skipif(
     not (DATA / "mnist").is_dir() or not (DATA / "ocr_letters").is_dir(),
     reason=f"the MNIST / OCR letters data are not at {DATA}",
 )
 
 
+def _script(path, *args, timeout=1800):
+    """``python <path> *args`` in a fresh interpreter, from another folder than the repo."""
+    return subprocess.run([sys.executable, str(path), *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=str(ROOT.parent))
+
+
 def _run(table, out):
-    result = CliRunner().invoke(
-        main, ["reproduce", table, "--quick", "--data-dir", str(DATA), "--out", str(out),
-               "--no-progress"])
-    assert result.exit_code == 0, result.output + repr(result.exception)
-    assert f"wrote {out}/{table}.md" in result.output
+    result = _script(PAPER / f"{table}.py", "--quick", "--data-dir", str(DATA), "--out",
+                     str(out), "--no-progress")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"wrote {out}/{table}.md" in result.stdout
+    # the table printed is the file written
+    assert (out / f"{table}.md").read_text().strip() in result.stdout
     report = json.loads((out / f"{table}.json").read_text())
     assert report["table"] == table and report["quick"] is True
     assert (out / f"{table}.md").read_text().startswith("Table")
@@ -43,6 +53,7 @@ def _finite(values):
     return values.size > 0 and bool(np.all(np.isfinite(values)))
 
 
+@needs_data
 def test_table1_quick(tmp_path):
     report = _run("table1", tmp_path)
     for name in ("table1_atoms.png", "table1_figure1.png"):
@@ -74,6 +85,7 @@ def table5_report(tmp_path_factory):
     return _run("table5", out), out
 
 
+@needs_data
 def test_table2_quick(table2_report):
     report, tmp_path = table2_report
     for name in ("table2_atoms.png", "table2_figure1.png", "table2_curves.png"):
@@ -96,6 +108,7 @@ def test_table2_quick(table2_report):
     assert report["chosen"]["bp_learning_rate"] == best
 
 
+@needs_data
 def test_table5_quick(table5_report):
     report, tmp_path = table5_report
     for name in ("table5_atoms.png", "table5_figure1.png", "table5_curves.png"):
@@ -110,6 +123,7 @@ def test_table5_quick(table5_report):
     assert min(acc["KL"]) > 0.1
 
 
+@needs_data
 def test_table5_validates_as_table2(table2_report, table5_report):
     """Table 5 chooses its parameters on MNIST validation by Table 2's procedure: same seed,
     same choices."""
@@ -120,6 +134,7 @@ def test_table5_validates_as_table2(table2_report, table5_report):
 
 @pytest.mark.skipif(not (DATA / "movie_scale").is_dir(),
                     reason=f"the movie scale data are not at {DATA}")
+@needs_data
 def test_table6_quick(tmp_path):
     report = _run("table6", tmp_path)
     for name in ("table6_r2.png", "table6_scatter.png", "table6_figure1.png"):
@@ -130,3 +145,64 @@ def test_table6_quick(tmp_path):
     assert _finite(list(scores.values())) and all(v <= 1.0 for v in scores.values())
     for values in report["r2_per_fold"].values():
         assert len(values) == 2 and _finite(values)
+
+
+# ------------------------------------------------------------------------------------------
+# the command lines (no data needed)
+
+
+@pytest.mark.parametrize("table", ["table1", "table2", "table5", "table6"])
+def test_table_help(table):
+    result = _script(PAPER / f"{table}.py", "--help", timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert f"python demos/paper/{table}.py" in result.stdout
+    for option in ("--quick", "--data-dir", "--out", "--seed", "--no-progress"):
+        assert option in result.stdout, option
+
+
+def test_reproduce_help_lists_the_tables():
+    result = _script(ROOT / "demos" / "reproduce.py", "--help", timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "--quick" in result.stdout and "--data-dir" in result.stdout
+
+
+def test_reproduce_rejects_an_unknown_table(tmp_path):
+    out = tmp_path / "out"
+    result = _script(ROOT / "demos" / "reproduce.py", "table3", "--out", str(out),
+                     timeout=120)
+    assert result.returncode == 2
+    assert "table3" in result.stderr and "table6" in result.stderr, result.stderr
+    assert not out.exists()
+
+
+def test_missing_data_dir_is_reported(tmp_path):
+    missing = tmp_path / "no-such-data"
+    result = _script(PAPER / "table1.py", "--quick", "--no-progress", "--data-dir",
+                     str(missing), "--out", str(tmp_path / "out"), timeout=300)
+    assert result.returncode != 0
+    assert "no-such-data" in result.stderr, result.stderr
+
+
+def test_default_data_dir(monkeypatch):
+    """``$STREAMSC_DATA`` when set, else ``../shared/data`` from the repository root."""
+    spec = importlib.util.spec_from_file_location("demos_paper_common", PAPER / "common.py")
+    common = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(common)
+    monkeypatch.setenv("STREAMSC_DATA", "/somewhere/data")
+    assert common.default_data_dir() == "/somewhere/data"
+    monkeypatch.setenv("STREAMSC_DATA", "")
+    assert Path(common.default_data_dir()) == ROOT.parent / "shared" / "data"
+    monkeypatch.delenv("STREAMSC_DATA")
+    assert Path(common.default_data_dir()) == ROOT.parent / "shared" / "data"
+
+
+@needs_data
+def test_reproduce_runs_the_named_tables(tmp_path):
+    """``demos/reproduce.py table1 --quick`` runs table1 as its own script does."""
+    result = _script(ROOT / "demos" / "reproduce.py", "table1", "--quick", "--no-progress",
+                     "--data-dir", str(DATA), "--out", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"wrote {tmp_path}/table1.md" in result.stdout
+    assert "table2" not in result.stdout
+    report = json.loads((tmp_path / "table1.json").read_text())
+    assert report["table"] == "table1" and report["quick"] is True

@@ -12,8 +12,16 @@ Conventions used by every table:
 * A basis is a ``(180, k)`` float64 array, one unit-norm atom per column.
 * Codes are signed (``signed=True``): PCA coordinates are centred, so atoms need both signs
   (for KL the paper's expanded basis ``[B, -B]``, Appendix B).
+
+Every table is a script with the same options (:func:`main`)::
+
+    python demos/paper/table2.py [--quick] [--data-dir D] [--out O] [--seed S] [--no-progress]
+
+and ``python demos/reproduce.py [table ...]`` runs several in turn. Run as files, the scripts
+find this module through their own folder (put first on ``sys.path``).
 """
 
+import argparse
 import json
 import math
 import os
@@ -33,7 +41,13 @@ __all__ = [
     "fit_maxent",
     "choose_on_validation",
     "write_outputs",
+    "TABLES",
+    "main",
+    "main_all",
 ]
+
+#: the tables, one script each (``demos/paper/<name>.py``)
+TABLES = ("table1", "table2", "table5", "table6")
 
 #: the PCA dimension of the paper (Section 6.3.1)
 N_PCA = 180
@@ -104,7 +118,7 @@ def learn_basis(Z, n_components, *, lam, learning_rate, epochs=1, seed=0, progre
     """
     import pandas as pd
 
-    from ..sparse_coder import SparseCoder
+    from streamsc import SparseCoder
 
     coder = SparseCoder(n_components=n_components, prior="l1", lam=lam, signed=True,
                         learning_rate=learning_rate, seed=seed)
@@ -131,7 +145,7 @@ def encode_rows(Z, B, *, prior, lam, p=None, progress=True, desc="codes", chunk=
     >>> W.round(6).tolist()
     [[0.9, 0.0, 0.0]]
     """
-    from ..coding import encode
+    from streamsc import encode
 
     out = np.empty((Z.shape[0], B.shape[1]))
     for s in _tqdm(range(0, Z.shape[0], chunk), desc=desc, disable=not progress, unit="chunk"):
@@ -178,8 +192,8 @@ def stream_backprop(Z, y, B, *, lam, p, learning_rate, head_learning_rate, backp
     >>> B.shape
     (5, 4)
     """
-    from ..classifier import SparseCodingClassifier
-    from ..sparse_coder import SparseCoder
+    from streamsc import SparseCodingClassifier
+    from streamsc import SparseCoder
 
     coder = SparseCoder(n_components=B.shape[1], prior="kl", lam=lam, p=p, signed=True,
                         learning_rate=learning_rate, basis=B, seed=seed)
@@ -395,7 +409,7 @@ class Timer:
 def load_mnist_space(data_dir, *, n_pca_fit, seed, progress=True):
     """MNIST (train 50k / validation 10k / test 10k, float pixels) and the PCA space fitted
     on the first ``n_pca_fit`` training images. Returns ``(space, data dict)``."""
-    from .. import datasets
+    from streamsc import datasets
 
     X_tr, y_tr, X_va, y_va = datasets.mnist_train_validation(data_dir, as_float=True)
     X_te, y_te = datasets.load_mnist(data_dir, "test", as_float=True)
@@ -506,3 +520,68 @@ def mnist_basis(data_dir, *, n_pca_fit, n_unlabelled, n_components, epochs, seed
                     learning_rate=params["basis_learning_rate"], epochs=epochs, seed=seed,
                     progress=progress)
     return space, data, B, t.elapsed()
+
+
+# ------------------------------------------------------------------------------------------
+# the command line
+
+
+def default_data_dir():
+    """``$STREAMSC_DATA`` if set (and not empty), else ``../shared/data`` from the repository
+    root (the folder next to the repository)."""
+    env = os.environ.get("STREAMSC_DATA")
+    return env if env else str(Path(__file__).resolve().parents[2].parent / "shared" / "data")
+
+
+def _parser(prog, description):
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny subsets (a smoke test, same code path)")
+    parser.add_argument("--data-dir", default=None,
+                        help="data directory holding mnist/, ocr_letters/, movie_scale/ "
+                             "(default: $STREAMSC_DATA, else ../shared/data)")
+    parser.add_argument("--out", default="reproduce-out",
+                        help="folder for the tables, JSON and plots (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    return parser
+
+
+def _run_one(name, module, args):
+    data_dir = args.data_dir if args.data_dir else default_data_dir()
+    report = module.run(data_dir, args.out, quick=args.quick, seed=args.seed,
+                        progress=not args.no_progress)
+    out = Path(args.out)
+    print("")
+    print((out / f"{name}.md").read_text())
+    print(f"wrote {args.out}/{name}.md, {args.out}/{name}.json and plots "
+          f"({report['compute']['wall_seconds']} s)")
+    return report
+
+
+def main(module, argv=None):
+    """The command line of one table's script (``module`` is the table's module): parse
+    ``argv``, run the table, print its markdown and the files written. Returns 0."""
+    name = Path(module.__file__).stem
+    description = (module.__doc__ or name).split("\n\n")[0]
+    args = _parser(f"python demos/paper/{name}.py", description).parse_args(argv)
+    _run_one(name, module, args)
+    return 0
+
+
+def main_all(argv=None):
+    """The command line of ``demos/reproduce.py``: the tables named (default: all of
+    :data:`TABLES`), one after the other, with the same options as each table's script."""
+    import importlib
+
+    parser = _parser("python demos/reproduce.py",
+                     "Reproduce the paper's tables on the real data (see docs/results.md).")
+    parser.add_argument("tables", nargs="*", metavar="table",
+                        help=f"tables to run, among {', '.join(TABLES)} (default: all)")
+    args = parser.parse_args(argv)
+    unknown = [t for t in args.tables if t not in TABLES]
+    if unknown:
+        parser.error(f"unknown table(s) {', '.join(unknown)}: choose among {', '.join(TABLES)}")
+    for name in args.tables or TABLES:
+        _run_one(name, importlib.import_module(name), args)
+    return 0

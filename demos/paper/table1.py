@@ -1,7 +1,7 @@
 """Table 1: stability of L1 and KL codes on MNIST test digits (Section 6.2), and Figure 1.
 
 Protocol: a basis is learned without labels by online L1 sparse coding on MNIST training
-images in the 180-D PCA space (:mod:`streamsc.reproduce.common`). Test digits are coded on
+images in the 180-D PCA space (``common.py``). Test digits are coded on
 that basis with the L1 prior and with the KL prior; each digit is perturbed in pixel space
 (Gaussian noise of standard deviation 0.01 and 0.1 on pixels in [0, 1], not clipped; or a
 translation by 0.1 or 1 pixel in a uniformly random direction, bilinear interpolation,
@@ -10,9 +10,14 @@ zero fill), projected and coded again; the figure is
 the test digits used. Figure 1 (left) is drawn from the unperturbed codes.
 """
 
+import sys
+from pathlib import Path
+
 import numpy as np
 
-from . import common
+if str(Path(__file__).resolve().parent) not in sys.path:  # run as a file: find common.py
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
 
 __all__ = ["run", "PAPER"]
 
@@ -60,7 +65,7 @@ def run(data_dir=None, out="reproduce-out", *, quick=False, seed=0, progress=Tru
 
     Examples
     --------
-    >>> from streamsc.reproduce import table1
+    >>> import table1  # doctest: +SKIP
     >>> report = table1.run("../shared/data", "out", quick=True)  # doctest: +SKIP
     >>> sorted(report["figures"])  # doctest: +SKIP
     ['KL', 'L1']
@@ -158,3 +163,7 @@ def _write(out, figures, profiles, spars, space, B, cfg, prm, quick, seed, t_bas
               f"Wall time {report['compute']['wall_seconds']} s."]
     md, js = common.write_outputs(out, "table1", "\n".join(lines), report)
     return report
+
+
+if __name__ == "__main__":
+    sys.exit(common.main(sys.modules[__name__]))
