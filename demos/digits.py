@@ -51,8 +51,7 @@ def _dicts(X, names):
 def _models(basis, seed, n_components, lam_l1, lam_kl):
     from river import compose, linear_model, optim, preprocessing
 
-    from streamsc import SparseCodingClassifier
-    from streamsc import SparseCoder
+    from streamsc import SparseCoder, SparseCodingClassifier
 
     def coder(prior, lam):
         return SparseCoder(n_components=n_components, prior=prior, lam=lam, signed=True,

@@ -192,8 +192,7 @@ def stream_backprop(Z, y, B, *, lam, p, learning_rate, head_learning_rate, backp
     >>> B.shape
     (5, 4)
     """
-    from streamsc import SparseCodingClassifier
-    from streamsc import SparseCoder
+    from streamsc import SparseCoder, SparseCodingClassifier
 
     coder = SparseCoder(n_components=B.shape[1], prior="kl", lam=lam, p=p, signed=True,
                         learning_rate=learning_rate, basis=B, seed=seed)

@@ -109,8 +109,7 @@ def _codes(Xn, B, *, prm, progress, desc, chunk=500):
 
 
 def _backprop(Xn, y, B, *, prm, epochs, seed, progress, desc):
-    from streamsc import SparseCodingRegressor
-    from streamsc import SparseCoder
+    from streamsc import SparseCoder, SparseCodingRegressor
 
     k = B.shape[1]
     coder = SparseCoder(n_components=k, loss="kl", prior="kl", lam=prm["lam"],
