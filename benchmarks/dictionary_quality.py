@@ -133,9 +133,21 @@ def planted_section(n, seed):
     return report
 
 
+def _paper_common():
+    """The paper experiments' shared helpers (``demos/paper/common.py``: the PCA space of
+    the MNIST tables and the maxent head with C chosen on validation), so this comparison
+    codes and scores digits exactly as the tables do."""
+    paper = str(Path(__file__).resolve().parents[1] / "demos" / "paper")
+    if paper not in sys.path:
+        sys.path.insert(0, paper)
+    import common
+
+    return common
+
+
 def _mnist(data_dir, quick, seed):
     from streamsc import datasets
-    from streamsc.reproduce.common import MnistSpace
+    MnistSpace = _paper_common().MnistSpace
 
     X_tr, y_tr, X_va, y_va = datasets.mnist_train_validation(data_dir, as_float=True)
     X_te, y_te = datasets.load_mnist(data_dir, "test", as_float=True)
@@ -151,7 +163,7 @@ def _errors(B, data, sizes, prior, lam, p, n_threads):
     """Test error of the maxent head on codes under B at each labelled size (C chosen on
     validation), and the validation error at the largest size."""
     from streamsc import encode
-    from streamsc.reproduce.common import fit_maxent
+    fit_maxent = _paper_common().fit_maxent
 
     Z_tr, y_tr, Z_va, y_va, Z_te, y_te = data
     n_lab = max(sizes)
