@@ -27,6 +27,7 @@ __all__ = [
     "encode",
     "encode_vjp",
     "load",
+    "save",
     "unrolled_vjp",
 ]
 
@@ -37,6 +38,7 @@ _LAZY = {
     "SparseCodingRegressor": ".regressor",
     "encode_vjp": ".differentiation",
     "load": ".persistence",
+    "save": ".persistence",
     "unrolled_vjp": ".unrolled",
 }
 

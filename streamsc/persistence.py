@@ -1,147 +1,242 @@
-"""Saving and loading streamsc models: :func:`save` and :func:`load` (``streamsc.load``).
+"""Saving and loading streamsc models: :func:`save` (``streamsc.save``) and :func:`load`
+(``streamsc.load``). A model file holds arrays and plain data only: loading one runs no code.
 
-A model file is a small header followed by the pickled estimator::
+A model file is a small header followed by a payload::
 
-    magic           8 bytes   b"STREAMSC"
-    format version  4 bytes   unsigned big-endian integer (this module writes FORMAT_VERSION)
-    version length  2 bytes   unsigned big-endian integer n
-    streamsc version n bytes  ASCII, the ``streamsc.__version__`` that wrote the file
-    payload length  8 bytes   unsigned big-endian integer
-    checksum        32 bytes  SHA-256 of the payload
-    payload                   pickle of the estimator (protocol 5)
+    magic            8 bytes   b"STREAMSC"
+    format version   4 bytes   unsigned big-endian integer (this module writes FORMAT_VERSION)
+    version length   2 bytes   unsigned big-endian integer n
+    streamsc version n bytes   ASCII, the ``streamsc.__version__`` that wrote the file
+    payload length   8 bytes   unsigned big-endian integer
+    checksum         32 bytes  SHA-256 of the payload
+    payload                    a ZIP archive (members stored, not compressed):
+                                 model.json      the JSON document below
+                                 arrays/<i>.npy  one NumPy array each (no object dtype)
 
-so :func:`load` tells a file that is not a streamsc model, one written by a newer format,
-and one that was truncated or corrupted apart, and says which, naming the file. Every
-estimator state is plain Python and NumPy (no compiled closures), so a model saved in the
-middle of a stream, loaded and fed the rest of the stream ends bit-identical to the run that
-was never interrupted. Plain :mod:`pickle` works too; this format adds the checks.
+The JSON document is ``{"format": "streamsc-model", "class": ..., "streamsc_version": ...,
+"classes": [...], "n_arrays": ..., "state": ...}``: ``state`` is the estimator as a tree of
+typed nodes (see :mod:`streamsc._codec`) -- its constructor parameters and fitted state
+(``__dict__``), and those of the objects it holds (the coder's feature names, its learner's
+basis, counters and running sums, its last code, an amortised encoder, the heads and the
+class labels, the scikit-learn wrapper's fitted attributes), with ``None``, ``bool``,
+``int``, ``str`` and finite ``float`` as JSON values and everything else tagged with its type
+(tuples, dicts with typed keys in order, NumPy scalars and arrays, numpy RNG states, ...), so
+feature names and labels of any of those types come back as they were. The encoder is
+generic over the objects' ``__dict__``: new state is covered without new code, and a value of
+a type it does not know raises ``TypeError`` when saving, before any file is touched.
 
-Like any pickle, a model file can run code when loaded: load only files you trust.
+A class is named by a stable name from a whitelist: the streamsc estimators and the classes
+they hold (registered by :mod:`streamsc._base`), or, for river steps, a module and class name
+inside the ``river`` namespace that is a subclass of ``river.base.Base`` (and river's
+``VectorDict``). Objects are rebuilt without calling their constructors (``__new__``, then
+their ``__dict__``), arrays are read with ``allow_pickle=False``, and anything else -- an
+unknown class, a pickled array, a payload that is not such an archive -- is refused with a
+``ValueError`` naming the file.
+
+:func:`load` tells a file that is not a streamsc model, one written by a newer format, and
+one that was truncated or corrupted apart, and says which, naming the file. A model saved in
+the middle of a stream, loaded and fed the rest of the stream ends bit-identical to the run
+that was never interrupted.
+
+Format version 1 was a header and checksum around a pickle, which can run code when
+loaded: :func:`load` refuses such files unless called with ``allow_pickle=True`` (for a file
+you trust; save the model again to convert it).
 """
 
 import hashlib
 import io
 import os
 import pickle
-import struct
-import tempfile
+
+from . import _base
+from . import _codec
 
 __all__ = ["FORMAT_VERSION", "MAGIC", "load", "save"]
 
 #: first bytes of every streamsc model file
-MAGIC = b"STREAMSC"
+MAGIC = _codec.MAGIC
 
-#: version of the file layout written by :func:`save`; :func:`load` reads this and older ones
-FORMAT_VERSION = 1
+#: version of the file layout written by :func:`save`; :func:`load` reads this one (and
+#: version 1, a pickle, only with ``allow_pickle=True``)
+FORMAT_VERSION = _codec.FORMAT_VERSION
 
-_FIXED = struct.Struct(">IH")  # format version, length of the streamsc version string
-_TAIL = struct.Struct(">Q32s")  # payload length, sha256 of the payload
+#: the river containers :func:`save` takes as the model (their steps may be any river
+#: estimator whose state the encoder knows, and streamsc estimators)
+_RIVER_CONTAINERS = ("river.compose.pipeline.Pipeline", "river.compose.union.TransformerUnion")
 
 
-def _estimator_types():
-    """The classes a model file may hold (the scikit-learn wrapper only if importable)."""
-    from .classifier import SparseCodingClassifier
-    from .regressor import SparseCodingRegressor
-    from .sparse_coder import SparseCoder
+def _qualified(t):
+    return f"{t.__module__}.{t.__qualname__}"
 
-    types = [SparseCoder, SparseCodingClassifier, SparseCodingRegressor]
-    try:
-        from .sklearn import SparseCodingTransformer
-    except ImportError:  # pragma: no cover - scikit-learn not installed
-        pass
-    else:
-        types.append(SparseCodingTransformer)
-    return tuple(types)
+
+def _is_model(obj):
+    if isinstance(obj, _base.StreamscEstimator):
+        return True
+    return any(_qualified(t) in _RIVER_CONTAINERS for t in type(obj).__mro__)
 
 
 def save(model, path):
-    """Save a streamsc estimator to ``path`` (header, checksum and pickle; see the module
-    docstring). The file is written to a unique temporary name in the same directory,
-    flushed and fsynced, then renamed over ``path``, so an interrupted save never leaves a
-    half-written model under ``path`` and concurrent saves do not collide; the temporary is
-    removed on any error. Saving through a symlink writes the link's target.
+    """Save a streamsc estimator, or a river ``Pipeline``/``TransformerUnion`` holding
+    streamsc estimators and river's own steps, to ``path`` (JSON and NumPy arrays; see the
+    module docstring). The file is written to a unique temporary name in the same directory,
+    flushed and fsynced, then renamed over ``path`` (and the directory fsynced), so an
+    interrupted save never leaves a half-written model under ``path`` and concurrent saves
+    do not collide; the temporary is removed on any error. Saving through a symlink writes
+    the link's target.
+
+    River steps are saved by their ``__dict__``, through the same typed encoder: this
+    covers river estimators whose state is plain data, dicts (``defaultdict`` with a builtin
+    factory, ``Counter``, ``OrderedDict``), NumPy values, ``VectorDict`` and other river
+    objects (optimisers, schedulers, losses, initialisers), such as ``StandardScaler``,
+    ``MinMaxScaler``, ``LogisticRegression`` and ``LinearRegression``. A step holding a
+    function, a lambda, a class or any other type (``FuncTransformer``, a ``defaultdict``
+    with a ``functools.partial`` factory, a step from outside river and streamsc...) cannot
+    be saved: ``TypeError``, naming where it is.
 
     Parameters
     ----------
-    model : SparseCoder, SparseCodingClassifier, SparseCodingRegressor or SparseCodingTransformer
-        The model, at any point of its stream.
+    model : streamsc estimator, or river Pipeline or TransformerUnion
+        The model (SparseCoder, SparseCodingClassifier, SparseCodingRegressor,
+        SparseCodingTransformer, or a pipeline of them and river steps), at any point of its
+        stream.
     path : str or os.PathLike
         The file to write (replaced if it exists).
 
     Raises
     ------
     TypeError
-        If ``model`` is not a streamsc estimator.
+        If ``model`` is not one of those, or holds a value a model file cannot (then no
+        file is written).
 
     Examples
     --------
     >>> import os, tempfile
     >>> import streamsc
     >>> from streamsc import SparseCoder
-    >>> from streamsc.persistence import save
     >>> coder = SparseCoder(n_components=2, seed=0)
     >>> coder.learn_one({"a": 1.0, "b": 0.5})
     >>> with tempfile.TemporaryDirectory() as tmp:
     ...     path = os.path.join(tmp, "coder.streamsc")
-    ...     save(coder, path)              # or coder.save(path)
+    ...     streamsc.save(coder, path)              # or coder.save(path)
     ...     again = streamsc.load(path)
     >>> again.basis_.equals(coder.basis_)
     True
     """
-    if not isinstance(model, _estimator_types()):
+    if not _is_model(model):
         raise TypeError(
-            f"model must be a streamsc estimator, got {type(model).__name__}"
+            "model must be a streamsc estimator (or a river Pipeline or TransformerUnion), "
+            f"got {type(model).__name__}"
         )
-    from . import __version__
+    _base.save_model(model, path)
 
-    payload = pickle.dumps(model, protocol=5)
-    version = __version__.encode("ascii")
-    header = (MAGIC + _FIXED.pack(FORMAT_VERSION, len(version)) + version
-              + _TAIL.pack(len(payload), hashlib.sha256(payload).digest()))
-    # through a symlink: write the link's target, keep the link
-    path = os.path.realpath(os.fspath(path))
-    directory, name = os.path.split(path)
-    # a unique temporary per call, in the target's directory (so the rename is atomic)
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory or ".")
+
+def _read_header(data, where):
+    """(format version, streamsc version, payload) of a model file's bytes."""
+    if data[: len(MAGIC)] != MAGIC:
+        raise ValueError(
+            f"{where} is not a streamsc model file (it does not start with {MAGIC!r})"
+        )
+    buf = io.BytesIO(data)
+    buf.seek(len(MAGIC))
+    fixed = buf.read(_codec.FIXED.size)
+    if len(fixed) < _codec.FIXED.size:
+        raise ValueError(f"{where} is truncated: the header ends early")
+    fmt, n_version = _codec.FIXED.unpack(fixed)
+    if fmt > FORMAT_VERSION:
+        raise ValueError(
+            f"{where} has model file format version {fmt}, newer than the version "
+            f"{FORMAT_VERSION} this streamsc reads: upgrade streamsc to load it"
+        )
+    if fmt < 1:
+        raise ValueError(f"{where} is corrupt: invalid format version {fmt}")
+    version = buf.read(n_version)
+    tail = buf.read(_codec.TAIL.size)
+    if len(version) < n_version or len(tail) < _codec.TAIL.size:
+        raise ValueError(f"{where} is truncated: the header ends early")
+    n_payload, digest = _codec.TAIL.unpack(tail)
+    payload = buf.read()
+    written_by = version.decode("ascii", errors="replace")
+    if len(payload) < n_payload:
+        raise ValueError(
+            f"{where} is truncated: the payload has {len(payload)} of its {n_payload} bytes "
+            f"(written by streamsc {written_by})"
+        )
+    if len(payload) > n_payload or hashlib.sha256(payload).digest() != digest:
+        raise ValueError(
+            f"{where} is corrupt: the payload does not match its SHA-256 checksum "
+            f"(written by streamsc {written_by})"
+        )
+    return fmt, written_by, payload
+
+
+def _load_pickle(payload, where):
     try:
-        try:  # mkstemp makes the file 0600: keep the mode of the file replaced, else 0644
-            mode = os.stat(path).st_mode & 0o777
-        except OSError:
-            mode = 0o644
-        os.chmod(tmp, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(header)
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise
+        model = pickle.loads(payload)
+    except Exception as exc:
+        raise ValueError(
+            f"{where} is corrupt: its payload does not unpickle ({type(exc).__name__}: {exc})"
+        ) from exc
+    if not _is_model(model):
+        raise ValueError(
+            f"{where} does not hold a streamsc model (it holds a {type(model).__name__})"
+        )
+    return model
 
 
-def load(path):
+def _classes(document, where):
+    """The registry, once the modules of the estimators the document names are imported."""
+    names = document.get("classes")
+    if type(names) is not list or any(type(name) is not str for name in names):
+        raise _codec.Corrupt("its document has no list of classes")
+    import importlib
+
+    for name in names:
+        module = _base.ESTIMATORS.get(name)
+        if module is not None and name not in _base.registered_classes():
+            try:
+                importlib.import_module(module)
+            except ImportError as exc:
+                raise ValueError(
+                    f"{where} holds a {name}, which needs a package that is not installed "
+                    f"({exc})"
+                ) from exc
+    classes = _base.registered_classes()
+    unknown = [name for name in names if name not in classes]
+    if unknown:
+        raise ValueError(
+            f"{where} names the unknown class(es) {', '.join(map(repr, unknown))}: a model "
+            "file may only hold streamsc's estimators and river's"
+        )
+    return classes
+
+
+def load(path, *, allow_pickle=False):
     """Load a model written by :func:`save` (or an estimator's ``save`` method).
+
+    Loading runs no code from the file: the model is rebuilt from its JSON document and
+    arrays (module docstring). Files of format version 1 (streamsc's older pickle files) are
+    refused, as a pickle can run code when loaded, unless ``allow_pickle=True`` is given:
+    do that only for a file you trust, then save the model again to convert it.
 
     Parameters
     ----------
     path : str or os.PathLike
         The model file.
+    allow_pickle : bool
+        Also read format version 1 (a pickle). Default False.
 
     Returns
     -------
-    The estimator, in the state it was saved in: feeding it the rest of a stream gives
-    bit-identically the model that was never saved.
+    The estimator (or river pipeline), in the state it was saved in: feeding it the rest of
+    a stream gives bit-identically the model that was never saved.
 
     Raises
     ------
     ValueError
         Naming the file, if it is not a streamsc model file, was written by a newer format
-        version than this streamsc reads, or is truncated or corrupt (length or SHA-256
-        checksum mismatch, or a payload that does not unpickle to a streamsc estimator).
+        version than this streamsc reads, is truncated or corrupt (length or SHA-256
+        checksum mismatch, or a payload that is not a model document), names a class
+        outside the whitelist, or is a pickle file (format 1) without ``allow_pickle=True``.
 
     Examples
     --------
@@ -166,47 +261,32 @@ def load(path):
     with open(path, "rb") as f:
         data = f.read()
     where = f"{path!r}"
-    if data[: len(MAGIC)] != MAGIC:
-        raise ValueError(
-            f"{where} is not a streamsc model file (it does not start with {MAGIC!r})"
-        )
-    buf = io.BytesIO(data)
-    buf.seek(len(MAGIC))
-    fixed = buf.read(_FIXED.size)
-    if len(fixed) < _FIXED.size:
-        raise ValueError(f"{where} is truncated: the header ends early")
-    fmt, n_version = _FIXED.unpack(fixed)
-    if fmt > FORMAT_VERSION:
-        raise ValueError(
-            f"{where} has model file format version {fmt}, newer than the version "
-            f"{FORMAT_VERSION} this streamsc reads: upgrade streamsc to load it"
-        )
-    if fmt < 1:
-        raise ValueError(f"{where} is corrupt: invalid format version {fmt}")
-    version = buf.read(n_version)
-    tail = buf.read(_TAIL.size)
-    if len(version) < n_version or len(tail) < _TAIL.size:
-        raise ValueError(f"{where} is truncated: the header ends early")
-    n_payload, digest = _TAIL.unpack(tail)
-    payload = buf.read()
-    written_by = version.decode("ascii", errors="replace")
-    if len(payload) < n_payload:
-        raise ValueError(
-            f"{where} is truncated: the payload has {len(payload)} of its {n_payload} bytes "
-            f"(written by streamsc {written_by})"
-        )
-    if len(payload) > n_payload or hashlib.sha256(payload).digest() != digest:
-        raise ValueError(
-            f"{where} is corrupt: the payload does not match its SHA-256 checksum "
-            f"(written by streamsc {written_by})"
-        )
+    fmt, written_by, payload = _read_header(data, where)
+    if fmt == 1:
+        if allow_pickle is not True:
+            raise ValueError(
+                f"{where} is a model file of format version 1 (written by streamsc "
+                f"{written_by}): a pickle, which can run code when loaded. Load it with "
+                "streamsc.load(path, allow_pickle=True) only if you trust the file, then "
+                "save the model again to convert it"
+            )
+        return _load_pickle(payload, where)
     try:
-        model = pickle.loads(payload)
-    except Exception as exc:
+        document, arrays = _codec.read_payload(payload)
+        if document.get("format") != _codec.DOCUMENT:
+            raise _codec.Corrupt("its document is not a streamsc model document")
+        classes = _classes(document, where)
+        model = _codec.Decoder(arrays, classes).decode(document.get("state"))
+    except _codec.Corrupt as exc:
+        raise ValueError(f"{where} is corrupt: {exc}") from None
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+        if isinstance(exc, ValueError) and str(exc).startswith(where):
+            raise
         raise ValueError(
-            f"{where} is corrupt: its payload does not unpickle ({type(exc).__name__}: {exc})"
-        ) from exc
-    if not isinstance(model, _estimator_types()):
+            f"{where} is corrupt: its document does not describe a model "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
+    if not _is_model(model):
         raise ValueError(
             f"{where} does not hold a streamsc model (it holds a {type(model).__name__})"
         )

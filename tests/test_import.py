@@ -149,7 +149,7 @@ def test_all_is_unchanged():
 
     assert sorted(streamsc.__all__) == [
         "ConvergenceWarning", "SparseCoder", "SparseCodingClassifier", "SparseCodingRegressor",
-        "calibrate_tol", "default_tol", "encode", "encode_vjp", "load", "unrolled_vjp",
+        "calibrate_tol", "default_tol", "encode", "encode_vjp", "load", "save", "unrolled_vjp",
     ]
     for name in streamsc.__all__:
         assert getattr(streamsc, name) is not None
