@@ -410,8 +410,8 @@ def read_payload(data):
         try:
             document = json.loads(zf.read("model.json").decode("utf-8"),
                                   parse_constant=_no_constant)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise Corrupt(f"its model.json is not JSON ({exc})") from None
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise Corrupt(f"its model.json is not JSON ({type(exc).__name__}: {exc})") from None
         n = document.get("n_arrays") if isinstance(document, dict) else None
         if type(n) is not int or n < 0 or len(infos) != n + 1:
             raise Corrupt("its archive's members do not match its document")

@@ -279,7 +279,8 @@ def load(path, *, allow_pickle=False):
         model = _codec.Decoder(arrays, classes).decode(document.get("state"))
     except _codec.Corrupt as exc:
         raise ValueError(f"{where} is corrupt: {exc}") from None
-    except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError,
+            RecursionError) as exc:
         if isinstance(exc, ValueError) and str(exc).startswith(where):
             raise
         raise ValueError(

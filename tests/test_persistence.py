@@ -509,6 +509,18 @@ def test_a_crafted_document_is_refused(tmp_path, node, message):
         streamsc.load(path)
 
 
+def test_a_deeply_nested_document_is_refused(tmp_path):
+    text = json.dumps(_document(None, classes=[]))  # nested by hand: json.dumps would recurse
+    text = text.replace('"state": null', '"state": ' + '{"$": "tuple", "v": [' * 100_000
+                        + '"leaf"' + "]}" * 100_000)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("model.json", text)
+    path = _write(tmp_path / "deep.streamsc", _file(buf.getvalue()))
+    with pytest.raises(ValueError, match=r"deep\.streamsc.* is corrupt"):
+        streamsc.load(path)
+
+
 def test_an_unknown_class_name_is_refused(tmp_path):
     payload = _codec.payload(_document({"$": "object", "class": "Evil", "id": 0, "state": {}},
                                        classes=["Evil"], top="Evil"), [])
