@@ -18,8 +18,8 @@ Every node of the document is a JSON value: ``None``, ``bool``, ``int``, ``str``
 kept), ``bytes``, ``ndarray`` and ``scalar`` (a NumPy scalar: a 0-d array), ``Generator`` and
 ``RandomState`` (NumPy RNGs: their bit generator's name and state), ``DataFrame`` (numeric
 values, its index and columns as typed lists), ``builtin`` (a ``defaultdict`` factory among
-``float``, ``int``, ..., or ``river-class``, a river estimator class such as
-``river.stats.Min``), ``object`` (a registered streamsc class: its ``__dict__``), ``river``
+``float``, ``int``, ...), ``river-class`` (a river estimator class as a value or
+``defaultdict`` factory, such as ``river.stats.Min``), ``object`` (a registered streamsc class: its ``__dict__``), ``river``
 (a river object: its ``__dict__``), ``river-reduce`` (river's ``VectorDict``: its constructor
 arguments) and ``ref`` (an object met before: identity and cycles are kept, so a pipeline's
 steps stay the objects its plan runs).
@@ -178,6 +178,8 @@ class Encoder:
                     "columns": self.encode(list(x.columns), f"{where}.columns"),
                     "index_name": self.encode(x.index.name, f"{where}.index.name"),
                     "columns_name": self.encode(x.columns.name, f"{where}.columns.name")}
+        if isinstance(x, type) and _is_river(x):  # a river class as a value
+            return {"$": "river-class", "module": x.__module__, "qualname": x.__qualname__}
         name = self.names.get(t)
         if name is not None:
             _check_plain_instance(x, where)
@@ -336,6 +338,8 @@ class Decoder:
             if cls is None:
                 raise Corrupt(f"unknown class {node['class']!r}")
             return self._state(self._define(node, cls.__new__(cls)), node["state"])
+        if kind == "river-class":
+            return _river_class(node["module"], node["qualname"])
         if kind in ("river", "river-reduce"):
             cls = _river_class(node["module"], node["qualname"], kind == "river-reduce")
             if kind == "river-reduce":

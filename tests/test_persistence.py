@@ -227,6 +227,29 @@ def test_resume_mid_stream_is_bit_identical(name, how, tmp_path):
     _check_same(resumed, straight, stream[0][0])
 
 
+_FRESH_LOAD = """
+import sys, streamsc
+assert "streamsc.sklearn" not in sys.modules and "streamsc.regressor" not in sys.modules
+for path in sys.argv[1:]:
+    print(type(streamsc.load(path)).__name__)
+"""
+
+
+def test_a_fresh_process_loads_every_kind_of_model(tmp_path):
+    """load imports the estimators' modules from the base's table (nothing imported yet)."""
+    pipeline = preprocessing.MinMaxScaler() | SparseCodingRegressor(n_components=2, seed=0)
+    for i in range(10):
+        pipeline.learn_one({"a": float(i), "b": 1.0 / (i + 1)}, float(i))
+    streamsc.save(pipeline, tmp_path / "p.streamsc")
+    SparseCodingTransformer(n_components=2, random_state=0).fit(np.eye(3)).save(
+        tmp_path / "t.streamsc")
+    proc = subprocess.run(
+        [sys.executable, "-c", _FRESH_LOAD, str(tmp_path / "p.streamsc"),
+         str(tmp_path / "t.streamsc")], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["Pipeline", "SparseCodingTransformer"]
+
+
 def test_pipeline_steps_stay_the_objects_its_plan_runs(tmp_path):
     make, learn, data = MODELS["pipeline-classifier"]
     model = make()
