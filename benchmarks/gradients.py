@@ -111,7 +111,7 @@ WARMUP = 5
 def start_basis(m, k, seed):
     """The basis ``SparseCoder(seed=seed)`` starts from on features ``0 .. m-1``: unit-norm
     columns, shape (m, k)."""
-    from streamsc._online import init_rows
+    from streamsc._features import init_rows
 
     B0 = init_rows(list(range(m)), k, seed, scale=1.0 / math.sqrt(m))
     B0 /= np.linalg.norm(B0, axis=0)

@@ -122,7 +122,7 @@ def batch_label(batch_size):
 def start_basis(m, k, seed):
     """The basis ``SparseCodingTransformer(random_state=seed)`` (and ``SparseCoder(seed=seed)``
     with features ``0 .. m-1``) starts from: unit-norm columns, shape (m, k)."""
-    from streamsc._online import init_rows
+    from streamsc._features import init_rows
 
     B0 = init_rows(list(range(m)), k, seed, scale=1.0 / math.sqrt(m))
     B0 /= np.linalg.norm(B0, axis=0)

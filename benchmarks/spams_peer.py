@@ -237,7 +237,7 @@ def run_codes(m, k, lam, B, X, signed, spams, args):
 def start_basis(m, k, seed):
     """The basis ``SparseCodingTransformer(random_state=seed)`` starts from (as in
     ``benchmarks/learn.py``): unit-norm columns, shape (m, k)."""
-    from streamsc._online import init_rows
+    from streamsc._features import init_rows
 
     B0 = init_rows(list(range(m)), k, seed, scale=1.0 / math.sqrt(m))
     B0 /= np.linalg.norm(B0, axis=0)

@@ -38,6 +38,7 @@ import numbers
 import numpy as np
 import pandas as pd
 
+from . import _params
 from . import _validation as v
 from .sparse_coder import SparseCoder
 
@@ -49,15 +50,16 @@ CODER_DEFAULTS = {"n_components": 32, "prior": "kl", "loss": "squared", "lam": N
                   "p": None, "signed": False, "seed": None, "basis": None}
 
 
+#: the head's parameters, checked by the schema every estimator shares (streamsc._params);
+#: the coder's are checked by the SparseCoder built from them
+HEAD_PARAMS = ("learning_rate", "l2", "gradient", "backprop_weight", "reconstruction_weight",
+               "raw_features")
+
+
 def check_supervised_params(model):
-    """Check the shared constructor arguments of a supervised model."""
-    v.check_real("learning_rate", model.learning_rate, low=0.0)
-    v.check_real("l2", model.l2, low=0.0, low_inclusive=True)
-    v.check_choice("gradient", model.gradient, v.GRADIENTS)
-    v.check_real("backprop_weight", model.backprop_weight, low=0.0, low_inclusive=True)
-    v.check_real("reconstruction_weight", model.reconstruction_weight, low=0.0,
-                 low_inclusive=True)
-    v.check_bool("raw_features", model.raw_features)
+    """Check the shared constructor arguments of a supervised model: the head's through
+    the schema (:func:`streamsc._params.validate`), the coder's or the coder given."""
+    _params.validate({name: getattr(model, name) for name in HEAD_PARAMS})
     coder = model.coder
     if coder is not None:
         if not isinstance(coder, SparseCoder):
@@ -261,7 +263,7 @@ class SupervisedCoding:
             return 0
         vdir = Bv = None
         if backprop:  # Bv: S B v for the KL loss (softmax transfer)
-            Bo = lr.B if rows is None else np.ascontiguousarray(lr.B[rows])
+            Bo = lr.observed(rows)
             try:
                 vdir, Bv = lr.direction(Bo, w, g_w)
             except FloatingPointError:  # this example takes the reconstruction step alone

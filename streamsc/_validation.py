@@ -102,16 +102,22 @@ def check_float_dtype(name, value):
     return dt.type
 
 
-def check_basis(B, *, dtype=np.float64):
-    """The basis: a finite (m, k) array with no zero column."""
-    B = as_float_array("B", B, ndims=(2,), dtype=dtype)
+def check_basis(B, *, dtype=np.float64, name="B", n_components=None):
+    """The basis (called ``name``): a finite (m, k) array with no zero column, and
+    ``n_components`` columns when that is given."""
+    B = as_float_array(name, B, ndims=(2,), dtype=dtype)
     m, k = B.shape
+    if n_components is not None and k != n_components:
+        raise ValueError(
+            f"{name} has {k} atoms (columns) but n_components is {n_components}"
+        )
     if m < 1 or k < 1:
-        raise ValueError(f"B must have at least one row and one column, got shape {B.shape}")
+        raise ValueError(f"{name} must have at least one row and one column, got shape {B.shape}")
     norms = np.sqrt(np.einsum("ij,ij->j", B, B, dtype=np.float64))
     zero = np.flatnonzero(norms == 0.0)
     if zero.size:
-        raise ValueError(f"B has a zero column (column {int(zero[0])}): every atom needs a direction")
+        raise ValueError(
+            f"{name} has a zero column (column {int(zero[0])}): every atom needs a direction")
     return B
 
 

@@ -17,6 +17,7 @@ The object is plain Python holding NumPy arrays only, so it pickles and deep-cop
 
 import numpy as np
 
+from . import _params
 from . import _validation as v
 from ._kernels import amortized as kernels
 
@@ -124,10 +125,11 @@ class AmortizedEncoder:
 
     def __init__(self, n_components, *, prior="kl", signed=False, lam=0.1, p=None,
                  learning_rate=0.5):
-        k = v.check_int("n_components", n_components, low=1)
-        prior = v.check_choice("prior", prior, v.PRIORS)
-        signed = v.check_bool("signed", signed)
-        lam = v.check_real("lam", lam, low=0.0)
+        checked = _params.validate(  # the schema the estimators share
+            {"n_components": n_components, "prior": prior, "signed": signed, "lam": lam})
+        k, prior, signed, lam = checked.values()
+        if lam is None:  # the estimators' lam=None is calibrated by the learner, not here
+            raise TypeError("lam must be a real number, got None (NoneType)")
         p_arr = v.resolve_p(p, k)
         learning_rate = v.check_real("learning_rate", learning_rate, low=0.0, high=2.0)
         if learning_rate == 2.0:
@@ -202,11 +204,7 @@ class AmortizedEncoder:
         >>> enc.predict(np.array([0.5, -0.3, 7.0]))   # soft(B^T x, 0.1), exact here
         array([0.4, 0. ])
         """
-        B = v.check_basis(B)
-        if B.shape[1] != self.n_components:
-            raise ValueError(
-                f"B has {B.shape[1]} atoms (columns) but n_components is {self.n_components}"
-            )
+        B = v.check_basis(B, n_components=self.n_components)
         cn2 = np.einsum("ij,ij->j", B, B)
         self.filters = np.ascontiguousarray(B / cn2)
         self.bias, self.theta = self._initial_bias_theta(cn2)

@@ -1,18 +1,17 @@
 """scikit-learn interface: :class:`SparseCodingTransformer`, online sparse coding on arrays.
 
-The same learner as :class:`streamsc.SparseCoder` (``streamsc._online``): the features are
+The same learner as :class:`streamsc.SparseCoder` (``streamsc._learner``): the features are
 the columns of X, one example per row, every value observed.
 """
-
-import numbers
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _online
+from . import _params
 from . import _validation as v
+from ._learner import Learner
 from ._kernels import kl as kl_kernels
 from .coding import LOSS_CODES
 
@@ -116,6 +115,12 @@ class SparseCodingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
            [0.71, 0.71, 0.  , 0.  ]])
     """
 
+    #: scikit-learn's constraints, built from the schema every estimator shares
+    #: (``streamsc._params.SCHEMA``; ``random_state`` replaces ``seed``)
+    _parameter_constraints = _params.sklearn_constraints(
+        [name for name in _params.LEARNER_PARAMS if name != "seed"]
+        + ["n_epochs", "shuffle", "random_state"])
+
     def __init__(
         self,
         n_components=32,
@@ -156,28 +161,23 @@ class SparseCodingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         self.random_state = random_state
 
     def _check_params(self):
-        """Checked fit settings and a new learner; the parameters shared with SparseCoder
-        go through the same checkers (``streamsc._online.PARAMETER_CONSTRAINTS``)."""
-        n_epochs = v.check_int("n_epochs", self.n_epochs, low=1)
-        v.check_bool("shuffle", self.shuffle)
-        rs = self.random_state
+        """Checked fit settings and a new learner: scikit-learn's ``_validate_params``
+        (the constraints above), then the schema's own checks and defaults, the same as
+        SparseCoder's (``streamsc._params``)."""
+        self._validate_params()
+        own = _params.validate(
+            {name: getattr(self, name) for name in ("n_epochs", "shuffle", "random_state")})
+        rs = own["random_state"]
         if rs is None or isinstance(rs, np.random.RandomState):
             rng = check_random_state(rs)
             seed = int(rng.randint(np.iinfo(np.int32).max))
-        elif isinstance(rs, numbers.Integral) and not isinstance(rs, (bool, np.bool_)):
-            seed = v.check_int("random_state", rs, low=0)
-            if seed >= 2**32:
-                raise ValueError(f"random_state must be < 2**32, got {seed}")
-            rng = np.random.RandomState(seed)
         else:
-            raise TypeError(
-                "random_state must be None, an int or a numpy RandomState, "
-                f"got {rs!r} ({type(rs).__name__})"
-            )
-        params = {name: getattr(self, name) for name in _online.PARAMETER_CONSTRAINTS
+            seed = rs
+            rng = np.random.RandomState(seed)
+        params = {name: getattr(self, name) for name in _params.LEARNER_PARAMS
                   if name != "seed"}
         params["seed"] = seed
-        return _online.Learner(_online.check_params(params)), n_epochs, rng
+        return Learner(_params.check_params(params)), own["n_epochs"], rng
 
     def fit(self, X, y=None):
         """Learn a basis from the rows of X (``n_epochs`` passes), starting afresh.

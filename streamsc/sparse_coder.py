@@ -1,14 +1,14 @@
 """SparseCoder: online sparse coding as a river transformer."""
 
-import dataclasses
 import functools
 
 import numpy as np
 import pandas as pd
 from river import base
 
-from . import _online
+from . import _features, _params
 from . import _validation as v
+from ._learner import Learner
 
 __all__ = ["SparseCoder"]
 
@@ -18,14 +18,6 @@ def _atom_columns(k):
     """The column index of a batch of codes, built once per k (an Index is immutable, so
     the frames transform_many returns can share it)."""
     return pd.Index([f"atom_{j}" for j in range(k)])
-
-
-def _check_mini_batch(value):
-    return v.check_bool("mini_batch", value)
-
-
-def _check_n_threads(value):
-    return v.check_int("n_threads", value, low=1, allow_none=True)
 
 
 class SparseCoder(base.MiniBatchTransformer):
@@ -124,7 +116,7 @@ class SparseCoder(base.MiniBatchTransformer):
         data: for the squared loss, 0.05 (KL prior) or 0.1 (L1, L2) times the mean L2 norm
         of the first ``n_components`` examples learned (the right lam grows with the scale
         of x; until then the factor alone); for the KL loss, 0.01 (documents are coded as
-        distributions, which have no scale). ``streamsc._online.DEFAULT_LAM``.
+        distributions, which have no scale). ``streamsc._params.DEFAULT_LAM``.
     p
         KL prior mean: a positive number or one per atom. Default ``0.1/n_components``.
     signed
@@ -252,13 +244,10 @@ class SparseCoder(base.MiniBatchTransformer):
     [['wind', 'rain', 'cold'], ['my', 'likes', 'cat']]
     """
 
-    #: one checker per constructor argument (shared with the scikit-learn wrapper)
-    _parameter_constraints = {
-        **_online.PARAMETER_CONSTRAINTS,
-        "mini_batch": lambda value: _check_mini_batch(value),
-        "n_threads": lambda value: _check_n_threads(value),
-        "basis": lambda value: value,  # checked against n_components in __init__
-    }
+    #: one checker per constructor argument, from the schema shared by every estimator
+    #: (``streamsc._params.SCHEMA``; ``basis`` is checked against n_components in __init__)
+    _parameter_constraints = _params.checkers(
+        _params.LEARNER_PARAMS + ("mini_batch", "n_threads", "basis"))
 
     def __init__(
         self,
@@ -299,20 +288,20 @@ class SparseCoder(base.MiniBatchTransformer):
         self.n_threads = n_threads
         self.basis = basis
         self.basis_update = basis_update
-        config = _online.check_params(
-            {name: getattr(self, name) for name in _online.PARAMETER_CONSTRAINTS}
+        config = _params.check_params(  # the one schema: streamsc._params
+            {name: getattr(self, name) for name in _params.LEARNER_PARAMS + ("n_threads",)}
         )
-        if _check_mini_batch(mini_batch) and config.gradient != "alternating":
+        if _params.validate({"mini_batch": mini_batch})["mini_batch"] \
+                and config.gradient != "alternating":
             raise ValueError(
                 f"mini_batch=True takes the average eq. 7 step (gradient='alternating'), got "
                 f"gradient={config.gradient!r}"
             )
-        config = dataclasses.replace(config, n_threads=_check_n_threads(n_threads))
-        self._features = _online.Features()
-        self._learner = _online.Learner(config)
+        self._features = _features.Features()
+        self._learner = Learner(config)
         self._atoms = tuple(_atom_columns(config.n_components))
         if basis is not None:
-            names, rows = _online.check_basis(basis, config.n_components)
+            names, rows = _features.check_basis(basis, config.n_components)
             self._features.add(self._features.new_names(names))
             order = [self._features.index[name] for name in names]
             self._learner.start_from(np.asarray(order), rows)
@@ -357,13 +346,13 @@ class SparseCoder(base.MiniBatchTransformer):
                 lr.encoder.filters = filters
 
     def _check_x(self, x, learning=False):
-        """(keys, values) of one example: :func:`_online.check_features`, plus, for the KL
+        """(keys, values) of one example: :func:`_features.check_features`, plus, for the KL
         loss, non-negative counts (and, when ``learning``, at least one positive count: the
         supervised steps need a document; ``learn_one`` passes ``learning=False`` and skips a
         blank one)."""
-        keys, values = _online.check_features(x)
+        keys, values = _features.check_features(x)
         if self._learner.config.loss == "kl":
-            _online.check_counts(keys, values, learning=learning)
+            _features.check_counts(keys, values, learning=learning)
         return keys, values
 
     def _gather(self, keys, values):
@@ -402,7 +391,7 @@ class SparseCoder(base.MiniBatchTransformer):
         columns = list(X.columns)
         for name in columns:
             if type(name) is not int:
-                _online.check_feature_name(name, "X")
+                _features.check_feature_name(name, "X")
         if len(set(columns)) != len(columns):
             dup = X.columns[X.columns.duplicated()][0]
             raise ValueError(f"X has duplicate column {dup!r}: feature names must be unique")

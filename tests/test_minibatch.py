@@ -130,14 +130,14 @@ def test_the_whole_step_runs_with_blas_on_one_thread(monkeypatch):
     the codes (a multi-threaded BLAS call between numba's parallel regions contends with
     numba's threads), and is given back its thread count afterwards."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    from streamsc import _online
+    from streamsc import _basis_steps
 
     def blas_threads():
         return [lib["num_threads"] for lib in threadpoolctl.threadpool_info()
                 if lib["user_api"] == "blas"]
 
     seen = []
-    update = _online.dict_kernels.surrogate_atoms
+    update = _basis_steps.dict_kernels.surrogate_atoms
 
     def spy(*args):
         seen.append(blas_threads())
@@ -146,7 +146,7 @@ def test_the_whole_step_runs_with_blas_on_one_thread(monkeypatch):
     coder = SparseCoder(n_components=16, lam=0.05, mini_batch=True, seed=0)
     coder.learn_many(planted(40, seed=7))  # every BLAS library it uses is loaded now
     before = blas_threads()
-    monkeypatch.setattr(_online.dict_kernels, "surrogate_atoms", spy)
+    monkeypatch.setattr(_basis_steps.dict_kernels, "surrogate_atoms", spy)
     coder.learn_many(planted(40, seed=8))
     coder.learn_many(planted(40, seed=9))
     assert len(seen) == 2 and all(threads and set(threads) == {1} for threads in seen)

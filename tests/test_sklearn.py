@@ -113,7 +113,7 @@ def test_parameters_are_shared_with_the_river_estimator():
     the same default, checked by the same checker; ``random_state`` replaces ``seed``."""
     import inspect
 
-    from streamsc._online import PARAMETER_CONSTRAINTS
+    from streamsc._params import PARAMETER_CONSTRAINTS
 
     skl = inspect.signature(SparseCodingTransformer).parameters
     riv = inspect.signature(SparseCoder).parameters

@@ -15,7 +15,9 @@ import pytest
 from scipy.optimize import linear_sum_assignment
 
 import streamsc
-import streamsc._online as online
+import streamsc._atoms as atom_rules
+import streamsc._basis_steps as basis_steps
+import streamsc._learner as learner
 import naive
 from streamsc import SparseCoder
 
@@ -60,13 +62,13 @@ def learned(n=200, **params):
 
 def count_solves(monkeypatch):
     calls = []
-    original = online.solve
+    original = learner.solve
 
     def spy(X, B, **kw):
         calls.append(kw.get("init"))
         return original(X, B, **kw)
 
-    monkeypatch.setattr(online, "solve", spy)
+    monkeypatch.setattr(learner, "solve", spy)
     return calls
 
 
@@ -128,7 +130,7 @@ def test_each_learn_one_is_the_surrogate_step(prior, monkeypatch):
     the code uses, plus the next in turn, by block-coordinate descent on the surrogate: the
     basis equals naive.surrogate_step's from the previous basis, with the code learn_one
     used (transform_one's, cached), which is streamsc.encode's."""
-    monkeypatch.setattr(online, "REPLACE_AFTER", 10**9)  # no replacement in this short run
+    monkeypatch.setattr(atom_rules, "REPLACE_AFTER", 10**9)  # no replacement in this short run
     model = SparseCoder(n_components=7, prior=prior, seed=0)
     xs = stream(60)
     first = xs[0]
@@ -146,16 +148,16 @@ def test_each_learn_one_is_the_surrogate_step(prior, monkeypatch):
         w = np.array(list(model.transform_one(x).values()))
         np.testing.assert_allclose(w, streamsc.encode(x_vec, B, prior=prior, lam=lam, p=p),
                                    rtol=1e-4, atol=1e-6)
-        c = lr.seen + online.SURROGATE_T0 * k
+        c = lr.seen + basis_steps.SURROGATE_T0 * k
         A += c * np.outer(w, w)
         S += c * np.outer(x_vec, w)
         cursor = lr.cursor
         model.learn_one(x)
         mag = np.abs(w)
         active = [j for j in np.argsort(-mag, kind="stable")
-                  if mag[j] >= online.ACTIVE_FRACTION * mag.max()][:online.MAX_ACTIVE]
+                  if mag[j] >= basis_steps.ACTIVE_FRACTION * mag.max()][:basis_steps.MAX_ACTIVE]
         active = sorted(active)  # the learner keeps index order unless it must cap them
-        extra = [j % k for j in range(cursor, cursor + online.ROUND_ROBIN)]
+        extra = [j % k for j in range(cursor, cursor + basis_steps.ROUND_ROBIN)]
         atoms = active + sorted(set(extra) - set(active))
         np.testing.assert_allclose(model.basis_.to_numpy(),
                                    naive.surrogate_step(B, A, S, atoms), rtol=0, atol=1e-9)
@@ -165,7 +167,7 @@ def test_each_learn_one_is_the_surrogate_step(prior, monkeypatch):
 def test_each_sgd_learn_one_is_the_adagrad_step(prior, monkeypatch):
     """basis_update="sgd": every learn_one (after the atoms from data) is eq. 7's gradient
     (B w - x) w^T with the per-atom AdaGrad step learning_rate / sqrt(G_j)."""
-    monkeypatch.setattr(online, "REPLACE_AFTER", 10**9)
+    monkeypatch.setattr(atom_rules, "REPLACE_AFTER", 10**9)
     model = SparseCoder(n_components=6, prior=prior, basis_update="sgd", seed=0)
     xs = _past_initial_atoms(model, stream(60))
     G = np.zeros(6)
