@@ -11,21 +11,42 @@ importing streamsc.
 * :func:`format_table` -- a plain fixed-width text table;
 * :func:`parse_shapes`, :func:`parse_floats` -- command-line list parsing;
 * :func:`benchmark_parser`, :func:`parse_benchmark_args` -- the options every script has;
-* :func:`planted_data` -- the planted-dictionary inputs every script times on.
+* :func:`planted_data` -- the planted-dictionary inputs every script times on;
+* :func:`interleave` -- the paired timing loop: rounds of alternating order over contenders;
+* :func:`start`, :func:`finish` -- the header (command line, machine, load warning) and the
+  footer (load at end) every script prints;
+* :func:`write_json` -- the JSON result file, in one envelope for every script (command line,
+  machine, streamsc version, git commit, settings, results and the script's extra sections).
 """
 
 import argparse
+import json
 import os
 import platform
+import subprocess
 import sys
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 
 from threadpoolctl import threadpool_info, threadpool_limits
 
 __all__ = [
     "Timing",
+    "command_line",
+    "envelope",
+    "finish",
+    "git_commit",
+    "interleave",
+    "settings",
+    "start",
+    "shape_lam",
+    "start_basis",
+    "timed_import",
+    "format_ratio_table",
+    "write_json",
     "benchmark_parser",
+    "script_parser",
     "parse_benchmark_args",
     "planted_data",
     "busy_warning",
@@ -148,6 +169,38 @@ def time_passes(one_pass, units, *, budget, min_repeats=1, max_repeats=50, timin
         spent += dt
         done += 1
     return timing
+
+
+def interleave(jobs, units=None, *, budget, rounds, timings=None):
+    """Time every job in ``rounds`` rounds of alternating order (forward, then backward),
+    about ``budget / rounds`` seconds per job and round, so a burst of load from another
+    process does not fall on one contender only.
+
+    Parameters
+    ----------
+    jobs : dict
+        ``{name: one_pass}``; ``one_pass()`` does ``units`` units of work.
+    units : int, optional
+        Units per pass of every job (default: each given timing's own ``units``).
+    budget : float
+        Seconds per job in total.
+    rounds : int
+    timings : dict, optional
+        ``{name: Timing}`` to add to (default: fresh ones).
+
+    Returns
+    -------
+    dict
+        ``{name: Timing}``.
+    """
+    if timings is None:
+        timings = {name: Timing(units=units) for name in jobs}
+    names = list(jobs)
+    for rnd in range(rounds):
+        for name in names if rnd % 2 == 0 else names[::-1]:
+            time_passes(jobs[name], timings[name].units, budget=budget / rounds,
+                        timing=timings[name])
+    return timings
 
 
 def _cpu_model():
@@ -274,6 +327,32 @@ def format_table(rows, columns, *, align=None):
     return "\n".join([fmt(cells[0]), rule] + [fmt(r) for r in cells[1:]])
 
 
+def shape_lam(r):
+    """The first two cells of a row about one configuration: ``"(m, k)"`` and ``lam``."""
+    return [f"({r['m']}, {r['k']})", f"{r['lam']:g}"]
+
+
+def _met(flag):
+    return "" if flag is None else ("met" if flag else "below")
+
+
+def format_ratio_table(ratios, *, target=lambda r: r["target"], met=True):
+    """The table of ratios to a peer: one row per dict of ``ratios`` (keys ``m``, ``k``,
+    ``lam``, ``measure``, ``ratio``, ``ratio_cpu``; with ``met``, also ``met`` and ``met_cpu``,
+    True, False or None), its target cell given by ``target(row)``."""
+    columns = ["(m, k)", "lam", "measure", "ratio", "cpu ratio", "target"]
+    rows = []
+    for r in ratios:
+        row = [*shape_lam(r), r["measure"], f"{r['ratio']:.2f}x",
+               f"{r['ratio_cpu']:.2f}x", target(r)]
+        if met:
+            row += [_met(r.get("met")), _met(r.get("met_cpu"))]
+        rows.append(row)
+    if met:
+        columns += ["wall", "cpu"]
+    return format_table(rows, columns, align="lllrrl" + "ll" * met)
+
+
 def parse_shapes(text):
     """``"64x256,180x1024"`` -> ``[(64, 256), (180, 1024)]``."""
     shapes = []
@@ -304,28 +383,61 @@ def parse_floats(text, name):
     return values
 
 
-def benchmark_parser(description, *, lam="0.1", lam_help="comma-separated lam values",
-                     rows_help="examples generated per shape", budget_help="seconds spent "
-                     "timing each contender"):
-    """An argument parser with the options every benchmark script has: ``--quick``,
-    ``--shapes``, ``--lam``, ``--rows``, ``--budget``, ``--seed`` and ``--json``. Scripts add
-    their own options, then call :func:`parse_benchmark_args`."""
+def script_parser(description, *, options=("quick", "seed", "json"),
+                  quick_help="few rows and a tiny time budget (a smoke test, not a measurement)",
+                  json_help="also write every number to this JSON file"):
+    """An argument parser with the options of ``options`` that every script shares:
+    ``--quick``, ``--seed`` and ``--json`` (in that order)."""
     ap = argparse.ArgumentParser(description=description)
-    ap.add_argument("--quick", action="store_true",
-                    help="few rows and a tiny time budget (a smoke test, not a measurement)")
-    ap.add_argument("--shapes", default="64x256,180x1024", help="comma-separated MxK basis shapes")
-    ap.add_argument("--lam", default=lam, help=lam_help)
-    ap.add_argument("--rows", type=int, default=None, help=rows_help)
-    ap.add_argument("--budget", type=float, default=None, help=budget_help)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--json", default=None, help="also write every number to this JSON file")
+    if "quick" in options:
+        ap.add_argument("--quick", action="store_true", help=quick_help)
+    if "seed" in options:
+        ap.add_argument("--seed", type=int, default=0)
+    if "json" in options:
+        ap.add_argument("--json", default=None, help=json_help)
     return ap
 
 
-def parse_benchmark_args(ap, argv, *, rows, budget):
+def _with_defaults(text, pair):
+    """``text`` plus ``" (default F, --quick Q)"`` unless it already names a default."""
+    if pair is None or "default" in text:
+        return text
+    return f"{text} (default {pair[1]:g}, --quick {pair[0]:g})"
+
+
+def benchmark_parser(description, *, lam="0.1", lam_help="comma-separated lam values",
+                     rows=None, budget=None, rows_help="examples generated per shape",
+                     budget_help="seconds spent timing each contender"):
+    """An argument parser with the options every benchmark script has: ``--quick``,
+    ``--shapes``, ``--lam``, ``--rows``, ``--budget``, ``--seed`` and ``--json``.
+
+    ``rows`` and ``budget`` are ``(quick, full)`` defaults, named in the options' help and
+    used by :func:`parse_benchmark_args`. Scripts add their own options, then call it."""
+    ap = script_parser(description)
+    ap.add_argument("--shapes", default="64x256,180x1024", help="comma-separated MxK basis shapes")
+    ap.add_argument("--lam", default=lam, help=lam_help)
+    ap.add_argument("--rows", type=int, default=None, help=_with_defaults(rows_help, rows))
+    ap.add_argument("--budget", type=float, default=None,
+                    help=_with_defaults(budget_help, budget))
+    ap.set_defaults(_quick_defaults=dict(rows=rows, budget=budget))
+    return ap
+
+
+def parse_benchmark_args(ap, argv, *, rows=None, budget=None, **quick):
     """Parse, convert ``--shapes``/``--lam`` and fill ``--rows``/``--budget`` from their
-    ``(quick, full)`` defaults; a bad value exits through ``ap.error``."""
+    ``(quick, full)`` defaults (here or given to :func:`benchmark_parser`); a bad value exits
+    through ``ap.error``.
+
+    Every other keyword is a ``(quick, full)`` pair too: it fills ``args.NAME`` when it is
+    missing or None (an option left at its None default, or a setting with no option, such
+    as the number of timing rounds)."""
     args = ap.parse_args(argv)
+    given = args.__dict__.pop("_quick_defaults", {}) or {}
+    rows = rows or given.get("rows")
+    budget = budget or given.get("budget")
+    for name, pair in quick.items():
+        if getattr(args, name, None) is None:
+            setattr(args, name, pair[0] if args.quick else pair[1])
     try:
         args.shapes = parse_shapes(args.shapes)
         args.lam = parse_floats(args.lam, "--lam")
@@ -374,3 +486,122 @@ def planted_data(m, k, n, seed):
     X_pos = examples(False)
     X_signed = examples(True)
     return B, X_pos, X_signed, s, rng
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def command_line(script, argv=None):
+    """``["benchmarks/NAME.py", *args]``: the command a script was run with (``argv`` as
+    passed to its ``main``, else ``sys.argv[1:]``)."""
+    args = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    return [script] + list(args)
+
+
+def git_commit():
+    """The commit of the working tree (``+dirty`` if it has changes), or None outside git."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=ROOT, capture_output=True, text=True, timeout=10)
+        return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def timed_import(name="streamsc"):
+    """Import module ``name`` and return the seconds it took (0 if it was imported)."""
+    t0 = time.perf_counter()
+    __import__(name)
+    return time.perf_counter() - t0
+
+
+def start(script, argv=None, *, desc=None, quiet_command=False):
+    """Print the command line (unless ``quiet_command``), the machine and a load warning;
+    return the start time (``time.perf_counter()``) for :func:`finish`."""
+    started = time.perf_counter()
+    if not quiet_command:
+        print(" ".join(command_line(script, argv)))
+    desc = describe_machine() if desc is None else desc
+    print(format_machine(desc))
+    if busy_warning(desc):
+        print(busy_warning(desc))
+    return started
+
+
+def finish(started=None, *, prefix="\n", desc=None):
+    """Print the load average at the end (and the total time since ``started``, a
+    ``perf_counter`` value) and a load warning; return the end machine description."""
+    machine = describe_machine() if desc is None else desc
+    total = "" if started is None else f"; total {time.perf_counter() - started:.1f} s"
+    print(f"{prefix}load average at end {machine['load_average_1_5_15']}{total}")
+    if busy_warning(machine):
+        print(busy_warning(machine))
+    return machine
+
+
+def settings(args, *names, **extra):
+    """The common options of :func:`benchmark_parser` (shapes, lam, rows, budget, seed,
+    quick), then the attributes ``names`` of ``args`` and ``extra``, as a dict."""
+    out = {key: getattr(args, key) for key in ("shapes", "lam", "rows", "budget", "seed",
+                                               "quick") if hasattr(args, key)}
+    out.update({name: getattr(args, name) for name in names})
+    out.update(extra)
+    return out
+
+
+def envelope(script, argv, results, *, machine=None, settings=None, **extra):
+    """The JSON result of a script: ``command``, ``machine``, ``streamsc_version``,
+    ``git_commit``, ``settings``, ``results``, then the script's own sections."""
+    try:
+        import streamsc
+
+        version = getattr(streamsc, "__version__", None)
+    except ImportError:
+        version = None
+    out = dict(
+        command=command_line(script, argv),
+        machine=describe_machine() if machine is None else machine,
+        streamsc_version=version,
+        git_commit=git_commit(),
+        settings=settings or {},
+        results=results,
+    )
+    out.update(extra)
+    return out
+
+
+def write_json(path, script, argv, results, *, compact=False, **kwargs):
+    """Write :func:`envelope` to ``path`` (nothing if ``path`` is None) and say so."""
+    if not path:
+        return None
+    out = envelope(script, argv, results, **kwargs)
+    with open(path, "w") as f:
+        if compact:
+            json.dump(out, f, separators=(",", ":"), default=str)
+        else:
+            json.dump(out, f, indent=1, default=str)
+    print(f"wrote {path}")
+    return out
+
+
+def start_basis(m, k, seed):
+    """The basis a fresh ``SparseCoder(n_components=k, seed=seed)`` (and
+    ``SparseCodingTransformer(random_state=seed)``) starts from on features ``0 .. m-1``,
+    with unit-norm columns, shape (m, k).
+
+    Read through the public API: an L1 coder's ``learn_one`` on an all-zero example adds the
+    features' seeded rows and takes no step (its code and gradient are zero).
+    """
+    import numpy as np
+
+    from streamsc import SparseCoder
+
+    coder = SparseCoder(n_components=k, prior="l1", seed=seed)
+    coder.learn_one({j: 0.0 for j in range(m)})
+    B0 = coder.basis_.to_numpy(dtype=float, copy=True)
+    B0 /= np.linalg.norm(B0, axis=0)
+    return np.ascontiguousarray(B0)

@@ -47,7 +47,6 @@ The exit status is 1 if a self-check fails. No number is asserted by the smoke t
 (``tests/test_amortized.py`` runs ``--quick`` at a tiny shape).
 """
 
-import json
 import sys
 import time
 import warnings
@@ -57,6 +56,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402  (a sibling module, not a package)
+
+SCRIPT = "benchmarks/amortized.py"
 
 #: (label, prior, signed) of the code families; the signed ones only with --signed
 FAMILIES = [("KL", "kl", False), ("L1", "l1", False)]
@@ -87,8 +88,11 @@ def run_config(m, k, lam, family, prior, signed, B, X_train, X_test, args):
     """Train, measure and time one (shape, lam, family). Returns a dict of results."""
     import numba
 
+    from streamsc import default_tol
     from streamsc.amortized import AmortizedEncoder
-    from streamsc.coding import default_tol, solve
+    # private on purpose: solve returns the optimality violation the checks report, and the
+    # exact-solve contenders are the bare solver the amortised predict replaces
+    from streamsc.coding import solve
 
     p = np.full(k, 1.0 / k)
     tol = default_tol(lam)
@@ -199,11 +203,8 @@ def _time_contenders(enc, exact, X_test, solvers, args):
     first = {}
     for name, (fn, _) in contenders.items():
         first[name], _ = _common.first_call(fn)
-    timings = {name: _common.Timing(units=n) for name in contenders}
-    names = list(contenders)
-    for rnd in range(args.rounds):
-        for name in names if rnd % 2 == 0 else names[::-1]:
-            _common.time_passes(contenders[name][0], n, budget=per_round, timing=timings[name])
+    timings = _common.interleave({name: fn for name, (fn, _) in contenders.items()}, n,
+                                 budget=args.budget, rounds=args.rounds)
     records = []
     for name, t in timings.items():
         base = timings[contenders[name][1]]
@@ -264,7 +265,7 @@ def print_summary(results):
                          f"({100 * it['saved']:+.0f}%), {cold:,.0f}->{warm:,.0f}/s")
         solvers = "; ".join(parts)
         rows.append([
-            f"({res['m']}, {res['k']})", f"{res['lam']:g}", res["family"],
+            *_common.shape_lam(res), res["family"],
             f"{res['err_init']:.3f}", f"{res['err_trained']:.3f}",
             f"{t['amortised predict, 1 row/call']:,.0f}",
             f"{t['amortised predict_batch, batch']:,.0f}", solvers,
@@ -288,21 +289,16 @@ def print_summary(results):
 def parse_args(argv):
     ap = _common.benchmark_parser(
         "amortised encoder: code error, warm-start iterations and codes/s",
-        rows_help="training examples per shape (default 1500, --quick 150)",
-        budget_help="seconds spent timing each contender (default 0.6, --quick 0.02)",
+        rows=(150, 1500), budget=(0.02, 0.6), rows_help="training examples per shape",
     )
     ap.add_argument("--test-rows", type=int, default=None,
                     help="held-out examples per shape (default 200, --quick 30)")
     ap.add_argument("--signed", action="store_true",
                     help="also the signed families (signed KL, L1 signed)")
-    args = _common.parse_benchmark_args(ap, argv, rows=(150, 1500), budget=(0.02, 0.6))
-    if args.test_rows is None:
-        args.test_rows = 30 if args.quick else 200
+    args = _common.parse_benchmark_args(ap, argv, test_rows=(30, 200), rounds=(1, 3),
+                                        probe_rows=(2, 5), min_rows=(4, 20))
     if args.rows < 2 or args.test_rows < 2:
         ap.error("--rows and --test-rows must be >= 2")
-    args.rounds = 1 if args.quick else 3
-    args.probe_rows = 2 if args.quick else 5
-    args.min_rows = 4 if args.quick else 20
     return args
 
 
@@ -310,12 +306,7 @@ def main(argv=None):
     args = parse_args(argv)
     import streamsc  # noqa: F401
 
-    started = time.perf_counter()
-    print(f"benchmarks/amortized.py {' '.join(sys.argv[1:] if argv is None else argv)}".rstrip())
-    start_desc = _common.describe_machine()
-    print(_common.format_machine(start_desc))
-    if _common.busy_warning(start_desc):
-        print(_common.busy_warning(start_desc))
+    started = _common.start(SCRIPT, argv)
     print(
         "BLAS is pinned to 1 thread (whole run) and numba to 1 thread for every timed "
         "contender (the untimed exact codes use numba's default). Exact codes: "
@@ -339,25 +330,12 @@ def main(argv=None):
                     print_config(res)
                     results.append(res)
     print_summary(results)
-    machine = _common.describe_machine()
-    print(f"\nload average at end {machine['load_average_1_5_15']}; total "
-          f"{time.perf_counter() - started:.1f} s")
-    if _common.busy_warning(machine):
-        print(_common.busy_warning(machine))
+    machine = _common.finish(started)
     failed = [c for res in results for c in res["checks"] if not c["ok"]]
     if failed:
         print(f"\nFAILED: {len(failed)} self-checks (see 'check:' lines)", file=sys.stderr)
-    if args.json:
-        out = dict(
-            command=["benchmarks/amortized.py"] + (sys.argv[1:] if argv is None else list(argv)),
-            settings=dict(shapes=args.shapes, lam=args.lam, rows=args.rows,
-                          test_rows=args.test_rows, budget=args.budget, seed=args.seed,
-                          quick=args.quick, signed=args.signed),
-            machine=machine, results=results,
-        )
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1, default=str)
-        print(f"wrote {args.json}")
+    _common.write_json(args.json, SCRIPT, argv, results, machine=machine,
+                       settings=_common.settings(args, "test_rows", "signed"))
     return 1 if failed else 0
 
 

@@ -47,7 +47,6 @@ Untimed self-checks: ``direction`` and ``encode_vjp`` give the same gradient
 ``gradient="implicit"`` really took supervised steps. The exit status is 1 if a check fails.
 """
 
-import json
 import math
 import sys
 import time
@@ -58,6 +57,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402  (a sibling module, not a package)
+
+SCRIPT = "benchmarks/backprop.py"
 
 #: (label, signed) of the code families benchmarked
 FAMILIES = [("KL", False), ("signed KL", True)]
@@ -113,19 +114,24 @@ def run_config(m, k, lam, signed, B, X, labels, V, args):
     the self-checks and the rows per pass."""
     import streamsc
     from streamsc import SparseCoder, SparseCodingClassifier
+    # private on purpose: the CG iteration counts of the backward are only returned by its
+    # kernel (untimed), and ``solve``/``direction`` are the encode and the backward without
+    # encode's and encode_vjp's argument checks, the pair whose cost ratio issue 5 targets
     from streamsc._kernels import vjp as vjp_kernels
-    from streamsc.coding import _split_signed, default_tol, solve
+    from streamsc.coding import solve
     from streamsc.differentiation import (
         CG_HESS_DROP, CG_MAX_ITER, CG_MAX_KEPT, CG_RTOL, PRIOR_IDS, direction,
     )
 
     n = X.shape[0]
     p = np.full(k, 1.0 / k)
-    tol = default_tol(lam)
+    tol = streamsc.default_tol(lam)
     rows = [X[i:i + 1] for i in range(n)]  # (1, m) C-contiguous views, as estimators pass
     # untimed: the codes and the cotangents the backward contenders work on
-    W, _, n_newton, _ = solve(X, B, prior="kl", lam=lam, p=p, signed=signed, tol=tol)
-    W = np.ascontiguousarray(W)
+    out = streamsc.encode(X, B, prior="kl", lam=lam, p=p, signed=signed, tol=tol,
+                          return_halves=signed, return_n_iter=True)
+    W, n_newton = np.ascontiguousarray(out[0]), out[-1]
+    halves = out[1] if signed else (W, np.empty((n, 0)))
     G = head_gradients(W, labels, V)
     auto = "cg" if m > 100 else "direct"
     other = "direct" if auto == "cg" else "cg"
@@ -207,7 +213,7 @@ def run_config(m, k, lam, signed, B, X, labels, V, args):
     for ch in checks:
         ch["ok"] = bool(ch["err"] <= AGREEMENT)
     # CG iterations of the backward (untimed; 0 means a factored solve)
-    wp, wm = _split_signed(W[:n_rows], p) if signed else (W[:n_rows], np.empty((n_rows, 0)))
+    wp, wm = halves[0][:n_rows], halves[1][:n_rows]
     n_cg = []
     for j in range(n_rows):
         _, it = vjp_kernels.vjp_direction(
@@ -218,21 +224,16 @@ def run_config(m, k, lam, signed, B, X, labels, V, args):
         n_cg.append(it)
 
     # timed rounds
-    timings = {name: _common.Timing(units=n_rows) for name in contenders}
-    t_before = models[CLF_ON].coder_._learner.t
-    names = list(contenders)
+    def one_pass(fn):
+        for j in range(n_rows):
+            fn(j)
+
+    t_before = models[CLF_ON].coder_._learner.t  # private: no public count of basis steps
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for rnd in range(args.rounds):
-            for name in names if rnd % 2 == 0 else names[::-1]:
-                fn = contenders[name]
-
-                def one_pass(fn=fn):
-                    for j in range(n_rows):
-                        fn(j)
-
-                _common.time_passes(one_pass, n_rows, budget=per_round,
-                                    timing=timings[name])
+        timings = _common.interleave(
+            {name: (lambda fn=fn: one_pass(fn)) for name, fn in contenders.items()}, n_rows,
+            budget=args.budget, rounds=args.rounds)
     clf = models[CLF_ON]
     took = clf.coder_._learner.t - t_before
     steps = len(timings[CLF_ON].seconds) * n_rows
@@ -319,7 +320,7 @@ def print_summary(rows):
     table = []
     for s in rows:
         table.append([
-            f"({s['m']}, {s['k']})", f"{s['lam']:g}", s["family"],
+            *_common.shape_lam(s), s["family"],
             f"{s['encode_cpu_us']:,.0f}", f"{s['direction_cpu_us']:,.0f} ({s['direction'][10:]})",
             f"{s['direction_ratio_cpu']:.2f}x",
             "met" if s["direction_ratio_cpu"] <= 1.0 else "above",
@@ -355,30 +356,19 @@ def print_first_calls(first, import_seconds):
 def parse_args(argv):
     ap = _common.benchmark_parser(
         "implicit backward / encode cost and labelled learn_one samples/s",
-        rows_help="examples generated per shape (default 600, --quick 24)",
-        budget_help="seconds spent timing each contender (default 1.5, --quick 0.02)",
+        rows=(24, 600), budget=(0.02, 1.5),
     )
-    args = _common.parse_benchmark_args(ap, argv, rows=(24, 600), budget=(0.02, 1.5))
+    args = _common.parse_benchmark_args(ap, argv, min_rows=(4, 16), rounds=(1, 3),
+                                        probe_rows=(2, 5))
     if args.rows < WARMUP + 2:
         ap.error(f"--rows must be >= {WARMUP + 2}")
-    args.min_rows = 4 if args.quick else 16
-    args.rounds = 1 if args.quick else 3
-    args.probe_rows = 2 if args.quick else 5
     return args
 
 
 def main(argv=None):
     args = parse_args(argv)
-    t0 = time.perf_counter()
-    import streamsc  # noqa: F401  (timed: the import itself)
-
-    import_seconds = time.perf_counter() - t0
-    started = time.perf_counter()
-    print(f"benchmarks/backprop.py {' '.join(sys.argv[1:] if argv is None else argv)}".rstrip())
-    start_desc = _common.describe_machine()
-    print(_common.format_machine(start_desc))
-    if _common.busy_warning(start_desc):
-        print(_common.busy_warning(start_desc))
+    import_seconds = _common.timed_import("streamsc")
+    started = _common.start(SCRIPT, argv)
     print(
         "BLAS is pinned to 1 thread for every contender (threadpoolctl, whole run); the "
         "per-example kernels are single-threaded numba code.\n"
@@ -414,25 +404,13 @@ def main(argv=None):
     rows = summary(all_records)
     print_summary(rows)
     print_first_calls(first, import_seconds)
-    machine = _common.describe_machine()
-    print(f"\nload average at end {machine['load_average_1_5_15']}; total "
-          f"{time.perf_counter() - started:.1f} s")
-    if _common.busy_warning(machine):
-        print(_common.busy_warning(machine))
+    machine = _common.finish(started)
     failed = [c for c in all_checks if not c["ok"]]
     if failed:
         print(f"\nFAILED: {len(failed)} self-checks (see 'check:' lines)", file=sys.stderr)
-    if args.json:
-        out = dict(
-            command=["benchmarks/backprop.py"] + (sys.argv[1:] if argv is None else list(argv)),
-            settings=dict(shapes=args.shapes, lam=args.lam, rows=args.rows, budget=args.budget,
-                          seed=args.seed, quick=args.quick),
-            machine=machine, import_seconds=import_seconds, results=all_records,
-            checks=all_checks, info=infos, summary=rows, first_calls=first,
-        )
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1, default=str)
-        print(f"wrote {args.json}")
+    _common.write_json(args.json, SCRIPT, argv, all_records, machine=machine,
+                       settings=_common.settings(args), import_seconds=import_seconds,
+                       checks=all_checks, info=infos, summary=rows, first_calls=first)
     return 1 if failed else 0
 
 

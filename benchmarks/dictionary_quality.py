@@ -30,8 +30,6 @@ on validation from a small grid). Learning runs with every BLAS pool and numba o
 thread, for every contender.
 """
 
-import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -39,7 +37,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import describe_machine, format_machine, format_table, pin_blas  # noqa: E402
+import _common  # noqa: E402  (a sibling module, not a package)
+from _common import format_table, pin_blas  # noqa: E402
+
+SCRIPT = "benchmarks/dictionary_quality.py"
 
 #: (m, k, planted atoms per example, signed codes, scaling) of the planted suite
 PLANTED = [
@@ -106,7 +107,8 @@ def planted_section(n, seed):
             rec, sec = _stream(coder, X, thirds, B_true, names)
             rows.append([problem, name, *[f"{r:.0%}" for r in rec], f"{_rate(n, sec):,.0f}"])
             report.append(dict(problem=problem, learner=name, recovery=rec, samples_per_s=_rate(n, sec)))
-            lam = coder._learner.config.lam  # lam=None: calibrated on the first k examples
+            # private: lam=None is calibrated on the first k examples; no public attribute
+            lam = coder._learner.config.lam
         l1_lam = lam  # the L1 coder's (the last contender)
         for name, alpha in (("MBDL defaults", 1.0), (f"MBDL alpha={l1_lam:g}", l1_lam)):
             mb = MiniBatchDictionaryLearning(n_components=k, alpha=alpha, random_state=seed,
@@ -269,32 +271,30 @@ def mnist_section(data_dir, quick, seed, passes):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = _common.script_parser(__doc__.split("\n\n")[0], quick_help="tiny sizes: a smoke test")
     ap.add_argument("--data-dir", default=None, help="data directory (default: $STREAMSC_DATA)")
     ap.add_argument("--sections", default="planted,mnist")
-    ap.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
     ap.add_argument("--examples", type=int, default=None,
                     help="planted examples per problem (default 30000; 600 with --quick)")
     ap.add_argument("--passes", type=int, default=3)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     sections = [s for s in args.sections.split(",") if s]
     bad = set(sections) - {"planted", "mnist"}
     if bad:
         ap.error(f"unknown sections {sorted(bad)}")
-    desc = describe_machine()
-    print(format_machine(desc))
-    out = dict(machine=desc)
+    started = _common.start(SCRIPT, argv)
+    out = {}
     if "planted" in sections:
         n = args.examples or (600 if args.quick else 30000)
         out["planted"] = planted_section(n, args.seed)
     if "mnist" in sections:
         out["mnist"] = mnist_section(args.data_dir, args.quick, args.seed,
                                      1 if args.quick else args.passes)
-    if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=1, default=float))
+    machine = _common.finish(started)
+    _common.write_json(args.json, SCRIPT, argv, out, machine=machine,
+                       settings=_common.settings(args, "sections", "examples", "passes"))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

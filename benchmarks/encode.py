@@ -36,7 +36,6 @@ The exit status is 1 if streamsc's and scikit-learn's L1 codes differ by more th
 1e-4 (the two would then not be solving the same problem), else 0.
 """
 
-import json
 import os
 import shutil
 import sys
@@ -50,6 +49,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402  (a sibling module, not a package)
+
+SCRIPT = "benchmarks/encode.py"
 
 #: streamsc contenders: (name, keyword arguments of encode)
 STREAMSC = [
@@ -274,10 +275,9 @@ def run_config(m, k, lam, B, X_pos, X_sgn, args):
             jobs.append(job)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for rnd in range(args.rounds):
-            for job in jobs if rnd % 2 == 0 else jobs[::-1]:
-                _common.time_passes(job["one_pass"], n_rows, budget=per_round,
-                                    timing=job["timing"])
+        _common.interleave({i: job["one_pass"] for i, job in enumerate(jobs)},
+                           budget=args.budget, rounds=args.rounds,
+                           timings={i: job["timing"] for i, job in enumerate(jobs)})
 
     records = []
     codes = {}
@@ -461,14 +461,7 @@ def print_issue_ratios(ratios):
     print("\n=== ratios asked for by issue 8 (one row per call, BLAS pinned to 1 thread) ===")
     print("KL vs L1: the problems differ in kind (KL codes are dense, L1 codes sparse); only the "
           "shapes, inputs and lam match.")
-    rows = [[f"({r['m']}, {r['k']})", f"{r['lam']:g}", r["measure"], f"{r['ratio']:.2f}x",
-             f"{r['ratio_cpu']:.2f}x", r["target_label"],
-             "met" if r["met"] else "below", "met" if r["met_cpu"] else "below"]
-            for r in ratios]
-    print(_common.format_table(
-        rows, ["(m, k)", "lam", "measure", "ratio", "cpu ratio", "target", "wall", "cpu"],
-        align="lllrrlll",
-    ))
+    print(_common.format_ratio_table(ratios, target=lambda r: r["target_label"]))
     print("(ratio: wall-clock codes/s; cpu ratio: codes per CPU-second of this process, "
           "every contender here single-threaded)")
 
@@ -493,7 +486,7 @@ def batch_ratios(all_records):
 def print_batch_ratios(ratios):
     print("\n=== issue 21: batched (1 thread) / one row per call, same method, BLAS 1 thread "
           "(target for KL codes at (180, 1024), batches >= 256: >= 2x, goal 4x) ===")
-    rows = [[f"({r['m']}, {r['k']})", f"{r['lam']:g}", r["method"], f"{r['ratio']:.2f}x",
+    rows = [[*_common.shape_lam(r), r["method"], f"{r['ratio']:.2f}x",
              f"{r['ratio_cpu']:.2f}x"] for r in ratios]
     print(_common.format_table(rows, ["(m, k)", "lam", "method", "ratio", "cpu ratio"],
                                align="lllrr"))
@@ -506,7 +499,7 @@ def print_solver_choice(choices):
     rows = []
     for c in choices:
         rows.append([
-            f"({c['m']}, {c['k']})", f"{c['lam']:g}", c["codes"],
+            *_common.shape_lam(c), c["codes"],
             f"{c['newton_one']:,.0f}", f"{c['egd_one']:,.0f}",
             f"{c['newton_one'] / c['egd_one']:.2f}x",
             f"{c['newton_batch1']:,.0f}", f"{c['egd_batch1']:,.0f}",
@@ -541,8 +534,8 @@ def parse_args(argv):
     ap = _common.benchmark_parser(
         "codes/s of streamsc.encode vs scikit-learn SparseCoder(lasso_cd)",
         lam="0.1,0.03", lam_help="comma-separated lam values (KL and L1 use the same lam)",
-        rows_help="examples generated per shape (default 2000, --quick 24)",
-        budget_help="seconds spent timing each contender and call mode (default 2, --quick 0.02)",
+        rows=(24, 2000), budget=(0.02, 2.0),
+        budget_help="seconds spent timing each contender and call mode",
     )
     ap.add_argument("--min-rows", type=int, default=None,
                     help="at least this many rows per timed pass (default 16, --quick 8); "
@@ -550,13 +543,10 @@ def parse_args(argv):
     ap.add_argument("--cold", action="store_true",
                     help="compile into a fresh temporary numba cache so first calls show real "
                          "compilation time")
-    args = _common.parse_benchmark_args(ap, argv, rows=(24, 2000), budget=(0.02, 2.0))
+    args = _common.parse_benchmark_args(ap, argv, min_rows=(8, 16), rounds=(1, 3),
+                                        probe_rows=(4, 9))
     if args.rows < 2:
         ap.error("--rows must be >= 2")
-    if args.min_rows is None:
-        args.min_rows = 8 if args.quick else 16
-    args.rounds = 1 if args.quick else 3
-    args.probe_rows = 4 if args.quick else 9
     return args
 
 
@@ -566,20 +556,12 @@ def main(argv=None):
     if args.cold:
         cache_dir = tempfile.mkdtemp(prefix="streamsc-numba-cache-")
         os.environ["NUMBA_CACHE_DIR"] = cache_dir
-    t0 = time.perf_counter()
-    import streamsc  # noqa: F401  (timed: the import itself)
-
-    import_seconds = time.perf_counter() - t0
+    import_seconds = _common.timed_import("streamsc")
     import numba
     import sklearn.decomposition  # noqa: F401  (loads sklearn's BLAS pools before pinning)
 
     default_threads = numba.get_num_threads()
-    started = time.perf_counter()
-    print(f"benchmarks/encode.py {' '.join(sys.argv[1:] if argv is None else argv)}".rstrip())
-    start_desc = _common.describe_machine()
-    print(_common.format_machine(start_desc))
-    if _common.busy_warning(start_desc):
-        print(_common.busy_warning(start_desc))
+    started = _common.start(SCRIPT, argv)
     print(
         "BLAS is pinned to 1 thread for every contender (threadpoolctl, whole comparison); "
         "streamsc's per-example kernels call no BLAS.\n"
@@ -620,27 +602,18 @@ def main(argv=None):
     print_solver_choice(all_choices)
     print_first_calls(first, import_seconds, args.cold)
     machine = _common.describe_machine()
-    print(f"\nnumba threading layer: {machine.get('numba_threading_layer')}; load average at end "
-          f"{machine['load_average_1_5_15']}; total {time.perf_counter() - started:.1f} s")
-    if _common.busy_warning(machine):
-        print(_common.busy_warning(machine))
+    _common.finish(started, desc=machine,
+                   prefix=f"\nnumba threading layer: {machine.get('numba_threading_layer')}; ")
 
     failed = [c for c in all_checks if not c["ok"]]
     if failed:
         print(f"\nFAILED: {len(failed)} L1 comparisons differ from scikit-learn by more than "
               f"{L1_AGREEMENT:g}", file=sys.stderr)
-    if args.json:
-        out = dict(
-            command=["benchmarks/encode.py"] + (sys.argv[1:] if argv is None else list(argv)),
-            settings=dict(shapes=args.shapes, lam=args.lam, rows=args.rows, budget=args.budget,
-                          seed=args.seed, quick=args.quick, cold=args.cold),
-            machine=machine, import_seconds=import_seconds, results=all_records,
-            l1_checks=all_checks, solver_choice=all_choices, issue_ratios=ratios,
-            first_calls=first,
-        )
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1, default=str)
-        print(f"wrote {args.json}")
+    _common.write_json(
+        args.json, SCRIPT, argv, all_records, machine=machine,
+        settings=_common.settings(args, "cold"), import_seconds=import_seconds,
+        l1_checks=all_checks, solver_choice=all_choices, issue_ratios=ratios, first_calls=first,
+    )
     if cache_dir is not None:
         shutil.rmtree(cache_dir, ignore_errors=True)
     return 1 if failed else 0

@@ -78,8 +78,6 @@ Self-checks (exit status 1 if one fails): the L1 problems agree with scikit-lear
 (one row per call and batched) learn the same basis from the same samples (to 1e-8).
 """
 
-import json
-import math
 import sys
 import time
 import warnings
@@ -90,6 +88,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402  (a sibling module, not a package)
+
+SCRIPT = "benchmarks/learn.py"
 
 ONE = "1 row/call"
 
@@ -119,14 +119,7 @@ def batch_label(batch_size):
 # ---------------------------------------------------------------------------------------
 
 
-def start_basis(m, k, seed):
-    """The basis ``SparseCodingTransformer(random_state=seed)`` (and ``SparseCoder(seed=seed)``
-    with features ``0 .. m-1``) starts from: unit-norm columns, shape (m, k)."""
-    from streamsc._features import init_rows
-
-    B0 = init_rows(list(range(m)), k, seed, scale=1.0 / math.sqrt(m))
-    B0 /= np.linalg.norm(B0, axis=0)
-    return np.ascontiguousarray(B0)
+start_basis = _common.start_basis  # the basis SparseCoder(seed=seed) starts from
 
 
 def planted(m, k, n, n_test, seed):
@@ -208,7 +201,7 @@ def make_jobs(B0, X, lam, args):
                                        **common)
 
     def coder_basis(model):
-        return lambda: model._learner.B.copy()
+        return lambda: model.basis_.to_numpy(dtype=float, copy=True)
 
     def sct_basis(model):
         return lambda: model.components_.T.copy()
@@ -218,7 +211,7 @@ def make_jobs(B0, X, lam, args):
     jobs.append(Job(L1_DICT, "streamsc", "L1 signed", ONE, l1, l1.learn_one, dicts, 1,
                     coder_basis(l1)))
     l1a = coder("l1", True)
-    learner = l1a._learner
+    learner = l1a._learner  # private on purpose: the array path under learn_one, timed alone
     jobs.append(Job(L1_ARRAY, "streamsc", "L1 signed", ONE, l1a,
                     lambda x, learner=learner: learner.learn(None, x), rows, 1,
                     coder_basis(l1a)))
@@ -230,7 +223,8 @@ def make_jobs(B0, X, lam, args):
         kl = SparseCoder(prior="kl", signed=signed, seed=args.seed, basis=B0,
                          solver=args.kl_solver, **common)
         jobs.append(Job(KL_DICT, "streamsc", problem, ONE, kl, kl.learn_one, dicts, 1,
-                        coder_basis(kl), extra=dict(solver=kl._learner.config.solver)))
+                        coder_basis(kl),  # private: the solver resolved from solver=None
+                        extra=dict(solver=kl._learner.config.solver)))
     for algorithm in ("lars", "cd"):
         for call, items, per in ((ONE, slices, 1), (batch_label(bs), batches, bs)):
             mbdl = MiniBatchDictionaryLearning(
@@ -287,7 +281,7 @@ def check_same_path(B0, X, lam, args):
     b = SparseCoder(seed=args.seed, **common)
     b.learn_one(dict(enumerate(Xs[0])))  # grows the rows (features 0 .. m-1)
     for x in Xs[1:]:
-        b._learner.learn(None, x)
+        b._learner.learn(None, x)  # private on purpose: the array path must learn the same
     c = SparseCodingTransformer(random_state=args.seed, **common)
     for i in range(n):
         c.partial_fit(Xs[i:i + 1])
@@ -334,10 +328,9 @@ def run_config(m, k, lam, args):
         for job in jobs:
             job.n_items = n_rows if job.per_item == 1 else 1
             job.timing = _common.Timing(units=job.n_items * job.per_item)
-        for rnd in range(args.rounds):
-            for job in jobs if rnd % 2 == 0 else jobs[::-1]:
-                _common.time_passes(lambda job=job: job.run(job.n_items), job.timing.units,
-                                    budget=per_round, timing=job.timing)
+        _common.interleave({i: (lambda job=job: job.run(job.n_items)) for i, job in enumerate(jobs)},
+                           budget=args.budget, rounds=args.rounds,
+                           timings={i: job.timing for i, job in enumerate(jobs)})
 
     # self-checks after the timing, so the first calls above include numba's cache load
     checks = check_same_problem(B0, X_test[: min(len(X_test), 50)], lam)
@@ -374,7 +367,8 @@ def l1_quality(X, B, lam):
     """Codes of the shared L1 problem for the rows of X under B (``streamsc.coding.solve``, the
     entry point of every streamsc estimator, default tol): mean nonzeros, mean objective, mean
     coordinate-descent sweeps and the number of codes that stopped short of the tolerance."""
-    from streamsc.coding import default_tol, solve
+    from streamsc import default_tol
+    from streamsc.coding import solve  # private: its optimality violation counts short codes
 
     B = np.ascontiguousarray(B, dtype=np.float64)
     k = B.shape[1]
@@ -468,6 +462,7 @@ def measure_overheads(B0, X, lam, args):
     def coder_path(items, use_dict):
         def setup():
             c = SparseCoder(seed=args.seed, basis=B0, **common)
+            # private on purpose (array path): the overhead of learn_one is measured against it
             fn = c.learn_one if use_dict else (lambda x, lr=c._learner: lr.learn(None, x))
             fn(items[0])
             return fn
@@ -571,17 +566,8 @@ def print_config(records, checks, reference, n_rows):
 def print_issue_ratios(ratios):
     print("\n=== ratios (issue 4 item 5; issue 8 target: learn_one / sklearn partial_fit one row "
           f"per call >= {TARGET:g}x) ===")
-    rows = []
-    for r in ratios:
-        tgt = "-" if r["target"] is None else f">= {r['target']:g}x"
-        met = "" if r["met"] is None else ("met" if r["met"] else "below")
-        met_cpu = "" if r["met_cpu"] is None else ("met" if r["met_cpu"] else "below")
-        rows.append([f"({r['m']}, {r['k']})", f"{r['lam']:g}", r["measure"], f"{r['ratio']:.2f}x",
-                     f"{r['ratio_cpu']:.2f}x", tgt, met, met_cpu])
-    print(_common.format_table(
-        rows, ["(m, k)", "lam", "measure", "ratio", "cpu ratio", "target", "wall", "cpu"],
-        align="lllrrlll",
-    ))
+    print(_common.format_ratio_table(
+        ratios, target=lambda r: "-" if r["target"] is None else f">= {r['target']:g}x"))
     print("(ratio: wall-clock samples/s; cpu ratio: samples per CPU-second of this process; "
           "L1 learn_one is SparseCoder.learn_one on dicts)")
 
@@ -589,7 +575,7 @@ def print_issue_ratios(ratios):
 def print_overheads(rows):
     print("\n=== Python overhead: streamsc L1 call paths vs the array path (Learner.learn), "
           "the same samples from the same starting basis ===")
-    table = [[f"({r['m']}, {r['k']})", f"{r['lam']:g}", r["path"], str(r["samples"]),
+    table = [[*_common.shape_lam(r), r["path"], str(r["samples"]),
               f"{r['us']:,.1f}", f"{r['overhead_us']:+,.1f}", f"{r['ratio']:.3f}x",
               f"{r['cpu_us']:,.1f}", f"{r['overhead_cpu_us']:+,.1f}", f"{r['ratio_cpu']:.3f}x"]
              for r in rows]
@@ -622,37 +608,24 @@ def parse_args(argv):
                     help="solver of the KL rows (default: SparseCoder's default)")
     ap.add_argument("--batch-size", type=int, default=None,
                     help="rows per partial_fit call in the batched mode (default 256, --quick 16)")
-    args = _common.parse_benchmark_args(ap, argv, rows=(64, 4096), budget=(0.02, 2.0))
-    if args.batch_size is None:
-        args.batch_size = 16 if args.quick else 256
+    args = _common.parse_benchmark_args(
+        ap, argv, rows=(64, 4096), budget=(0.02, 2.0), batch_size=(16, 256), min_rows=(4, 16),
+        rounds=(1, 3), probe_rows=(2, 8), test_rows=(32, 500))
     if args.batch_size < 1:
         ap.error("--batch-size must be >= 1")
     if args.rows < args.batch_size:
         ap.error("--rows must be >= --batch-size")
     if not args.learning_rate > 0:
         ap.error("--learning-rate must be > 0")
-    args.min_rows = 4 if args.quick else 16
-    args.rounds = 1 if args.quick else 3
-    args.probe_rows = 2 if args.quick else 8
-    args.test_rows = 32 if args.quick else 500
     return args
 
 
 def main(argv=None):
     args = parse_args(argv)
-    t0 = time.perf_counter()
-    import streamsc  # noqa: F401  (timed: the import itself)
-
-    import_seconds = time.perf_counter() - t0
+    import_seconds = _common.timed_import("streamsc")
     import sklearn.decomposition  # noqa: F401  (loads scikit-learn's BLAS pools before pinning)
 
-    started = time.perf_counter()
-    command = ["benchmarks/learn.py"] + (sys.argv[1:] if argv is None else list(argv))
-    print(" ".join(command))
-    start_desc = _common.describe_machine()
-    print(_common.format_machine(start_desc))
-    if _common.busy_warning(start_desc):
-        print(_common.busy_warning(start_desc))
+    started = _common.start(SCRIPT, argv)
     print(
         "BLAS is pinned to 1 thread for every contender (threadpoolctl, whole comparison); "
         "every contender runs in this thread (streamsc's per-example kernels call no BLAS).\n"
@@ -683,31 +656,19 @@ def main(argv=None):
     ratios = issue_ratios(all_records, args.batch_size)
     print_issue_ratios(ratios)
     print_overheads(all_overheads)
-    machine = _common.describe_machine()
-    print(f"\nimport streamsc: {import_seconds:.2f} s; load average at end "
-          f"{machine['load_average_1_5_15']}; total {time.perf_counter() - started:.1f} s")
-    if _common.busy_warning(machine):
-        print(_common.busy_warning(machine))
+    machine = _common.finish(started, prefix=f"\nimport streamsc: {import_seconds:.2f} s; ")
 
     failed = [c for c in all_checks if not c["ok"]]
     if failed:
         print(f"\nFAILED: {len(failed)} self-check(s): "
               + "; ".join(f"{c['check']} at ({c['m']}, {c['k']})" for c in failed),
               file=sys.stderr)
-    if args.json:
-        out = dict(
-            command=command,
-            settings=dict(shapes=args.shapes, lam=args.lam, learning_rate=args.learning_rate,
-                          kl_solver=args.kl_solver, batch_size=args.batch_size,
-                          rows=args.rows, budget=args.budget,
-                          seed=args.seed, quick=args.quick),
-            machine=machine, import_seconds=import_seconds, results=all_records,
-            checks=all_checks, planted_reference=references, issue_ratios=ratios,
-            overheads=all_overheads,
-        )
-        with open(args.json, "w") as f:
-            json.dump(out, f, indent=1, default=str)
-        print(f"wrote {args.json}")
+    _common.write_json(
+        args.json, SCRIPT, argv, all_records, machine=machine,
+        settings=_common.settings(args, "learning_rate", "kl_solver", "batch_size"),
+        import_seconds=import_seconds, checks=all_checks, planted_reference=references,
+        issue_ratios=ratios, overheads=all_overheads,
+    )
     return 1 if failed else 0
 
 

@@ -60,7 +60,6 @@ free cores, and the script prints the load average and a control (a trivially pa
 numba loop's 2-thread / 1-thread ratio, measured before and after).
 """
 
-import json
 import sys
 import time
 import warnings
@@ -70,6 +69,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402  (a sibling module, not a package)
+
+SCRIPT = "benchmarks/scaling.py"
 
 ROOT = Path(__file__).resolve().parents[1]
 PRIORS = {
@@ -86,6 +87,7 @@ PRIORS = {
 def _make_helpers():
     from numba import njit, prange
 
+    # private on purpose: the solvers' own matvec kernel, timed against DGEMV (the bound)
     from streamsc._kernels.linalg import matvec
 
     @njit(nogil=True)
@@ -176,17 +178,6 @@ def size_rows(fn_rows, X, per_pass, min_rows):
     return int(np.clip(rate * per_pass, min(min_rows, X.shape[0]), X.shape[0]))
 
 
-def run_jobs(jobs, n_rows, budget, rounds):
-    """{name: Timing} for jobs {name: fn()}, interleaved over rounds."""
-    timings = {name: _common.Timing(units=n_rows) for name in jobs}
-    names = list(jobs)
-    for rnd in range(rounds):
-        for name in names if rnd % 2 == 0 else names[::-1]:
-            _common.time_passes(jobs[name], n_rows, budget=budget / rounds,
-                                timing=timings[name])
-    return timings
-
-
 PAIRS = 12  # paired 1-thread / 2-thread measurements per configuration (section 2)
 FREE = 1.9  # a pair counts as "on free cores" when the control's ratio reached this
 
@@ -270,7 +261,7 @@ def sweep_k(args):
                     (2, "float64"): lambda: enc(X, 2),
                     (1, "float32"): lambda: enc(X32, 1, np.float32),
                 }
-                timings = run_jobs(jobs, n_rows, args.budget, args.rounds)
+                timings = _common.interleave(jobs, n_rows, budget=args.budget, rounds=args.rounds)
                 _, n_iter = streamsc.encode(X, B, lam=args.lam, return_n_iter=True, **kw)
                 for (threads, dtype), t in timings.items():
                     records.append(dict(
@@ -332,7 +323,8 @@ def sweep_threads(args, busy_loop, matvec_par_loop):
         for pname, kw in PRIORS.items():
             coder = SparseCoder(n_components=k, lam=args.lam, basis=B, seed=args.seed, **kw)
 
-            p = coder._learner.config.p  # the estimators' default p (encode's is 1/k)
+            # private: the estimators' default p (encode's is 1/k), not a public attribute
+            p = coder._learner.config.p
 
             def enc(Xr, threads=1, kw=kw, p=p):
                 return streamsc.encode(Xr, B, lam=args.lam, p=p, n_threads=threads, **kw)
@@ -370,7 +362,7 @@ def sweep_threads(args, busy_loop, matvec_par_loop):
                 jobs[("encode", threads)] = lambda t=threads: enc(X, t)
                 jobs[("transform_many", threads)] = lambda t=threads: tm(frame, t)
                 jobs[("learn_many", threads)] = lambda t=threads: lm(frame, t)
-            timings = run_jobs(jobs, n_rows, args.budget, args.rounds)
+            timings = _common.interleave(jobs, n_rows, budget=args.budget, rounds=args.rounds)
             faults = {name: minor_faults(job) for name, job in jobs.items()}
             a = np.arange(64.0)
             mv_rows, mv_reps = 8, max(1, int(2e6 / (m * k)))  # both 10-30 ms on one thread
@@ -504,7 +496,7 @@ def matvec_bound(args, dgemv_loop, kernel_matvec_loop):
 
             n_rows = size_rows(enc, X_pos, args.budget / args.rounds, args.min_rows)
             X = np.ascontiguousarray(X_pos[:n_rows])
-            t = run_jobs({label: lambda: enc(X)}, n_rows, args.budget, args.rounds)[label]
+            t = _common.interleave({label: lambda: enc(X)}, n_rows, budget=args.budget, rounds=args.rounds)[label]
             _, n_iter = streamsc.encode(X, B, lam=args.lam, n_threads=1, return_n_iter=True,
                                         **kw)
             mv = float(np.mean(per_iter * n_iter + extra))
@@ -625,8 +617,7 @@ def parse_args(argv):
     ap = _common.benchmark_parser(
         "throughput of streamsc.encode against k and threads; float32; the matvec bound",
         lam="0.1", lam_help="lam (one value)",
-        rows_help="examples generated per shape (default 1024, --quick 16)",
-        budget_help="seconds per configuration (default 1.5, --quick 0.03)",
+        rows=(16, 1024), budget=(0.03, 1.5), budget_help="seconds per configuration",
     )
     ap.add_argument("--m", default="64,180", help="comma-separated m of the k sweep")
     ap.add_argument("--ks", default="64,128,256,512,1024", help="comma-separated k of the sweep")
@@ -639,7 +630,8 @@ def parse_args(argv):
     ap.add_argument("--sections", default="k,threads,bound",
                     help="which of the sections k, threads, bound to run (plots need k and "
                          "threads)")
-    args = _common.parse_benchmark_args(ap, argv, rows=(16, 1024), budget=(0.03, 1.5))
+    args = _common.parse_benchmark_args(ap, argv, rounds=(1, 6), pairs=(2, PAIRS),
+                                        min_rows=(8, 64))
     try:
         args.m = _ints(args.m, "--m")
         args.ks = _ints(args.ks, "--ks")
@@ -653,10 +645,6 @@ def parse_args(argv):
     args.lam = args.lam[0]
     if args.rows < 2:
         ap.error("--rows must be >= 2")
-    args.rounds = 1 if args.quick else 6
-    if args.pairs is None:
-        args.pairs = 2 if args.quick else PAIRS
-    args.min_rows = 8 if args.quick else 64
     return args
 
 
@@ -669,7 +657,7 @@ def main(argv=None):
     import streamsc  # noqa: F401
     from streamsc import SparseCoder  # noqa: F401  (everything imported before pinning)
 
-    print(f"benchmarks/scaling.py {argv_text}".rstrip())
+    print(" ".join(_common.command_line(SCRIPT, argv)))
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -678,10 +666,7 @@ def main(argv=None):
         # threadpoolctl limits only the pools loaded when the limit is set
         dgemv_loop(np.eye(2), np.ones(2), np.empty(2), 1)
         with _common.pin_blas(1):
-            desc = _common.describe_machine()
-            print(_common.format_machine(desc))
-            if _common.busy_warning(desc):
-                print(_common.busy_warning(desc))
+            _common.start(SCRIPT, argv, quiet_command=True)
             print(f"BLAS pinned to 1 thread; lam = {args.lam:g}; inputs: _common.planted_data "
                   "(unit-norm rows, planted non-negative codes, 10% noise); default tol "
                   "1e-6*lam.")
@@ -712,20 +697,15 @@ def main(argv=None):
                      min(parallel_before, parallel_after))
         for p in paths:
             print(f"wrote {p}")
-    print(f"\nload average at end {end['load_average_1_5_15']}; "
-          f"total {time.perf_counter() - started:.1f} s")
-    if _common.busy_warning(end):
-        print(_common.busy_warning(end))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(dict(command=["benchmarks/scaling.py"] + argv_text.split(), machine=end,
-                           settings=dict(m=args.m, ks=args.ks, shapes=args.shapes, lam=args.lam,
-                                         rows=args.rows, budget=args.budget, seed=args.seed),
-                           k_sweep=k_records, threads=t_records, matvec_sizes=s_records,
-                           matvec_bound=b_records,
-                           machine_parallel_speedup=[parallel_before, parallel_after],
-                           plots=[str(p) for p in paths]), f, indent=1, default=str)
-        print(f"wrote {args.json}")
+    _common.finish(started, desc=end)
+    _common.write_json(
+        args.json, SCRIPT, argv,
+        dict(k_sweep=k_records, threads=t_records, matvec_sizes=s_records,
+             matvec_bound=b_records),
+        machine=end, settings=_common.settings(args, "m", "ks"),
+        machine_parallel_speedup=[parallel_before, parallel_after],
+        plots=[str(p) for p in paths],
+    )
     return 0
 
 

@@ -51,8 +51,6 @@ If SPAMS is not importable the script says so (``SPAMS not installed (pip instal
 '.[bench]')``), skips the SPAMS rows and still times streamsc's.
 """
 
-import json
-import math
 import sys
 import time
 import warnings
@@ -62,6 +60,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common  # noqa: E402  (a sibling module, not a package)
+
+SCRIPT = "benchmarks/spams_peer.py"
 
 #: largest allowed max |w_streamsc - w_spams| for the L1 codes
 L1_AGREEMENT = 1e-4
@@ -101,19 +101,6 @@ def import_spams():
 # ---------------------------------------------------------------------------------------
 # timing
 # ---------------------------------------------------------------------------------------
-
-
-def interleave(jobs, units, budget, rounds):
-    """Time every job's ``fn()`` (``units`` units of work per call) in ``rounds`` rounds of
-    alternating order, about ``budget / rounds`` seconds each per round; returns the
-    Timings by job name."""
-    timings = {name: _common.Timing(units=units) for name in jobs}
-    per_round = budget / rounds
-    names = list(jobs)
-    for rnd in range(rounds):
-        for name in names if rnd % 2 == 0 else names[::-1]:
-            _common.time_passes(jobs[name], units, budget=per_round, timing=timings[name])
-    return timings
 
 
 def time_basis_learner(learn_batch, batches, *, budget, rounds, timing=None):
@@ -208,7 +195,7 @@ def run_codes(m, k, lam, B, X, signed, spams, args):
     for name, fn in jobs.items():  # warm-up on 8 rows (compilation / cache load; 8 is the
         # batched EGD kernel's minimum)
         first[name] = _common.first_call(lambda fn=fn: fn(slice(0, 8)))[0]
-    timings = interleave(jobs, n, args.budget, args.rounds)
+    timings = _common.interleave(jobs, n, budget=args.budget, rounds=args.rounds)
     records = [
         dict(m=m, k=k, lam=lam, signed=signed, method=name, rows=n,
              codes_per_s=t.rate, codes_per_cpu_s=t.cpu_rate, first_call_s=first[name],
@@ -234,14 +221,7 @@ def run_codes(m, k, lam, B, X, signed, spams, args):
 # ---------------------------------------------------------------------------------------
 
 
-def start_basis(m, k, seed):
-    """The basis ``SparseCodingTransformer(random_state=seed)`` starts from (as in
-    ``benchmarks/learn.py``): unit-norm columns, shape (m, k)."""
-    from streamsc._features import init_rows
-
-    B0 = init_rows(list(range(m)), k, seed, scale=1.0 / math.sqrt(m))
-    B0 /= np.linalg.norm(B0, axis=0)
-    return np.ascontiguousarray(B0)
+start_basis = _common.start_basis  # the basis SparseCodingTransformer(random_state=seed) starts from
 
 
 def streamsc_minibatch_learner(B0, lam, args):
@@ -400,10 +380,7 @@ def print_issue_ratios(ratios, spams_reason, have_minibatch):
     if spams_reason:
         print(spams_reason)
         return
-    rows = [[f"({r['m']}, {r['k']})", f"{r['lam']:g}", r["measure"], f"{r['ratio']:.2f}x",
-             f"{r['ratio_cpu']:.2f}x", r["target"]] for r in ratios]
-    print(_common.format_table(rows, ["(m, k)", "lam", "measure", "ratio", "cpu ratio",
-                                      "target"], align="lllrrl"))
+    print(_common.format_ratio_table(ratios, met=False))
     print("(ratio: wall-clock; cpu ratio: per CPU-second of this process, all threads)")
     if not have_minibatch:
         print("TODO mini-batch basis learning / spams.trainDL: streamsc has no mini-batch mode "
@@ -418,8 +395,7 @@ def print_issue_ratios(ratios, spams_reason, have_minibatch):
 def parse_args(argv):
     ap = _common.benchmark_parser(
         "streamsc vs SPAMS: batched L1 codes (spams.lasso) and basis learning (spams.trainDL)",
-        rows_help="examples per shape for the batched codes (default 2000, --quick 32)",
-        budget_help="seconds spent timing each contender (default 2, --quick 0.02)",
+        rows=(32, 2000), budget=(0.02, 2.0), rows_help="examples per shape for the batched codes",
     )
     ap.add_argument("--batch-size", type=int, default=None,
                     help="mini-batch size of trainDL and of the batched partial_fit "
@@ -428,38 +404,27 @@ def parse_args(argv):
                     help="mini-batches per timed learning pass (default 8, --quick 2)")
     ap.add_argument("--learning-rate", type=float, default=10.0,
                     help="streamsc's SGD step size (as benchmarks/learn.py)")
-    args = _common.parse_benchmark_args(ap, argv, rows=(32, 2000), budget=(0.02, 2.0))
-    if args.batch_size is None:
-        args.batch_size = 16 if args.quick else 256
-    if args.batches is None:
-        args.batches = 2 if args.quick else 8
+    args = _common.parse_benchmark_args(ap, argv, batch_size=(16, 256), batches=(2, 8),
+                                        rounds=(1, 3), min_rows=(8, 256))
     if args.rows < 2 or args.batch_size < 1 or args.batches < 1:
         ap.error("--rows must be >= 2, --batch-size and --batches >= 1")
-    args.rounds = 1 if args.quick else 3
-    args.min_rows = 8 if args.quick else 256
     return args
 
 
 def main(argv=None):
     args = parse_args(argv)
-    argv_text = " ".join(sys.argv[1:] if argv is None else argv)
     spams, spams_reason = import_spams()
     import numba  # noqa: F401
 
     import streamsc  # noqa: F401
     from streamsc import SparseCoder  # noqa: F401  (everything imported before pinning)
 
-    print(f"benchmarks/spams_peer.py {argv_text}".rstrip())
+    started = _common.start(SCRIPT, argv, desc=machine(spams))
     if spams_reason:
         print(spams_reason)
-    desc = machine(spams)
-    print(_common.format_machine(desc))
-    if _common.busy_warning(desc):
-        print(_common.busy_warning(desc))
     print("BLAS is pinned to 1 thread for every contender (threadpoolctl, whole comparison). "
           "L1: 1/2||x - Bw||^2 + lam ||w||_1, same lam (SPAMS lasso mode=2, lambda2=0).")
     code_records, checks, learn_records = [], [], []
-    started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with _common.pin_blas(1):
@@ -480,20 +445,16 @@ def main(argv=None):
     ratios = issue_ratios(code_records, learn_records)
     have_minibatch = any(r["minibatch"] for r in learn_records)
     print_issue_ratios(ratios, spams_reason, have_minibatch)
-    end = machine(spams)
-    print(f"\nload average at end {end['load_average_1_5_15']}; "
-          f"total {time.perf_counter() - started:.1f} s")
+    end = _common.finish(started, desc=machine(spams))
     failed = [c for c in checks if not c["ok"]]
     if failed:
         print(f"FAILED: {len(failed)} L1 comparisons differ from SPAMS by more than "
               f"{L1_AGREEMENT:g}", file=sys.stderr)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(dict(command=["benchmarks/spams_peer.py"] + argv_text.split(),
-                           spams=spams_reason or "installed", machine=end,
-                           codes=code_records, l1_checks=checks, learning=learn_records,
-                           issue_ratios=ratios), f, indent=1, default=str)
-        print(f"wrote {args.json}")
+    _common.write_json(
+        args.json, SCRIPT, argv, dict(codes=code_records, learning=learn_records), machine=end,
+        settings=_common.settings(args, "batch_size", "batches", "learning_rate"),
+        spams=spams_reason or "installed", l1_checks=checks, issue_ratios=ratios,
+    )
     return 1 if failed else 0
 
 

@@ -27,8 +27,6 @@ river coder: ``from streamsc import SparseCoder`` then a first ``learn_one`` and
 Prints every run, then the medians and the median of the per-pair differences.
 """
 
-import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -38,7 +36,9 @@ import textwrap
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402
+import _common  # noqa: E402  (a sibling module, not a package)
+
+SCRIPT = "benchmarks/startup.py"
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -85,16 +85,12 @@ def run(kind, env, floor_dir):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = _common.script_parser(__doc__.splitlines()[0], options=("json",),
+                               json_help="write every run here")
     ap.add_argument("--runs", type=int, default=10, help="warm pairs (streamsc, floor)")
     ap.add_argument("--cold", type=int, default=1, help="cold-cache runs of streamsc")
-    ap.add_argument("--json", help="write every run here")
     args = ap.parse_args(argv)
-    desc = _common.describe_machine()
-    print(f"benchmarks/startup.py {' '.join(sys.argv[1:] if argv is None else argv)}".rstrip())
-    print(_common.format_machine(desc))
-    if _common.busy_warning(desc):
-        print(_common.busy_warning(desc))
+    _common.start(SCRIPT, argv)
     env = dict(os.environ)
     env.pop("NUMBA_CACHE_DIR", None)
     env.pop("NUMBA_DISABLE_JIT", None)
@@ -151,12 +147,9 @@ def main(argv=None):
               f"{c['first_call_s']:.2f}, {c['cpu_s']:.2f} s CPU)")
     if coder_cold:
         print("issue 21 targets: cold KL and L1 coder <= 4 s (goal 2 s)")
-    end = _common.describe_machine()
-    print(f"load average at end {end['load_average_1_5_15']}")
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(dict(machine=end, runs=records), fh, indent=1)
-        print(f"wrote {args.json}")
+    end = _common.finish(prefix="")
+    _common.write_json(args.json, SCRIPT, argv, records, machine=end,
+                       settings=dict(runs=args.runs, cold=args.cold))
     return 0
 
 

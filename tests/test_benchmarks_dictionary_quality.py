@@ -29,13 +29,13 @@ def test_quick_run(tmp_path):
     assert "Planted dictionaries: atoms recovered" in proc.stdout
     assert "MNIST, PCA-180" in proc.stdout
     data = json.loads(out_json.read_text())
-    learners = {r["learner"] for r in data["planted"]}
+    learners = {r["learner"] for r in data["results"]["planted"]}
     assert {"streamsc defaults (KL)", "streamsc prior='l1'", "MBDL defaults"} <= learners
-    for r in data["planted"]:
+    for r in data["results"]["planted"]:
         assert len(r["recovery"]) == 3 and all(0.0 <= v <= 1.0 for v in r["recovery"])
-    bases = {r["basis"] for r in data["mnist"]}
+    bases = {r["basis"] for r in data["results"]["mnist"]}
     assert {"streamsc learn_one", "streamsc mini_batch=True", "MBDL", "random digits"} <= bases
-    for r in data["mnist"]:
+    for r in data["results"]["mnist"]:
         assert len(r["errors"]) == 3 and all(0.0 <= e <= 1.0 for e in r["errors"])
         if r["codes"] == "l1" and r["basis"] != "random digits":
             assert math.isfinite(r["samples_per_s"]) and r["samples_per_s"] > 0

@@ -46,9 +46,9 @@ def _check_common(proc, data):
     assert "=== batched L1 codes, (m, k) = (16, 32), lam = 0.1, >= 0" in out
     assert "=== batched L1 codes, (m, k) = (16, 32), lam = 0.1, signed" in out
     assert "=== basis learning, (m, k) = (16, 32)" in out
-    methods = {r["method"] for r in data["codes"]}
+    methods = {r["method"] for r in data["results"]["codes"]}
     assert set(STREAMSC_CODES) <= methods
-    for r in data["codes"] + data["learning"]:
+    for r in data["results"]["codes"] + data["results"]["learning"]:
         rate = r.get("codes_per_s", r.get("samples_per_s"))
         assert math.isfinite(rate) and rate > 0
 
@@ -58,15 +58,15 @@ def test_with_spams(tmp_path):
     proc, out_json = _run(tmp_path, hide_spams=False)
     data = json.loads(out_json.read_text())
     _check_common(proc, data)
-    assert {r["method"] for r in data["codes"]} >= set(SPAMS_CODES)
-    assert any(r["method"].startswith("spams.trainDL") for r in data["learning"])
+    assert {r["method"] for r in data["results"]["codes"]} >= set(SPAMS_CODES)
+    assert any(r["method"].startswith("spams.trainDL") for r in data["results"]["learning"])
     assert len(data["l1_checks"]) == 2
     assert all(c["ok"] and c["max_abs_diff"] <= 1e-4 for c in data["l1_checks"])
     # the same problem: neither solution is better by more than rounding
     assert all(abs(c["max_objective_gap"]) < 1e-8 for c in data["l1_checks"])
     assert "ratios asked for by issue 8" in proc.stdout
     assert "TODO mini-batch basis learning" in proc.stdout or any(
-        r["minibatch"] for r in data["learning"])
+        r["minibatch"] for r in data["results"]["learning"])
     measures = [r["measure"] for r in data["issue_ratios"]]
     assert sum("spams.lasso" in m for m in measures) == 8
     # issue 21: batched KL codes against SPAMS' L1 codes, both signs, 1 and 2 threads
@@ -80,5 +80,5 @@ def test_without_spams(tmp_path):
     data = json.loads(out_json.read_text())
     _check_common(proc, data)
     assert "SPAMS not installed (pip install -e '.[bench]')" in proc.stdout
-    assert not any("spams" in r["method"] for r in data["codes"] + data["learning"])
+    assert not any("spams" in r["method"] for r in data["results"]["codes"] + data["results"]["learning"])
     assert data["l1_checks"] == [] and data["issue_ratios"] == []

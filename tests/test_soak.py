@@ -1,4 +1,4 @@
-"""CI version of the soak run: ``benchmarks/soak.py --n 10000`` (about 20 s here, numba cache
+"""CI version of the soak run: ``demos/soak.py --n 10000`` (about 20 s here, numba cache
 warm) on the adversarial stream must keep every invariant (no NaN/inf, unit-norm atoms,
 refused examples leave the model unchanged, flat memory) and say so in its summary line."""
 
@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "benchmarks" / "soak.py"
+SCRIPT = ROOT / "demos" / "soak.py"
 
 
 def test_soak_10k():

@@ -1,4 +1,4 @@
-"""Smoke test of benchmarks/gradients.py: it runs, prints every method and writes a complete,
+"""Smoke test of demos/gradients.py: it runs, prints every method and writes a complete,
 finite JSON and the plots.
 
 No timing or learning speed is asserted: the script runs with ``--quick`` (one learning
@@ -22,20 +22,16 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "benchmarks" / "gradients.py"
+SCRIPT = ROOT / "demos" / "gradients.py"
 M, K, ROWS, EVERY, SEEDS = 12, 16, 200, 50, 2
 METHODS = ["alternating", "unrolled T=5", "unrolled T=10", "unrolled T=20", "implicit"]
 PRIORS = ["l1", "kl"]
 
 
 def _module():
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        spec = importlib.util.spec_from_file_location("bench_gradients", SCRIPT)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
+    spec = importlib.util.spec_from_file_location("demo_gradients", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # puts benchmarks/ (its _common) on sys.path
     return module
 
 
@@ -84,6 +80,10 @@ def test_json_output(quick_run):
     proc, out = quick_run
     assert proc.returncode == 0
     data = json.loads((out / "g.json").read_text())
+    # the shared envelope of benchmarks/_common.write_json
+    assert data["command"][0] == "demos/gradients.py" and "--quick" in data["command"]
+    assert data["streamsc_version"] and data["machine"]["usable_cpus"] >= 1
+    assert "git_commit" in data
     assert data["settings"]["seeds"] == [0, 1]
     assert data["settings"]["learning_rates"] == [30.0]
     n_points = ROWS // EVERY + 1

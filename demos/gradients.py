@@ -4,11 +4,11 @@
 
 Usage::
 
-    python benchmarks/gradients.py [--quick] [--shapes 32x48] [--rows N] [--every N]
-                                   [--learning-rates 5,10,20,40,80,160] [--seeds N]
-                                   [--lam 0.1] [--kl-lam 0.03] [--kl-p 0.001]
-                                   [--kl-solver egd|newton] [--priors l1,kl] [--seed S]
-                                   [--json out.json] [--plot-dir DIR]
+    python demos/gradients.py [--quick] [--shapes 32x48] [--rows N] [--every N]
+                              [--learning-rates 5,10,20,40,80,160] [--seeds N]
+                              [--lam 0.1] [--kl-lam 0.03] [--kl-p 0.001]
+                              [--kl-solver egd|newton] [--priors l1,kl] [--seed S]
+                              [--json out.json] [--plot-dir DIR]
 
 Defaults: (m, k) = (32, 48), 6000 examples per stream, the recovery measured every 250
 examples, six learning rates per method, three seeds: 180 runs, about 4.5 CPU-minutes
@@ -71,7 +71,6 @@ not eligible as a method's best. The exit status is 1 if some method failed at e
 learning rate.
 """
 
-import json
 import math
 import sys
 import time
@@ -80,8 +79,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common  # noqa: E402  (a sibling module, not a package)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import _common  # noqa: E402  (the benchmarks' shared harness, not a package)
+
+SCRIPT = "demos/gradients.py"
 
 #: (label, SparseCoder keyword arguments) of the methods, in table order
 METHODS = [
@@ -108,14 +109,7 @@ WARMUP = 5
 # ---------------------------------------------------------------------------------------
 
 
-def start_basis(m, k, seed):
-    """The basis ``SparseCoder(seed=seed)`` starts from on features ``0 .. m-1``: unit-norm
-    columns, shape (m, k)."""
-    from streamsc._features import init_rows
-
-    B0 = init_rows(list(range(m)), k, seed, scale=1.0 / math.sqrt(m))
-    B0 /= np.linalg.norm(B0, axis=0)
-    return np.ascontiguousarray(B0)
+start_basis = _common.start_basis  # the basis SparseCoder(seed=seed) starts from
 
 
 def recovery(B_star, B):
@@ -537,13 +531,7 @@ def main(argv=None):
     args = parse_args(argv)
     import streamsc  # noqa: F401
 
-    started = time.perf_counter()
-    command = ["benchmarks/gradients.py"] + (sys.argv[1:] if argv is None else list(argv))
-    print(" ".join(command))
-    start_desc = _common.describe_machine()
-    print(_common.format_machine(start_desc))
-    if _common.busy_warning(start_desc):
-        print(_common.busy_warning(start_desc))
+    started = _common.start(SCRIPT, argv)
     m, k = args.shapes[0]
     lrs = ", ".join(f"{lr:g}" for lr in args.learning_rates)
     seeds = ", ".join(str(sd) for sd in args.seed_list)
@@ -588,27 +576,19 @@ def main(argv=None):
                 path = out_dir / f"gradients_{prior}.png"
                 plot_prior(prior, best, path, args)
                 print(f"wrote {path}")
-    machine = _common.describe_machine()
-    print(f"\nload average at end {machine['load_average_1_5_15']}; total "
-          f"{time.perf_counter() - started:.1f} s")
-    if _common.busy_warning(machine):
-        print(_common.busy_warning(machine))
+    machine = _common.finish(started)
     if not ok:
         print("\nFAILED: some method failed at every learning rate", file=sys.stderr)
     if args.json:
-        out = dict(
-            command=command,
-            settings=dict(shapes=args.shapes, rows=args.rows, every=args.every,
+        _common.write_json(
+            args.json, SCRIPT, argv, _clean(results), machine=machine, compact=True,
+            settings=_clean(dict(shapes=args.shapes, rows=args.rows, every=args.every,
                           learning_rates=args.learning_rates, lam=args.lam,
                           kl_lam=args.kl_lam, kl_p=args.kl_p, kl_solver=args.kl_solver,
                           priors=args.priors, seeds=args.seed_list, quick=args.quick,
                           planted_atoms_per_example=s, error_target=ERROR_TARGET,
-                          fraction_target=FRACTION_TARGET, recovered_cos=RECOVERED_COS),
-            machine=machine, results=results,
+                          fraction_target=FRACTION_TARGET, recovered_cos=RECOVERED_COS)),
         )
-        with open(args.json, "w") as f:
-            json.dump(_clean(out), f, separators=(",", ":"), default=str)
-        print(f"wrote {args.json}")
     return 0 if ok else 1
 
 

@@ -1,6 +1,6 @@
 """Soak test: a long adversarial stream through ``SparseCodingClassifier(gradient="implicit")``.
 
-    python benchmarks/soak.py [--n 1000000] [--report-every N] [--seed 0] [--no-tracemalloc]
+    python demos/soak.py [--n 1000000] [--report-every N] [--seed 0] [--no-tracemalloc]
 
 Each step predicts (``predict_proba_one``) then learns (``learn_one``) one example of a
 stream built to hurt a streaming learner: examples scaled log-uniformly from 1e-6 to 1e6
