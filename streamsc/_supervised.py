@@ -31,13 +31,13 @@ start (PUDLE; squared loss only); ``gradient="alternating"`` drops it (the head 
 codes of a basis trained by reconstruction alone: the paper's "KL" rows).
 """
 
-import copy
 import math
 import numbers
 
 import numpy as np
 import pandas as pd
 
+from . import _base
 from . import _params
 from . import _validation as v
 from .sparse_coder import SparseCoder
@@ -93,7 +93,7 @@ def _sets_atom(learner, rows, xv):
     return True
 
 
-class SupervisedCoding:
+class SupervisedCoding(_base.StreamscEstimator):
     """The shared constructor and steps of the supervised models; a subclass defines its
     head: ``_init_head()``, ``_head_grad(w, y, raw) -> (g_w, apply)`` (``raw``: the head's
     raw inputs ``(rows, values)`` or None) and ``_reindex_raw(positions, m)``."""
@@ -150,13 +150,6 @@ class SupervisedCoding:
     def coder_(self):
         """The coder this model owns and trains (the one given as ``coder``, or its own)."""
         return self._coder
-
-    def save(self, path):
-        """Save the model to ``path``; :func:`streamsc.load` reads it back
-        (:func:`streamsc.persistence.save`)."""
-        from .persistence import save
-
-        save(self, path)
 
     def learn_unlabelled_one(self, x):
         """Learn from an unlabelled example: the reconstruction step of the owned coder alone
@@ -227,16 +220,11 @@ class SupervisedCoding:
         if coder.loss == "kl" and not (values > 0).any():
             return  # a blank document: nothing to learn from
         with v.model_lock(coder):  # one learning call at a time, across threads
-            features = coder._features
-            names, index = features.names, features.index  # replaced, never mutated, by add
-            lr = coder._learner
-            cache = lr.cache  # coding x below caches its code: restored on failure
-            try:
-                checkpoint = coder._grow(keys)
-            except BaseException:
-                features.names, features.index = names, index
-                raise
-            try:
+            # all or nothing up to the head's update (the steps replace what they change, so
+            # the state -- the cache of x's code included -- is recorded by reference)
+            with self._transaction():
+                coder._grow(keys)
+                lr = coder._learner
                 rows, xv = coder._gather(keys, values)
                 w = lr.code(rows, xv)
                 g_w, apply_head = self._head_grad(w, y, self._raw(rows, xv))
@@ -244,10 +232,6 @@ class SupervisedCoding:
                     skipped = self._basis_step(lr, rows, xv, w, g_w)
                     self.n_backprop_skipped_ += skipped
                     lr.count_scale(lr.as_learned(xv))
-            except BaseException:
-                coder._rollback(checkpoint)
-                lr.cache = cache
-                raise
             apply_head()
             if self.raw_features:
                 self._raw_names = list(coder._features.names)
@@ -288,17 +272,9 @@ class SupervisedCoding:
         labels = list(y)
         if len(labels) != len(rows):
             raise ValueError(f"X has {len(rows)} rows but y has {len(labels)} labels")
-        before = {name: copy.deepcopy(value) for name, value in self.__dict__.items()
-                  if name not in ("coder", "_coder")}
-        coder_before = self._coder._learner.snapshot(), copy.deepcopy(self._coder._features)
-        try:
+        with self._transaction(deep=True):  # several steps: the state is copied
             for x, label in zip(rows, labels):
                 self.learn_one(x, label)
-        except BaseException:
-            self.__dict__.update(before)
-            self._coder._learner.restore(coder_before[0])
-            self._coder._features = coder_before[1]
-            raise
 
     def predict_many(self, X):
         """``predict_one`` of every row of ``X``, as a Series on X's index."""

@@ -17,6 +17,7 @@ The object is plain Python holding NumPy arrays only, so it pickles and deep-cop
 
 import numpy as np
 
+from . import _base
 from . import _params
 from . import _validation as v
 from ._kernels import amortized as kernels
@@ -43,6 +44,7 @@ def _vector(name, x):
     return v.as_float_array(name, x, ndims=(1,))
 
 
+@_base.register_state_class
 class AmortizedEncoder:
     r"""A learned map from an example to its sparse code, with a learned threshold per atom.
 

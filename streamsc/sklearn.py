@@ -9,6 +9,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from . import _base
 from . import _params
 from . import _validation as v
 from ._learner import Learner
@@ -34,7 +35,8 @@ def _check_columns(X):
         seen.add(name)
 
 
-class SparseCodingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class SparseCodingTransformer(_base.StreamscEstimator, ClassNamePrefixFeaturesOutMixin,
+                              TransformerMixin, BaseEstimator):
     r"""Online sparse coding (Bradley & Bagnell, 2008) with scikit-learn's API.
 
     ``fit`` streams the rows of X through the same online learner (the first distinct rows
@@ -115,6 +117,9 @@ class SparseCodingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
            [0.71, 0.71, 0.  , 0.  ]])
     """
 
+    #: the classes of the objects the wrapper holds, for model files (``streamsc._base``)
+    _state_classes = (Learner, _params.Config)
+
     #: scikit-learn's constraints, built from the schema every estimator shares
     #: (``streamsc._params.SCHEMA``; ``random_state`` replaces ``seed``)
     _parameter_constraints = _params.sklearn_constraints(
@@ -191,23 +196,19 @@ class SparseCodingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         -------
         self
         """
-        with v.model_lock(self):
-            saved = dict(self.__dict__)  # a refused fit leaves the model as it was
-            try:
-                learner, n_epochs, rng = self._check_params()
-                _check_columns(X)
-                X = validate_data(self, X, reset=True, dtype=np.float64, order="C")
-                self._check_counts(learner, X, learning=True)
-                n, m = X.shape
-                learner.grow(np.empty(0, dtype=np.int64), np.arange(m), list(range(m)))
-                for _ in range(n_epochs):
-                    order = rng.permutation(n) if self.shuffle else range(n)
-                    for i in order:
-                        learner.learn(None, X[i])
-            except BaseException:
-                self.__dict__.clear()
-                self.__dict__.update(saved)
-                raise
+        # a refused fit leaves the model as it was (fit builds a new learner: the state is
+        # recorded by reference)
+        with v.model_lock(self), self._transaction():
+            learner, n_epochs, rng = self._check_params()
+            _check_columns(X)
+            X = validate_data(self, X, reset=True, dtype=np.float64, order="C")
+            self._check_counts(learner, X, learning=True)
+            n, m = X.shape
+            learner.grow(np.empty(0, dtype=np.int64), np.arange(m), list(range(m)))
+            for _ in range(n_epochs):
+                order = rng.permutation(n) if self.shuffle else range(n)
+                for i in order:
+                    learner.learn(None, X[i])
             self._learner = learner
             self._finish(n_epochs)
         return self
@@ -225,39 +226,23 @@ class SparseCodingTransformer(ClassNamePrefixFeaturesOutMixin, TransformerMixin,
         -------
         self
         """
-        with v.model_lock(self):
-            # a refused batch changes nothing, not even its rows before the refused one
-            saved = dict(self.__dict__)
+        # a refused batch changes nothing, not even its rows before the refused one
+        with v.model_lock(self), self._transaction(deep=True):
             first = not hasattr(self, "_learner")
-            state = None if first else self._learner.snapshot()
-            try:
-                if first:
-                    learner = self._check_params()[0]
-                _check_columns(X)
-                X = validate_data(self, X, reset=first, dtype=np.float64, order="C")
-                self._check_counts(learner if first else self._learner, X, learning=True)
-                if first:
-                    m = X.shape[1]
-                    learner.grow(np.empty(0, dtype=np.int64), np.arange(m), list(range(m)))
-                    self._learner = learner
-                    self.n_iter_ = 0
-                for i in range(X.shape[0]):
-                    self._learner.learn(None, X[i])
-            except BaseException:
-                if state is not None:
-                    self._learner.restore(state)
-                self.__dict__.clear()
-                self.__dict__.update(saved)
-                raise
+            if first:
+                learner = self._check_params()[0]
+            _check_columns(X)
+            X = validate_data(self, X, reset=first, dtype=np.float64, order="C")
+            self._check_counts(learner if first else self._learner, X, learning=True)
+            if first:
+                m = X.shape[1]
+                learner.grow(np.empty(0, dtype=np.int64), np.arange(m), list(range(m)))
+                self._learner = learner
+                self.n_iter_ = 0
+            for i in range(X.shape[0]):
+                self._learner.learn(None, X[i])
             self._finish(self.n_iter_)
         return self
-
-    def save(self, path):
-        """Save the model to ``path``; :func:`streamsc.load` reads it back
-        (:func:`streamsc.persistence.save`)."""
-        from .persistence import save
-
-        save(self, path)
 
     def _finish(self, n_iter):
         self.n_steps_ = self._learner.t

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 from river import base
 
+from . import _base
 from . import _features, _params
 from . import _validation as v
 from ._learner import Learner
@@ -20,7 +21,7 @@ def _atom_columns(k):
     return pd.Index([f"atom_{j}" for j in range(k)])
 
 
-class SparseCoder(base.MiniBatchTransformer):
+class SparseCoder(_base.StreamscEstimator, base.MiniBatchTransformer):
     r"""Online sparse coding (Bradley & Bagnell, 2008): learns a basis from a stream and
     transforms each example into its sparse code.
 
@@ -244,6 +245,9 @@ class SparseCoder(base.MiniBatchTransformer):
     [['wind', 'rain', 'cold'], ['my', 'likes', 'cat']]
     """
 
+    #: the classes of the objects a coder holds, for model files (``streamsc._base``)
+    _state_classes = (_features.Features, Learner, _params.Config)
+
     #: one checker per constructor argument, from the schema shared by every estimator
     #: (``streamsc._params.SCHEMA``; ``basis`` is checked against n_components in __init__)
     _parameter_constraints = _params.checkers(
@@ -324,26 +328,12 @@ class SparseCoder(base.MiniBatchTransformer):
     # helpers
 
     def _grow(self, keys):
-        """Add rows for the names in ``keys`` not yet known. Returns a checkpoint to roll
-        back to (the objects replaced, not copies: growing builds a new basis)."""
+        """Add rows for the names in ``keys`` not yet known (growing replaces the basis and
+        the name index, never mutates them: a ``_transaction`` undoes it by reference)."""
         new = self._features.new_names(keys)
-        if not new:
-            return None
-        lr = self._learner
-        filters = None if lr.encoder is None else lr.encoder.filters
-        checkpoint = (self._features.names, self._features.index, lr.B, lr.S, lr.candidate,
-                      lr.version, lr.cache, filters)
-        old_pos, new_pos = self._features.add(new)
-        lr.grow(old_pos, new_pos, new)
-        return checkpoint
-
-    def _rollback(self, checkpoint):
-        if checkpoint is not None:
-            lr = self._learner
-            (self._features.names, self._features.index, lr.B, lr.S, lr.candidate,
-             lr.version, lr.cache, filters) = checkpoint
-            if filters is not None:
-                lr.encoder.filters = filters
+        if new:
+            old_pos, new_pos = self._features.add(new)
+            self._learner.grow(old_pos, new_pos, new)
 
     def _check_x(self, x, learning=False):
         """(keys, values) of one example: :func:`_features.check_features`, plus, for the KL
@@ -426,13 +416,6 @@ class SparseCoder(base.MiniBatchTransformer):
     # ----------------------------------------------------------------------------------
     # river API
 
-    def save(self, path):
-        """Save the model to ``path``; :func:`streamsc.load` reads it back
-        (:func:`streamsc.persistence.save`)."""
-        from .persistence import save
-
-        save(self, path)
-
     def learn_one(self, x):
         """Code ``x`` and take one SGD step on the basis (new feature names grow it).
 
@@ -446,20 +429,12 @@ class SparseCoder(base.MiniBatchTransformer):
             return
         if self._learner.config.loss == "kl" and not (values > 0).any():
             return  # a blank document: no distribution to learn from
-        with v.model_lock(self):  # one learning call at a time, across threads
-            features = self._features
-            names, index = features.names, features.index  # replaced, never mutated, by add
-            try:
-                checkpoint = self._grow(keys)
-            except BaseException:
-                features.names, features.index = names, index
-                raise
-            try:
-                rows, xv = self._gather(keys, values)
-                self._learner.learn(rows, xv)
-            except BaseException:
-                self._rollback(checkpoint)
-                raise
+        # one learning call at a time, across threads; all or nothing (the step replaces
+        # what it changes, so the state is recorded by reference)
+        with v.model_lock(self), self._transaction():
+            self._grow(keys)
+            rows, xv = self._gather(keys, values)
+            self._learner.learn(rows, xv)
 
     def transform_one(self, x):
         """The code of ``x``: ``{"atom_0": w_0, ...}``. Names never learned are ignored.
@@ -491,24 +466,20 @@ class SparseCoder(base.MiniBatchTransformer):
                 values = values[~blank]
         if not columns or values.shape[0] == 0:
             return
-        with v.model_lock(self):  # one learning call at a time, across threads
-            features, learner = self._features, self._learner
-            saved = (list(features.names), dict(features.index), learner.snapshot())
-            try:
-                self._grow(columns)
-                if kl:
-                    rows, Xv = None, self._dense_frame(columns, values)
-                else:
-                    rows, Xv = self._select(columns, values)
-                if self.mini_batch:
-                    learner.learn_batch(rows, Xv)
-                else:
-                    for i in range(Xv.shape[0]):
-                        learner.learn(rows, Xv[i])
-            except BaseException:
-                features.names, features.index = saved[0], saved[1]
-                learner.restore(saved[2])
-                raise
+        # one learning call at a time, across threads; all or nothing (several steps: the
+        # state is copied)
+        with v.model_lock(self), self._transaction(deep=True):
+            learner = self._learner
+            self._grow(columns)
+            if kl:
+                rows, Xv = None, self._dense_frame(columns, values)
+            else:
+                rows, Xv = self._select(columns, values)
+            if self.mini_batch:
+                learner.learn_batch(rows, Xv)
+            else:
+                for i in range(Xv.shape[0]):
+                    learner.learn(rows, Xv[i])
 
     def transform_many(self, X):
         """Codes of the rows of ``X`` (solved in parallel, one example per thread).
