@@ -15,7 +15,9 @@ Every node of the document is a JSON value: ``None``, ``bool``, ``int``, ``str``
 ``float`` stand for themselves; every other value is a JSON object ``{"$": kind, ...}``:
 ``float`` (non-finite, by its bits), ``tuple``, ``list``, ``set``, ``frozenset``, ``deque``,
 ``dict`` (``OrderedDict``, ``Counter``, ``defaultdict`` too; keys typed like values, order
-kept), ``bytes``, ``ndarray`` and ``scalar`` (a NumPy scalar: a 0-d array), ``Generator`` and
+kept), ``bytes``, ``ndarray`` and ``scalar`` (a NumPy scalar: a 0-d array), ``objarray`` (an
+array of Python objects, such as scikit-learn's ``feature_names_in_``: its shape and its
+elements as nodes), ``Generator`` and
 ``RandomState`` (NumPy RNGs: their bit generator's name and state), ``DataFrame`` (numeric
 values, its index and columns as typed lists), ``builtin`` (a ``defaultdict`` factory among
 ``float``, ``int``, ...), ``river-class`` (a river estimator class as a value or
@@ -142,6 +144,10 @@ class Encoder:
             return {"$": "scalar", "a": self._array(np.asarray(x), where)}
         if id(x) in self.memo:
             return {"$": "ref", "id": self.memo[id(x)]}
+        if t is np.ndarray and x.dtype == object:  # such as sklearn's feature_names_in_
+            n = self._remember(x)
+            return {"$": "objarray", "id": n, "shape": list(x.shape),
+                    "v": self._seq(x.ravel(order="C").tolist(), where)}
         if t is np.ndarray:
             return {"$": "ndarray", "id": self._remember(x), "a": self._array(x, where)}
         if t in _DICTS:
@@ -272,6 +278,18 @@ class Decoder:
                 raise Corrupt(f"reference to an undefined object {node.get('id')!r}") from None
         if kind == "ndarray":
             return self._define(node, self._array(node))
+        if kind == "objarray":
+            shape = node["shape"]
+            if type(shape) is not list or any(type(d) is not int or d < 0 for d in shape):
+                raise Corrupt("bad object array shape")
+            out = self._define(node, np.empty(shape, dtype=object))
+            values = self._list(node["v"])
+            if len(values) != out.size:
+                raise Corrupt("an object array's values do not fit its shape")
+            flat = out.reshape(-1)
+            for i, value in enumerate(values):
+                flat[i] = value
+            return out
         if kind == "dict":
             t = _DICT_TYPES.get(node["kind"])
             if t is None:

@@ -325,6 +325,19 @@ def test_sklearn_transformer_resumes_bit_identically(random_state, tmp_path):
             model.random_state.get_state()[1].tolist()
 
 
+def test_sklearn_transformer_fitted_on_a_dataframe(tmp_path):
+    """feature_names_in_ is an array of Python objects (str): saved element by element."""
+    X = pd.DataFrame(np.random.default_rng(0).normal(size=(30, 3)), columns=["a", "b", "c"])
+    model = SparseCodingTransformer(n_components=2, random_state=0).fit(X)
+    model.save(tmp_path / "t.streamsc")
+    again = streamsc.load(tmp_path / "t.streamsc")
+    assert again.feature_names_in_.dtype == object
+    assert again.feature_names_in_.tolist() == ["a", "b", "c"]
+    assert np.array_equal(again.transform(X), model.transform(X))
+    with pytest.raises(ValueError, match="feature names"):
+        again.transform(X.rename(columns={"a": "z"}))
+
+
 def test_numpy_generator_and_odd_values_round_trip(tmp_path):
     """Plain values of every kind the encoder knows come back equal and of the same type."""
     coder = SparseCoder(n_components=2, seed=0)
@@ -363,7 +376,7 @@ def test_save_refuses_unknown_types_and_writes_nothing(bad, tmp_path):
     coder.extra_ = {
         "lambda": lambda: 1,
         "object": object(),
-        "object-array": np.array([{}, 1], dtype=object),
+        "object-array": np.array([object(), 1], dtype=object),
         "partial-factory": collections.defaultdict(functools.partial(float, 1)),
     }[bad]
     with pytest.raises(TypeError, match=r"cannot save model\.extra_"):
