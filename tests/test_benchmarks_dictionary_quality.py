@@ -29,6 +29,8 @@ def test_quick_run(tmp_path):
     assert "Planted dictionaries: atoms recovered" in proc.stdout
     assert "MNIST, PCA-180" in proc.stdout
     data = json.loads(out_json.read_text())
+    assert data["command"][:2] == ["benchmarks/dictionary_quality.py", "--quick"]
+    assert data["streamsc_version"] and data["settings"]["examples"] == 300
     learners = {r["learner"] for r in data["results"]["planted"]}
     assert {"streamsc defaults (KL)", "streamsc prior='l1'", "MBDL defaults"} <= learners
     for r in data["results"]["planted"]:

@@ -27,6 +27,9 @@ def test_quick_run(tmp_path):
     for name in ("throughput_k.png", "throughput_threads.png"):
         assert (tmp_path / name).stat().st_size > 1000
     data = json.loads(out_json.read_text())
+    assert data["command"][:2] == ["benchmarks/scaling.py", "--quick"]
+    assert data["streamsc_version"] and "git_commit" in data
+    assert data["settings"]["m"] == [16] and data["settings"]["ks"] == [16, 32]
     # 2 k x 2 priors x (1 thread, 2 threads, float32)
     assert len(data["results"]["k_sweep"]) == 2 * 2 * 3
     assert {r["dtype"] for r in data["results"]["k_sweep"]} == {"float64", "float32"}

@@ -46,6 +46,9 @@ def _check_common(proc, data):
     assert "=== batched L1 codes, (m, k) = (16, 32), lam = 0.1, >= 0" in out
     assert "=== batched L1 codes, (m, k) = (16, 32), lam = 0.1, signed" in out
     assert "=== basis learning, (m, k) = (16, 32)" in out
+    assert data["command"][0] == "benchmarks/spams_peer.py" and "--quick" in data["command"]
+    assert data["streamsc_version"] and "git_commit" in data
+    assert data["settings"]["batch_size"] == 16 and data["settings"]["batches"] == 2
     methods = {r["method"] for r in data["results"]["codes"]}
     assert set(STREAMSC_CODES) <= methods
     for r in data["results"]["codes"] + data["results"]["learning"]:

@@ -20,7 +20,11 @@ def test_quick_run(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "warm: streamsc import + first call median" in proc.stdout
-    runs = json.loads(out_json.read_text())["results"]
+    data = json.loads(out_json.read_text())
+    assert data["command"] == ["benchmarks/startup.py", "--runs", "1", "--cold", "0", "--json",
+                               str(out_json)]
+    assert data["streamsc_version"] and data["settings"] == {"runs": 1, "cold": 0}
+    runs = data["results"]
     assert sorted(r["kind"] for r in runs) == ["floor", "streamsc"]
     for r in runs:
         assert all(math.isfinite(r[key]) and r[key] > 0
