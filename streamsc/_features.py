@@ -1,8 +1,9 @@
 """Feature names and the examples given by name: how a feature name becomes a row of the
 basis (:class:`Features`, :func:`init_rows`), a starting basis given by name
 (:func:`check_basis`), and the checks of an example given as a dict (:func:`check_features`,
-:func:`check_feature_name`, :func:`check_counts`). Plain Python and NumPy, so the estimators
-holding these objects pickle, deep-copy and clone.
+:func:`check_feature_name`, :func:`check_counts`) or as a DataFrame (:func:`check_frame`,
+:func:`check_frame_counts`). Plain Python and NumPy, so the estimators holding these objects
+pickle, deep-copy and clone.
 """
 
 import math
@@ -19,6 +20,8 @@ __all__ = [
     "check_counts",
     "check_feature_name",
     "check_features",
+    "check_frame",
+    "check_frame_counts",
     "init_rows",
 ]
 
@@ -27,7 +30,7 @@ def check_basis(basis, n_components):
     """A starting basis given as a DataFrame (index: feature names, one column per atom) or
     a 2-D array (features named 0, 1, ...): returns ``(names, array)``, the array checked by
     :func:`streamsc._validation.check_basis`."""
-    import pandas as pd
+    import pandas as pd  # only an estimator given a frame needs pandas
 
     if isinstance(basis, pd.DataFrame):
         names = list(basis.index)
@@ -308,4 +311,45 @@ def check_counts(keys, values, name="x", learning=False):
         raise ValueError(
             f"{name} is an empty document (no positive count): loss='kl' learns from the "
             "document's word distribution, which needs at least one count"
+        )
+
+
+def check_frame(X):
+    """(columns, values) of a DataFrame of finite numbers with unique column names."""
+    import pandas as pd
+
+    if not isinstance(X, pd.DataFrame):
+        raise TypeError(f"X must be a pandas DataFrame, got {type(X).__name__}")
+    columns = list(X.columns)
+    for name in columns:
+        if type(name) is not int:
+            check_feature_name(name, "X")
+    if len(set(columns)) != len(columns):
+        dup = X.columns[X.columns.duplicated()][0]
+        raise ValueError(f"X has duplicate column {dup!r}: feature names must be unique")
+    dtypes = X.dtypes
+    for dtype in set(dtypes):  # each distinct dtype once (wide frames share a few)
+        if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)) \
+                or pd.api.types.is_complex_dtype(dtype):
+            name = dtypes.index[list(dtypes).index(dtype)]
+            raise TypeError(f"X[{name!r}] must hold real numbers, got dtype {dtype}")
+    values = X.to_numpy(dtype=np.float64, na_value=np.nan)
+    if not np.all(np.isfinite(values)):
+        i, j = np.argwhere(~np.isfinite(values))[0]
+        raise ValueError(
+            f"X[{columns[j]!r}] is {values[i, j]!r} in row {X.index[i]!r}: every value "
+            "must be finite (NaN does not mean missing here; use learn_one without the key)"
+        )
+    return columns, values
+
+
+def check_frame_counts(X, columns, values):
+    """``loss="kl"``: the values of a frame (from :func:`check_frame`) must be non-negative
+    counts; raises ``ValueError`` naming the first negative one."""
+    bad = values < 0
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise ValueError(
+            f"X[{columns[j]!r}] is {values[i, j]!r} in row {X.index[i]!r}: loss='kl' "
+            "needs non-negative counts"
         )

@@ -352,15 +352,7 @@ class SparseCoder(_base.StreamscEstimator, base.MiniBatchTransformer):
             return None, self._features.dense(keys, values)
         return self._features.gather(keys, values)
 
-    def _check_counts_frame(self, X, columns, values):
-        """KL loss: a frame of counts (non-negative)."""
-        bad = values < 0
-        if bad.any():
-            i, j = np.argwhere(bad)[0]
-            raise ValueError(
-                f"X[{columns[j]!r}] is {values[i, j]!r} in row {X.index[i]!r}: loss='kl' "
-                "needs non-negative counts"
-            )
+    _check_counts_frame = staticmethod(_features.check_frame_counts)
 
     def _dense_frame(self, columns, values):
         """KL loss: the rows of a frame as counts over every known feature (unknown columns
@@ -374,31 +366,7 @@ class SparseCoder(_base.StreamscEstimator, base.MiniBatchTransformer):
     def _as_dict(self, code):
         return dict(zip(self._atoms, code.tolist()))
 
-    def _check_frame(self, X):
-        """(columns, values) of a DataFrame of finite numbers with unique column names."""
-        if not isinstance(X, pd.DataFrame):
-            raise TypeError(f"X must be a pandas DataFrame, got {type(X).__name__}")
-        columns = list(X.columns)
-        for name in columns:
-            if type(name) is not int:
-                _features.check_feature_name(name, "X")
-        if len(set(columns)) != len(columns):
-            dup = X.columns[X.columns.duplicated()][0]
-            raise ValueError(f"X has duplicate column {dup!r}: feature names must be unique")
-        dtypes = X.dtypes
-        for dtype in set(dtypes):  # each distinct dtype once (wide frames share a few)
-            if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)) \
-                    or pd.api.types.is_complex_dtype(dtype):
-                name = dtypes.index[list(dtypes).index(dtype)]
-                raise TypeError(f"X[{name!r}] must hold real numbers, got dtype {dtype}")
-        values = X.to_numpy(dtype=np.float64, na_value=np.nan)
-        if not np.all(np.isfinite(values)):
-            i, j = np.argwhere(~np.isfinite(values))[0]
-            raise ValueError(
-                f"X[{columns[j]!r}] is {values[i, j]!r} in row {X.index[i]!r}: every value "
-                "must be finite (NaN does not mean missing here; use learn_one without the key)"
-            )
-        return columns, values
+    _check_frame = staticmethod(_features.check_frame)
 
     def _select(self, columns, values):
         """(rows, values) restricted to learned columns, in row order."""
