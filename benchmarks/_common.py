@@ -34,6 +34,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 __all__ = [
     "Timing",
     "command_line",
+    "configurations",
     "envelope",
     "finish",
     "git_commit",
@@ -353,6 +354,12 @@ def format_ratio_table(ratios, *, target=lambda r: r["target"], met=True):
     return format_table(rows, columns, align="lllrrl" + "ll" * met)
 
 
+def configurations(args):
+    """``(m, k, lam)`` for every shape of ``--shapes`` and every value of ``--lam``, in the
+    order of the command line (shape by shape)."""
+    return [(m, k, lam) for m, k in args.shapes for lam in args.lam]
+
+
 def parse_shapes(text):
     """``"64x256,180x1024"`` -> ``[(64, 256), (180, 1024)]``."""
     shapes = []
@@ -519,9 +526,10 @@ def timed_import(name="streamsc"):
     return time.perf_counter() - t0
 
 
-def start(script, argv=None, *, desc=None, quiet_command=False):
-    """Print the command line (unless ``quiet_command``), the machine and a load warning;
-    return the start time (``time.perf_counter()``) for :func:`finish`."""
+def start(script, argv=None, *, desc=None, quiet_command=False, intro=None):
+    """Print the command line (unless ``quiet_command``), the machine, a load warning and
+    ``intro`` (what the script compares and how); return the start time
+    (``time.perf_counter()``) for :func:`finish`."""
     started = time.perf_counter()
     if not quiet_command:
         print(" ".join(command_line(script, argv)))
@@ -529,6 +537,8 @@ def start(script, argv=None, *, desc=None, quiet_command=False):
     print(format_machine(desc))
     if busy_warning(desc):
         print(busy_warning(desc))
+    if intro:
+        print(intro)
     return started
 
 

@@ -306,14 +306,13 @@ def main(argv=None):
     args = parse_args(argv)
     import streamsc  # noqa: F401
 
-    started = _common.start(SCRIPT, argv)
-    print(
+    started = _common.start(SCRIPT, argv, intro=(
         "BLAS is pinned to 1 thread (whole run) and numba to 1 thread for every timed "
         "contender (the untimed exact codes use numba's default). Exact codes: "
         "streamsc.coding.solve at the default tol = 1e-6*lam, p = 1/k (KL: EGD, L1: "
         "coordinate descent). The encoder: AmortizedEncoder.init_from_basis(B), then one "
         "update per training example (learning_rate 0.5)."
-    )
+    ))
     families = FAMILIES + (SIGNED_FAMILIES if args.signed else [])
     results = []
     with _common.pin_blas(1), warnings.catch_warnings():

@@ -317,17 +317,15 @@ def summary(all_records):
 def print_summary(rows):
     print("\n=== issue 5: backward / encode per example (target <= 1x) and labelled "
           "samples/s (BLAS pinned to 1 thread) ===")
-    table = []
-    for s in rows:
-        table.append([
-            *_common.shape_lam(s), s["family"],
-            f"{s['encode_cpu_us']:,.0f}", f"{s['direction_cpu_us']:,.0f} ({s['direction'][10:]})",
-            f"{s['direction_ratio_cpu']:.2f}x",
-            "met" if s["direction_ratio_cpu"] <= 1.0 else "above",
-            f"{s['vjp_ratio_cpu']:.2f}x",
-            f"{s['coder_per_cpu_s']:,.0f}", f"{s['off_per_cpu_s']:,.0f}",
-            f"{s['on_per_cpu_s']:,.0f}",
-        ])
+    table = [[
+        *_common.shape_lam(s), s["family"],
+        f"{s['encode_cpu_us']:,.0f}", f"{s['direction_cpu_us']:,.0f} ({s['direction'][10:]})",
+        f"{s['direction_ratio_cpu']:.2f}x",
+        "met" if s["direction_ratio_cpu"] <= 1.0 else "above",
+        f"{s['vjp_ratio_cpu']:.2f}x",
+        f"{s['coder_per_cpu_s']:,.0f}", f"{s['off_per_cpu_s']:,.0f}",
+        f"{s['on_per_cpu_s']:,.0f}",
+    ] for s in rows]
     print(_common.format_table(
         table,
         ["(m, k)", "lam", "codes", "encode us", "backward us", "bwd/enc", "<= 1x",
@@ -368,8 +366,7 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     import_seconds = _common.timed_import("streamsc")
-    started = _common.start(SCRIPT, argv)
-    print(
+    started = _common.start(SCRIPT, argv, intro=(
         "BLAS is pinned to 1 thread for every contender (threadpoolctl, whole run); the "
         "per-example kernels are single-threaded numba code.\n"
         "encode = streamsc.coding.solve on one row (dual Newton, default tol 1e-6*lam, cold "
@@ -381,7 +378,7 @@ def main(argv=None):
         "Rates: the fastest of repeated passes (/s, us) and per CPU-second of this process "
         "(/cpu-s, cpu us: the steadier figures on a loaded machine). 'time / encode' is "
         "the backward's time over encode's (target <= 1x)."
-    )
+    ))
 
     all_records, all_checks, infos, first = [], [], [], []
     with _common.pin_blas(1):

@@ -561,8 +561,7 @@ def main(argv=None):
     import sklearn.decomposition  # noqa: F401  (loads sklearn's BLAS pools before pinning)
 
     default_threads = numba.get_num_threads()
-    started = _common.start(SCRIPT, argv)
-    print(
+    started = _common.start(SCRIPT, argv, intro=(
         "BLAS is pinned to 1 thread for every contender (threadpoolctl, whole comparison); "
         "streamsc's per-example kernels call no BLAS.\n"
         "Inputs: x = B w* + e, normalised to unit norm; B Gaussian with unit-norm columns (one "
@@ -578,7 +577,7 @@ def main(argv=None):
         "mean iter: Newton steps / EGD steps / coordinate-descent sweeps (sklearn: CD epochs "
         "of the same Lasso, refit untimed). Rates: the fastest of repeated passes over the "
         "same rows; codes/cpu-s: codes per CPU-second of this process (all its threads)."
-    )
+    ))
 
     all_records, all_checks, all_choices, first = [], [], [], []
     with _common.pin_blas(1):

@@ -625,8 +625,7 @@ def main(argv=None):
     import_seconds = _common.timed_import("streamsc")
     import sklearn.decomposition  # noqa: F401  (loads scikit-learn's BLAS pools before pinning)
 
-    started = _common.start(SCRIPT, argv)
-    print(
+    started = _common.start(SCRIPT, argv, intro=(
         "BLAS is pinned to 1 thread for every contender (threadpoolctl, whole comparison); "
         "every contender runs in this thread (streamsc's per-example kernels call no BLAS).\n"
         "Problem: 1/2||x - Bw||^2 + lam ||w||_1 per sample, signed codes: streamsc prior='l1', "
@@ -640,18 +639,17 @@ def main(argv=None):
         "learner; all start from the same random unit-norm basis.\n"
         "Rates: the fastest of repeated passes (models keep learning across passes); "
         "samples/cpu-s: samples per CPU-second of this process."
-    )
+    ))
 
     all_records, all_checks, references, all_overheads = [], [], [], []
     with _common.pin_blas(1):
-        for m, k in args.shapes:
-            for lam in args.lam:
-                records, checks, reference, n_rows, over = run_config(m, k, lam, args)
-                print_config(records, checks, reference, n_rows)
-                all_records += records
-                all_overheads += over
-                all_checks += [dict(c, m=m, k=k, lam=lam) for c in checks]
-                references.append(reference)
+        for m, k, lam in _common.configurations(args):
+            records, checks, reference, n_rows, over = run_config(m, k, lam, args)
+            print_config(records, checks, reference, n_rows)
+            all_records += records
+            all_overheads += over
+            all_checks += [dict(c, m=m, k=k, lam=lam) for c in checks]
+            references.append(reference)
 
     ratios = issue_ratios(all_records, args.batch_size)
     print_issue_ratios(ratios)
