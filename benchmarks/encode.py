@@ -123,7 +123,7 @@ class Contender:
 
 def streamsc_contenders(B, lam):
     import streamsc
-    from streamsc.coding import MAX_ITER
+    from streamsc.coding import MAX_ITER  # not in __all__: the iteration caps, to flag capped codes
 
     out = []
     for name, kw in STREAMSC:
@@ -149,7 +149,7 @@ def transform_one_contenders(B, lam):
     """``SparseCoder.transform_one`` with L1 codes on the basis ``B``: same problem as the
     ``encode`` L1 rows (unit-norm rows, so the coder's default tol is ``1e-6 * lam`` too)."""
     import streamsc
-    from streamsc.coding import MAX_ITER
+    from streamsc.coding import MAX_ITER  # not in __all__: the iteration caps, to flag capped codes
 
     def prepare(rows):  # one dict per row: feature i -> x_i, the order of B's rows
         return [dict(enumerate(x.tolist())) for x in rows]
