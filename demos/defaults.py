@@ -128,6 +128,7 @@ def text_section(quick):
     runs = [("text lam", lam, lam == 0.01, dict(lam=lam)) for lam in TEXT_LAM]
     runs += [("text learning_rate", lr, lr == 1.0, dict(learning_rate=lr))
              for lr in LEARNING_RATES]
+    runs += [("text p*k", c, c == 0.1, dict(p=np.full(k, c / k))) for c in P_TIMES_K]
     scores = {}
     for setting, value, _, params in runs:
         t0 = time.perf_counter()
@@ -157,14 +158,18 @@ def mnist_section(data_dir, quick):
     scale = np.linalg.norm(Z[:20000], axis=1).mean()
     Z /= scale
     Z_te = pca.transform(X_te[:n_test]) / scale
+    # lam is given per unit of the first k examples' mean norm (what lam=None calibrates)
     runs = [(f"{prior} lam/norm", c, c == DEFAULT_LAM_PER_NORM[prior], dict(prior=prior, lam=c))
             for prior in ("kl", "l1") for c in LAM_PER_NORM[prior]]
+    runs += [("kl p*k", c, c == 0.1, dict(prior="kl", lam=DEFAULT_LAM_PER_NORM["kl"],
+                                            p=np.full(k, c / k)))
+             for c in P_TIMES_K]
+    norm = float(np.linalg.norm(Z[:k], axis=1).mean())
     scores = {}
     for setting, value, _, params in runs:
         t0 = time.perf_counter()
-        lam = value * float(np.linalg.norm(Z[:k], axis=1).mean())
         coder = SparseCoder(n_components=k, seed=0, signed=True,
-                            **dict(params, lam=lam))
+                            **dict(params, lam=params["lam"] * norm))
         for start in range(0, n_learn, 5000):
             coder.learn_many(pd.DataFrame(Z[start:start + 5000]))
         lab = slice(50000, 50000 + n_lab)  # digits not learned from (the validation part)
