@@ -58,8 +58,7 @@ def tol_for(tol, norms):
 def _new_encoder(cfg):
     if cfg.encoder == "exact":
         return None
-    return AmortizedEncoder(cfg.n_components, prior=cfg.prior, signed=cfg.signed,
-                            lam=cfg.lam, p=cfg.p.copy())  # own state: no shared arrays
+    return AmortizedEncoder._for_learner(cfg)  # checked by the schema: no second check
 
 
 def _distribution(x):

@@ -33,6 +33,8 @@ _MODES = {
     ("kl", True): kernels.KL_SIGNED,
 }
 _NO_ROWS = np.empty(0, dtype=np.int64)
+#: the encoder's normalised step (< 2), also the one of the estimators' encoders
+DEFAULT_LEARNING_RATE = 0.5
 
 
 def _vector(name, x):
@@ -126,7 +128,7 @@ class AmortizedEncoder:
     """
 
     def __init__(self, n_components, *, prior="kl", signed=False, lam=0.1, p=None,
-                 learning_rate=0.5):
+                 learning_rate=DEFAULT_LEARNING_RATE):
         checked = _params.validate(  # the schema the estimators share
             {"n_components": n_components, "prior": prior, "signed": signed, "lam": lam})
         k, prior, signed, lam = checked.values()
@@ -136,6 +138,19 @@ class AmortizedEncoder:
         learning_rate = v.check_real("learning_rate", learning_rate, low=0.0, high=2.0)
         if learning_rate == 2.0:
             raise ValueError("learning_rate must be < 2 (the normalised step diverges at 2)")
+        self._setup(k, prior, signed, lam, p, p_arr, learning_rate)
+
+    @classmethod
+    def _for_learner(cls, config):
+        """The encoder of a learner, from its parameters already checked and resolved by
+        the schema (a :class:`streamsc._params.Config`): no second check. Its own copies of
+        ``p``: no array shared with the learner."""
+        enc = cls.__new__(cls)
+        enc._setup(config.n_components, config.prior, config.signed, config.lam,
+                   config.p.copy(), config.p.copy(), DEFAULT_LEARNING_RATE)
+        return enc
+
+    def _setup(self, k, prior, signed, lam, p, p_arr, learning_rate):
         self.n_components = k
         self.prior = prior
         self.signed = signed

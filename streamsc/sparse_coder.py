@@ -156,8 +156,9 @@ class SparseCoder(_base.StreamscEstimator, base.MiniBatchTransformer):
     mini_batch
         ``False`` (default): ``learn_many`` is exactly ``learn_one`` on every row in order.
         ``True``: ``learn_many`` codes every row of the frame under the current basis, in
-        parallel, then takes one SGD step along the average eq. 7 gradient (``t`` then counts
-        frames: ``learning_rate / sqrt(t)`` per frame). Alternating gradient only.
+        parallel, then takes one basis step for the frame: the surrogate's (the frame's
+        statistics, one pass over every atom) or the per-atom AdaGrad step along the average
+        eq. 7 gradient (``basis_update="sgd"``). Alternating gradient only.
     n_threads
         Threads for ``transform_many`` and ``learn_many`` (one example per thread, BLAS
         pinned to one thread inside). ``None``: numba's default (every core).
