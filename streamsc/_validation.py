@@ -9,8 +9,11 @@ import threading
 
 import numpy as np
 
-PRIORS = ("kl", "l1", "l2")
-LOSSES = ("squared", "kl")
+from . import _models
+
+#: the choices of ``prior`` and ``loss``: the names of their records (:mod:`streamsc._models`)
+PRIORS = tuple(_models.PRIORS)
+LOSSES = tuple(_models.LOSSES)
 SOLVERS = ("newton", "egd", "egd_diag")
 GRADIENTS = ("alternating", "implicit", "unrolled")
 ENCODERS = ("exact", "amortized", "warm_start")
@@ -150,10 +153,12 @@ def resolve_solver(solver, loss, prior):
     Newton method or faster in most shapes and lam measured by ``benchmarks/encode.py``, and
     never far slower), Newton for the KL loss (where EGD needs thousands of steps). The KL
     loss needs the KL prior."""
-    if loss == "kl" and prior != "kl":
-        raise ValueError(f"loss='kl' needs prior='kl', got prior={prior!r}")
+    record = _models.get_loss(loss)
+    if prior not in record.priors:
+        needs = " or ".join(map(repr, record.priors))
+        raise ValueError(f"loss={loss!r} needs prior={needs}, got prior={prior!r}")
     if solver is None:
-        return "newton" if loss == "kl" else "egd"
+        return record.default_solver
     return check_choice("solver", solver, SOLVERS)
 
 

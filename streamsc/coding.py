@@ -1,4 +1,9 @@
-"""The functional API: sparse codes of examples under a fixed basis."""
+"""The functional API: sparse codes of examples under a fixed basis.
+
+The solvers of each prior are its record's ``solve`` (:mod:`streamsc._models`,
+:mod:`streamsc._solvers`, where the solvers' defaults ``MAX_ITER``, ``HESS_DROP``,
+``MAX_KEPT``, the batch thresholds and :func:`use_gram` live; they are re-exported here).
+"""
 
 import functools
 import warnings
@@ -6,45 +11,14 @@ import warnings
 import numba
 import numpy as np
 
+from . import _models
 from . import _validation as v
-from ._kernels import first_call as _call
-from ._kernels import kl as kl_kernels
-from ._kernels import lasso as lasso_kernels
+from ._solvers import (  # noqa: F401  (re-exported)
+    EGD_BLOCK_MIN_ROWS, GRAM_K_PER_ROW, GRAM_MAX_K, GRAM_MIN_ROWS, HESS_DROP, MAX_ITER,
+    MAX_KEPT, use_gram,
+)
 
 __all__ = ["encode", "calibrate_tol", "default_tol", "ConvergenceWarning"]
-
-#: defaults of the dual Newton solver's Hessian approximation (see ``_kernels.kl``)
-HESS_DROP = 0.1
-MAX_KEPT = 64
-MAX_ITER = {"newton": 100, "egd": 5000, "egd_diag": 5000, "cd": 10000}
-#: the ``loss`` argument of the kernels
-LOSS_CODES = {"squared": 0, "kl": 1}
-#: batched L1/L2 codes use the batch's Gram matrix B^T B (k x k floats) when k is at most
-#: GRAM_MAX_K and the batch has at least max(GRAM_MIN_ROWS, k / GRAM_K_PER_ROW) rows: its
-#: k^2 m flops (and the fixed cost of two matrix products) then cost less than they save
-#: the per-row solvers (measured crossover, signed L1 codes at lam 0.1: about 64 rows at
-#: (m, k) = (16, 32), 50 at (64, 256) and (180, 1024), 8 at (200, 64))
-GRAM_MAX_K = 4096
-GRAM_MIN_ROWS = 64
-GRAM_K_PER_ROW = 16
-#: batched EGD (both variants) runs every row's own EGD with the products of a block of
-#: rows as matrix-matrix products (:mod:`streamsc._kernels.kl_batch`) for batches of at
-#: least this many rows; smaller batches run the one-row kernel, one row per thread
-EGD_BLOCK_MIN_ROWS = 8
-
-
-def use_gram(n, k):
-    """Whether a batch of n rows of L1/L2 codes on k atoms is solved with the batch's Gram
-    matrix (:func:`streamsc._kernels.lasso.enet_gram_batch`) rather than row by row from B
-    (:func:`~streamsc._kernels.lasso.enet_cd_batch`); both solve to the same ``tol``.
-
-    Examples
-    --------
-    >>> from streamsc.coding import use_gram
-    >>> use_gram(2000, 256), use_gram(32, 1024), use_gram(100_000, 8192)
-    (True, False, False)
-    """
-    return k <= GRAM_MAX_K and n >= GRAM_MIN_ROWS and n * GRAM_K_PER_ROW >= k
 
 
 class ConvergenceWarning(UserWarning):
@@ -56,14 +30,6 @@ def default_tol(lam):
     optimality conditions. Near the optimum a KL code's log-coordinates move by about
     ``violation / lam``, so this keeps every coordinate to about 1e-6 relative accuracy."""
     return 1e-6 * lam
-
-
-def _split_signed(code, p):
-    """Halves (w+, w-) of the expanded-basis code with w+ - w- = code and w+ w- = p^2, the
-    relation every KL optimum satisfies (w+- = p exp(+-z)). Used for warm starts."""
-    half = np.sqrt(code * code + 4.0 * p * p)
-    wp = 0.5 * (code + half)
-    return wp, wp - code
 
 
 def encode(
@@ -203,13 +169,14 @@ def encode(
     lam = v.check_real("lam", lam, low=0.0)
     signed = v.check_bool("signed", signed)
     solver = v.resolve_solver(solver, loss, prior)
-    if loss == "kl":
+    model = _models.PRIORS[prior]
+    if _models.LOSSES[loss].distribution:
         X = v.as_distribution("X", X)
     p = v.resolve_p(p, k)
     max_iter = v.check_int("max_iter", max_iter, low=1, allow_none=True)
     n_threads = v.check_int("n_threads", n_threads, low=1, allow_none=True)
     return_halves = v.check_bool("return_halves", return_halves)
-    if return_halves and not (prior == "kl" and signed):
+    if return_halves and not model.halved(signed):
         raise ValueError("return_halves=True needs prior='kl' and signed=True")
     single = X.ndim == 1
     X2 = X[None, :] if single else X
@@ -218,7 +185,7 @@ def encode(
         init = v.as_float_array("init", init, ndims=(X.ndim,))
         if init.shape != X.shape[:-1] + (k,):
             raise ValueError(f"init must have shape {X.shape[:-1] + (k,)}, got {init.shape}")
-        if prior == "kl" and not signed and np.any(init < 0):
+        if model.positive and not signed and np.any(init < 0):
             raise ValueError("init must be >= 0 for unsigned KL codes")
         init = init[None, :] if single else init
     if isinstance(tol, str):
@@ -262,153 +229,18 @@ def solve(X, B, *, prior, lam, p, signed, tol, loss="squared", solver="egd", max
     """Codes of the rows of X with no argument checking: the one entry point to the kernels
     shared by :func:`encode` and every estimator.
 
-    X (n, m) and B (m, k) are C-contiguous, both float64 or both float32 (rows of X already normalised to sum 1
-    for ``loss="kl"``), p a length-k array, tol a float, init None or (n, k) codes. A single row runs the per-example kernel in the calling thread;
+    X (n, m) and B (m, k) are C-contiguous, both float64 or both float32 (rows of X
+    already normalised to sum 1 for ``loss="kl"``), p a length-k array, tol a float, init
+    None or (n, k) codes. A single row runs the per-example kernel in the calling thread;
     several rows run one per thread. Returns ``(W, halves, n_iter, violation)`` where
-    ``halves`` is ``(W+, W-)`` for signed KL codes and None otherwise.
+    ``halves`` is ``(W+, W-)`` for signed KL codes (the prior record's ``split``) and None
+    otherwise. The prior's record solves (``Prior.solve``).
     """
-    n, m = X.shape
-    k = B.shape[1]
-    one = n == 1
-    n_iter = np.zeros(n, dtype=np.int64)
-    viol = np.zeros(n)
-    halves = None
-    with _threads(n_threads, n):
-        if prior == "kl":
-            H = np.empty((n, 2 * k if signed else k))
-            if solver == "newton" and loss == "kl":
-                # primal Newton in code space (the dual of the KL loss lives on the simplex)
-                cap = max_iter or MAX_ITER["newton"]
-                if init is None:
-                    C = np.zeros((n, k)) if signed else np.tile(p, (n, 1))
-                else:
-                    C = np.maximum(init, 1e-300) if not signed else init.copy()
-                if one:
-                    n_iter[0], viol[0] = _call(
-                        kl_kernels.newton_primal,
-                        X[0], B, p, lam, signed, tol, cap, C[0], 1, HESS_DROP, MAX_KEPT
-                    )
-                else:
-                    _call(
-                        kl_kernels.newton_primal_batch,
-                        X, B, p, lam, signed, tol, cap, C, 1, HESS_DROP, MAX_KEPT, n_iter, viol
-                    )
-                if signed:
-                    H[:, :k], H[:, k:] = _split_signed(C, p)
-                else:
-                    H[:] = C
-            elif solver == "newton":
-                cap = max_iter or MAX_ITER["newton"]
-                Nu = np.zeros((n, m)) if init is None else X - init @ B.T
-                if one:
-                    n_iter[0], viol[0] = _call(
-                        kl_kernels.kl_newton,
-                        X[0], B, p, lam, signed, tol, cap, Nu[0], HESS_DROP, MAX_KEPT, H[0]
-                    )
-                else:
-                    _call(
-                        kl_kernels.kl_newton_batch,
-                        X, B, p, lam, signed, tol, cap, Nu, HESS_DROP, MAX_KEPT, H, n_iter, viol
-                    )
-                _redo_stalled_newton(X, B, p, lam, signed, tol, H, n_iter, viol)
-            else:
-                cap = max_iter or MAX_ITER["egd"]  # both EGD variants
-                if init is None:
-                    H[:] = np.tile(p, 2 if signed else 1)
-                elif signed:
-                    H[:] = np.hstack(_split_signed(init, p))
-                else:
-                    H[:] = init
-                U = np.log(np.maximum(H, 1e-300))
-                code = LOSS_CODES[loss]
-                diag = solver == "egd_diag"
-                if one:
-                    n_iter[0], _, viol[0] = _call(
-                        kl_kernels.egd,
-                        X[0], B, p, lam, signed, tol, cap, U[0], 1.0, np.empty(0), code, diag
-                    )
-                elif n >= EGD_BLOCK_MIN_ROWS:
-                    # every row's own EGD, its products for a block of rows in one BLAS
-                    # product (pinned to one thread here); float64 copies of float32
-                    # data (one compiled signature)
-                    from ._kernels import kl_batch
-
-                    X64 = np.ascontiguousarray(X, dtype=np.float64)
-                    B64 = np.ascontiguousarray(B, dtype=np.float64)
-                    _call(
-                        kl_batch.egd_block_batch,
-                        X64, B64, np.ascontiguousarray(B64.T), p, lam, signed, tol, cap, U,
-                        1.0, n_iter, viol, code, diag, numba.get_num_threads(),
-                        kl_batch.EGD_BLOCK,
-                    )
-                else:
-                    _call(
-                        kl_kernels.egd_batch,
-                        X, B, p, lam, signed, tol, cap, U, 1.0, n_iter, viol, code, diag
-                    )
-                H = np.exp(U)
-            if signed:
-                W = H[:, :k] - H[:, k:]
-                halves = (H[:, :k], H[:, k:])
-            else:
-                W = H
-        elif prior == "l2" and signed:
-            W = np.empty((n, k))
-            _call(lasso_kernels.ridge, X, B, lam, W)
-        else:
-            l1, l2 = (lam, 0.0) if prior == "l1" else (0.0, lam)
-            W = np.zeros((n, k)) if init is None else init.copy()
-            cap = max_iter or MAX_ITER["cd"]
-            if one:
-                n_iter[0], viol[0] = _call(
-                    lasso_kernels.enet_cd,
-                    X[0], B, l1, l2, not signed, tol, cap, W[0]
-                )
-            elif use_gram(n, k):
-                # B^T B and X B once for the batch, in blocks, one per thread (BLAS pinned
-                # to one thread here), in float64 also for float32 data (one signature)
-                X64 = np.ascontiguousarray(X, dtype=np.float64)
-                B64 = np.ascontiguousarray(B, dtype=np.float64)
-                G = np.empty((k, k))
-                _call(lasso_kernels.gram, B64, G)
-                _call(
-                    lasso_kernels.enet_gram_batch,
-                    X64, B64, G, l1, l2, not signed, tol, cap, W, n_iter, viol,
-                    numba.get_num_threads(),
-                )
-            else:
-                _call(
-                    lasso_kernels.enet_cd_batch, X, B, l1, l2, not signed, tol, cap, W, n_iter,
-                    viol,
-                )
-    return W, halves, n_iter, viol
-
-
-def _redo_stalled_newton(X, B, p, lam, signed, tol, H, n_iter, viol):
-    """Recode by EGD (``solver='egd_diag'``, a descent method: never above the prior mean's
-    objective) the rows where the dual Newton stopped short of ``tol`` with a primal
-    objective above the prior mean's (w = p, the code of doing nothing), in place. Unsigned
-    codes of examples of very large norm relative to ``lam`` (about 1e9 / lam and beyond)
-    leave the dual so ill-conditioned that Newton stalls there; a stream must not stop on
-    them, so they get EGD's code instead of an error. Signed codes converge at every scale
-    (``tests/test_coding.py``)."""
-    bad = np.flatnonzero(viol > tol)
-    if bad.size == 0:
-        return
-    prior = np.tile(p, 2 if signed else 1)
-    redo = [i for i in bad
-            if not kl_kernels.kl_objective(X[i], B, p, lam, signed, H[i])
-            < kl_kernels.kl_objective(X[i], B, p, lam, signed, prior)]
-    if not redo:
-        return
-    redo = np.asarray(redo)
-    W, halves, it, vi = solve(
-        np.ascontiguousarray(X[redo]), B, prior="kl", lam=lam, p=p, signed=signed, tol=tol,
-        solver="egd_diag",
-    )
-    H[redo] = np.hstack(halves) if signed else W
-    n_iter[redo] = it
-    viol[redo] = vi
+    with _threads(n_threads, X.shape[0]):
+        return _models.get_prior(prior).solve(
+            X, B, loss=_models.get_loss(loss), lam=lam, p=p, signed=signed, tol=tol,
+            solver=solver, max_iter=max_iter, init=init,
+        )
 
 
 @functools.lru_cache(maxsize=1)
@@ -492,7 +324,7 @@ def calibrate_tol(
     kw = dict(loss=loss, prior=prior, lam=lam, p=p, signed=signed, solver=solver)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        cap = 10 * MAX_ITER[solver if prior == "kl" else "cd"]
+        cap = 10 * _models.get_prior(prior).max_iter(solver)
         exact = encode(S, B, tol=1e-14 * lam, max_iter=cap, **kw)
         scale = np.maximum(np.abs(exact).max(axis=1), np.finfo(float).tiny)
         for e in range(1, 13):

@@ -9,6 +9,7 @@ import streamsc
 from conftest import make_basis, make_X
 from streamsc import coding
 from streamsc._kernels import kl, kl_batch
+from streamsc._models import get_loss
 
 signs = pytest.mark.parametrize("signed", [False, True], ids=["unsigned", "signed"])
 solvers = pytest.mark.parametrize("solver", ["egd", "egd_diag"])
@@ -41,7 +42,7 @@ def test_block_equals_one_row_kernel(signed, solver, loss, block):
     lam = 0.05
     tol = 1e-6 * lam
     p = np.full(k, 1.0 / k)
-    code = coding.LOSS_CODES[loss]
+    code = get_loss(loss).code
     diag = solver == "egd_diag"
     nn = 2 * k if signed else k
     U0 = np.tile(np.log(np.tile(p, 2 if signed else 1)), (n, 1))

@@ -485,7 +485,7 @@ def test_encode_dispatches_to_gram_batch(monkeypatch):
     also in float32. The spies wrap the batch drivers only: numba resolves ``enet_cd``
     inside them at compile time."""
     import streamsc
-    from streamsc import coding
+    from streamsc import _solvers as coding  # the solvers' thresholds live there
 
     assert coding.use_gram(64, 40) and coding.use_gram(64, 1024)
     assert not coding.use_gram(63, 40) and not coding.use_gram(64, 1025)
