@@ -14,7 +14,7 @@ from . import _params
 from . import _validation as v
 from ._learner import Learner
 from ._kernels import kl as kl_kernels
-from .coding import LOSS_CODES
+from ._models import LOSSES
 
 __all__ = ["SparseCodingTransformer"]
 
@@ -295,7 +295,7 @@ class SparseCodingTransformer(_base.StreamscEstimator, ClassNamePrefixFeaturesOu
             X = X[rows] / totals[rows, None]
         out = np.empty(rows.size)
         kl_kernels.reconstruction_losses(X, learner.B, np.ascontiguousarray(W[rows]),
-                                         LOSS_CODES[learner.config.loss], out)
+                                         LOSSES[learner.config.loss].code, out)
         losses[rows] = out
         return -float(np.mean(losses))
 
