@@ -66,12 +66,25 @@ def sgd_scale(lr, colsq):
     return G, lr.config.learning_rate / np.sqrt(np.maximum(G, floor))
 
 
-def check_step(loss, step):
-    if not (np.isfinite(loss) and np.isfinite(step) and step < _MAX_STEP):
-        raise ValueError(
-            f"x is too large to learn from (the basis step would be {step:.3g}); "
+class StepTooLarge(ValueError):
+    """A basis step that would not be finite (or would move an entry by over
+    :data:`_MAX_STEP`): nothing has changed. ``supervised`` says whether the step held a
+    backpropagated (label) part; the estimators, which know the feature names and the
+    label, reword it (:func:`streamsc._features.too_large`) or, for a labelled step, take
+    the reconstruction step alone."""
+
+    def __init__(self, step, supervised=False):
+        self.step = float(step)
+        self.supervised = supervised
+        super().__init__(
+            f"x is too large to learn from (the basis step would be {self.step:.3g}); "
             "scale the features. The model is unchanged"
         )
+
+
+def check_step(loss, step, supervised=False):
+    if not (np.isfinite(loss) and np.isfinite(step) and step < _MAX_STEP):
+        raise StepTooLarge(step, supervised)
 
 
 def residual(lr, rows, x, code):
@@ -160,7 +173,7 @@ def _rank2(lr, rows, x, code, v, Bv, backprop_weight, reconstruction_weight, ste
         ws, vs = code * scale, v * scale
         size = (np.abs(a).max(initial=0.0) * np.abs(ws).max(initial=0.0)
                 + np.abs(b).max(initial=0.0) * np.abs(vs).max(initial=0.0))
-    check_step(loss, size)
+    check_step(loss, size, supervised=backprop_weight != 0.0)
 
     def apply():
         lr.G = G
@@ -234,10 +247,7 @@ def unrolled_step(lr, rows, x, code, g_w, backprop_weight, reconstruction_weight
             reconstruction_weight=0.0 if supervised else 1.0,
         )
     except FloatingPointError:
-        raise ValueError(
-            "x is too large to learn from (the unrolled iterates overflow); scale the "
-            "features. The model is unchanged"
-        ) from None
+        raise StepTooLarge(np.inf, supervised) from None
     surrogate = supervised and cfg.basis_update == "surrogate"
     if supervised:  # the reconstruction part: eq. 7 here, or the surrogate's own step
         _, a, loss = residual(lr, rows, x, code)
@@ -250,7 +260,7 @@ def unrolled_step(lr, rows, x, code, g_w, backprop_weight, reconstruction_weight
         G, scale = sgd_scale(lr, np.einsum("ij,ij->j", grad, grad))
         grad *= scale
         size = np.abs(grad).max(initial=0.0)
-    check_step(loss, size)
+    check_step(loss, size, supervised)
     if not supervised:  # the residual of w_T under the basis before the step
         resid = -residual(lr, rows, x, w_T)[1]
 

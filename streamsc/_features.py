@@ -353,3 +353,17 @@ def check_frame_counts(X, columns, values):
             f"X[{columns[j]!r}] is {values[i, j]!r} in row {X.index[i]!r}: loss='kl' "
             "needs non-negative counts"
         )
+
+
+def too_large(exc, keys, values):
+    """The ``ValueError`` for a basis step refused as too large (``exc``, a
+    :class:`streamsc._basis_steps.StepTooLarge`), naming the example's largest feature."""
+    values = np.asarray(values, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        i = int(np.argmax(np.abs(values))) if values.size else -1
+    largest = (f"its largest value, {_short(keys[i])} = {values[i]:.3g}, "
+               if i >= 0 else "")
+    return ValueError(
+        f"x is too large to learn from: {largest}would move the basis by {exc.step:.3g}; "
+        "scale the features. The model is unchanged"
+    )

@@ -38,8 +38,9 @@ import numpy as np
 import pandas as pd
 
 from . import _base
-from . import _params
+from . import _features, _params
 from . import _validation as v
+from ._basis_steps import StepTooLarge
 from .sparse_coder import SparseCoder
 
 #: a code coefficient's scale is at least this fraction of the largest coefficient's
@@ -229,7 +230,10 @@ class SupervisedCoding(_base.StreamscEstimator):
                 w = lr.code(rows, xv)
                 g_w, apply_head = self._head_grad(w, y, self._raw(rows, xv))
                 if lr.m and (rows is None or rows.size) and not _sets_atom(lr, rows, xv):
-                    skipped = self._basis_step(lr, rows, xv, w, g_w)
+                    try:
+                        skipped = self._basis_step(lr, rows, xv, w, g_w)
+                    except StepTooLarge as exc:
+                        raise _features.too_large(exc, keys, values) from None
                     self.n_backprop_skipped_ += skipped
                     lr.count_scale(lr.as_learned(xv))
             apply_head()
@@ -242,20 +246,31 @@ class SupervisedCoding(_base.StreamscEstimator):
         skipped = 0
         backprop = (self.gradient != "alternating" and self.backprop_weight > 0.0
                     and np.any(g_w != 0.0))
-        if backprop and self.gradient == "unrolled":
-            lr.unrolled_step(rows, xv, w, g_w, self.backprop_weight, self.reconstruction_weight)
-            return 0
-        vdir = Bv = None
-        if backprop:  # Bv: S B v for the KL loss (softmax transfer)
-            Bo = lr.observed(rows)
-            try:
-                vdir, Bv = lr.direction(Bo, w, g_w)
-            except FloatingPointError:  # this example takes the reconstruction step alone
-                skipped = 1
-        if vdir is not None or self.reconstruction_weight > 0.0:
-            lr.supervised_step(rows, xv, w, vdir, Bv, self.backprop_weight,
-                               self.reconstruction_weight)
-        return skipped
+        try:
+            if backprop and self.gradient == "unrolled":
+                lr.unrolled_step(rows, xv, w, g_w, self.backprop_weight,
+                                 self.reconstruction_weight)
+                return 0
+            vdir = Bv = None
+            if backprop:  # Bv: S B v for the KL loss (softmax transfer)
+                Bo = lr.observed(rows)
+                try:
+                    vdir, Bv = lr.direction(Bo, w, g_w)
+                except FloatingPointError:  # the reconstruction step alone, below
+                    skipped = 1
+            if vdir is not None or self.reconstruction_weight > 0.0:
+                lr.supervised_step(rows, xv, w, vdir, Bv, self.backprop_weight,
+                                   self.reconstruction_weight)
+            return skipped
+        except StepTooLarge as exc:
+            if not exc.supervised:
+                raise
+        # the backpropagated part would not be finite (a huge target or learning_rate for
+        # these features): this example takes the reconstruction step alone (nothing has
+        # changed yet), so one label's numerical trouble does not stop the stream
+        if self.reconstruction_weight > 0.0:
+            lr.supervised_step(rows, xv, w, None, None, 0.0, self.reconstruction_weight)
+        return 1
 
     # --- mini-batches: the one-example methods in order, all or nothing
 

@@ -9,6 +9,7 @@ from river import base
 from . import _base
 from . import _features, _params
 from . import _validation as v
+from ._basis_steps import StepTooLarge
 from ._learner import Learner
 
 __all__ = ["SparseCoder"]
@@ -403,7 +404,10 @@ class SparseCoder(_base.StreamscEstimator, base.MiniBatchTransformer):
         with v.model_lock(self), self._transaction():
             self._grow(keys)
             rows, xv = self._gather(keys, values)
-            self._learner.learn(rows, xv)
+            try:
+                self._learner.learn(rows, xv)
+            except StepTooLarge as exc:
+                raise _features.too_large(exc, keys, values) from None
 
     def transform_one(self, x):
         """The code of ``x``: ``{"atom_0": w_0, ...}``. Names never learned are ignored.
@@ -444,11 +448,23 @@ class SparseCoder(_base.StreamscEstimator, base.MiniBatchTransformer):
                 rows, Xv = None, self._dense_frame(columns, values)
             else:
                 rows, Xv = self._select(columns, values)
-            if self.mini_batch:
-                learner.learn_batch(rows, Xv)
-            else:
-                for i in range(Xv.shape[0]):
-                    learner.learn(rows, Xv[i])
+            i = None
+            try:
+                if self.mini_batch:
+                    learner.learn_batch(rows, Xv)
+                else:
+                    for i in range(Xv.shape[0]):
+                        learner.learn(rows, Xv[i])
+            except StepTooLarge as exc:
+                if i is None:
+                    where = "this frame"
+                    err = _features.too_large(exc, list(columns) * values.shape[0],
+                                              values.ravel())
+                else:
+                    row = int(np.flatnonzero(~blank)[i]) if kl else i
+                    where = f"row {row} of this frame"
+                    err = _features.too_large(exc, columns, values[i])
+                raise ValueError(f"{where}: {err}") from None
 
     def transform_many(self, X):
         """Codes of the rows of ``X`` (solved in parallel, one example per thread).

@@ -490,3 +490,54 @@ def test_item8_two_threads_learning_leave_a_consistent_model():
     _invariants(coder)
     assert np.isfinite(basis.to_numpy()).all()
     assert coder._learner.t == 4000
+
+
+# item 10: a step refused as too large names the feature; a labelled step whose
+# backpropagated part is too large takes the reconstruction step alone
+
+
+@pytest.mark.parametrize("prior", ["kl", "l1"])
+def test_item10_too_large_names_the_largest_feature(prior):
+    coder = _fitted_coder(prior=prior)
+    message = _refused(coder, lambda: coder.learn_one({"a": 1.0, "b": 1e200}), ValueError,
+                       "too large to learn from", "'b'", "1e+200")
+    assert "'a'" not in message
+
+
+@pytest.mark.parametrize("mini_batch", [False, True])
+def test_item10_too_large_in_a_frame_names_the_row_and_feature(mini_batch):
+    coder = _fitted_coder(prior="l1", mini_batch=mini_batch)
+    frame = pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": [0.5, 1e200, 0.5], "c": [0.0] * 3})
+    message = _refused(coder, lambda: coder.learn_many(frame), ValueError,
+                       "too large to learn from", "'b'")
+    assert ("row 1 of this frame" in message) != mini_batch
+
+
+@pytest.mark.parametrize("cls", [SparseCodingClassifier, SparseCodingRegressor])
+def test_item10_a_backprop_step_too_large_takes_the_reconstruction_step(cls, monkeypatch):
+    """A labelled example whose backpropagated gradient overflows (forced: the unrolled
+    backward pass raises as it does when its iterates overflow) is learned from all the
+    same -- the reconstruction step alone -- and counted in n_backprop_skipped_: the
+    stream goes on."""
+    from streamsc import _basis_steps
+
+    model = cls(n_components=3, seed=0, gradient="unrolled")
+    rng = np.random.default_rng(0)
+    labels = [0, 1] if cls is SparseCodingClassifier else [0.5, -1.5]
+    for i in range(12):
+        model.learn_one({"a": rng.normal(), "b": rng.normal(), "c": 1.0}, labels[i % 2])
+    real = _basis_steps.unrolled_gradient
+
+    def overflowing(*args, grad_w=None, **kwargs):
+        if grad_w is not None:
+            raise FloatingPointError("the unrolled iterates overflow")
+        return real(*args, grad_w=grad_w, **kwargs)
+
+    monkeypatch.setattr(_basis_steps, "unrolled_gradient", overflowing)
+    B_before = model.coder_._learner.B.copy()
+    skipped = model.n_backprop_skipped_
+    model.learn_one({"a": 0.3, "b": -0.2, "c": 1.0}, labels[0])
+    assert model.n_backprop_skipped_ == skipped + 1
+    B = model.coder_._learner.B
+    check_basis(B)
+    assert not np.array_equal(B, B_before)  # the reconstruction step was taken

@@ -46,8 +46,9 @@ def first_call(dispatcher, *args):
     so on stderr when logging is not configured) when a call of a kernel with nothing
     compiled yet in this process takes over :data:`COMPILE_NOTICE_AFTER` seconds: numba is
     compiling it, and the call would otherwise look hung. A call that loads the kernel from
-    numba's cache is fast and says nothing; later calls cost one attribute test."""
-    if _noticed or dispatcher.overloads:
+    numba's cache is fast and says nothing; later calls cost one attribute test. A plain
+    Python function (a kernel run without numba, or a test's stand-in) is just called."""
+    if _noticed or getattr(dispatcher, "overloads", True):
         return dispatcher(*args)
     name = getattr(getattr(dispatcher, "py_func", None), "__qualname__", str(dispatcher))
     timer = threading.Timer(COMPILE_NOTICE_AFTER, _notice, (name,))
