@@ -118,9 +118,10 @@ def run_config(m, k, lam, signed, B, X, labels, V, args):
     # kernel (untimed), and ``solve``/``direction`` are the encode and the backward without
     # encode's and encode_vjp's argument checks, the pair whose cost ratio issue 5 targets
     from streamsc._kernels import vjp as vjp_kernels
+    from streamsc._models import PRIORS
     from streamsc.coding import solve
     from streamsc.differentiation import (
-        CG_HESS_DROP, CG_MAX_ITER, CG_MAX_KEPT, CG_RTOL, PRIOR_IDS, direction,
+        CG_HESS_DROP, CG_MAX_ITER, CG_MAX_KEPT, CG_RTOL, direction,
     )
 
     n = X.shape[0]
@@ -217,7 +218,7 @@ def run_config(m, k, lam, signed, B, X, labels, V, args):
     n_cg = []
     for j in range(n_rows):
         _, it = vjp_kernels.vjp_direction(
-            B, PRIOR_IDS["kl"], signed, lam, p, np.ascontiguousarray(wp[j]),
+            B, PRIORS["kl"].kernel_id, signed, lam, p, np.ascontiguousarray(wp[j]),
             np.ascontiguousarray(wm[j]), G[j], vjp_kernels.CG, CG_RTOL, CG_MAX_ITER,
             CG_HESS_DROP, CG_MAX_KEPT, np.empty(k), np.empty(m),
         )

@@ -5,8 +5,8 @@ the learner instead of branching on the names.
 
 A :class:`Prior` holds its kernel ids (the implicit VJP's and the unrolled solver's, one
 shared id), its domain (whether ``p`` applies, whether unsigned codes are > 0 or >= 0,
-whether signed codes are halves ``(w+, w-)`` on the expanded basis ``[B, -B]``, whether a
-differentiable code has at most m active atoms), its split / merge of signed halves, the
+whether signed codes are halves ``(w+, w-)`` on the expanded basis ``[B, -B]``, whether a code is
+unique only while its active atoms are independent), its split / merge of signed halves, the
 function that solves it (:mod:`streamsc._solvers`), its unrolled form (EGD with an adapted
 step, or ISTA / FISTA with step 1/L) and its amortised encoder's form (the shrink of
 :mod:`streamsc._kernels.amortized`, unsigned and signed, and the start of the thresholds).
@@ -68,8 +68,9 @@ class Prior:
     positive: bool
     #: signed codes are halves (w+, w-) on the expanded basis [B, -B], code w+ - w-
     split: bool
-    #: a code with more than m active atoms is not unique (not differentiable)
-    at_most_m_active: bool
+    #: codes are sparse on an active set, unique (and differentiable) only while the active
+    #: atoms are linearly independent (so at most m of them)
+    active_set: bool
     #: the unrolled solver is EGD, its default step adapted (halved while the objective
     #: rises); else ISTA / FISTA with the fixed step 1/L
     unrolled_egd: bool
@@ -168,21 +169,21 @@ def _kl_start(lam, cn2, p, signed):
 PRIORS = {
     "kl": Prior(
         name="kl", kernel_id=vjp_kernels.KL, uses_p=True, positive=True, split=True,
-        at_most_m_active=False, unrolled_egd=True, solve=_solvers.solve_kl,
+        active_set=False, unrolled_egd=True, solve=_solvers.solve_kl,
         max_iter=_solver_cap, unrolled_step=_egd_step,
         amortized_modes=(amortized_kernels.KL, amortized_kernels.KL_SIGNED),
         amortized_start=_kl_start,
     ),
     "l1": Prior(
         name="l1", kernel_id=vjp_kernels.L1, uses_p=False, positive=False, split=False,
-        at_most_m_active=True, unrolled_egd=False, solve=_solvers.solve_l1,
+        active_set=True, unrolled_egd=False, solve=_solvers.solve_l1,
         max_iter=_cap("cd"), unrolled_step=_ista_step,
         amortized_modes=(amortized_kernels.RELU, amortized_kernels.SOFT),
         amortized_start=_l1_start,
     ),
     "l2": Prior(
         name="l2", kernel_id=vjp_kernels.L2, uses_p=False, positive=False, split=False,
-        at_most_m_active=False, unrolled_egd=False, solve=_solvers.solve_l2,
+        active_set=False, unrolled_egd=False, solve=_solvers.solve_l2,
         max_iter=_cap("cd"), unrolled_step=_ista_step,
         amortized_modes=(amortized_kernels.RELU, amortized_kernels.SOFT),
         amortized_start=_l2_start,

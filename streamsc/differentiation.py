@@ -23,13 +23,14 @@ dispatches.
 
 import numpy as np
 
+from . import _models
 from . import _validation as v
 from ._kernels import vjp as vjp_kernels
-from .coding import _split_signed, _threads
+from ._solvers import split_signed
+from .coding import _threads
 
 __all__ = ["encode_vjp"]
 
-PRIOR_IDS = {"kl": vjp_kernels.KL, "l1": vjp_kernels.L1, "l2": vjp_kernels.L2}
 METHODS = ("auto", "direct", "cg")
 
 #: ``method="auto"`` uses conjugate gradients when B has more rows than this, the direct
@@ -190,7 +191,8 @@ def encode_vjp(
     m, k = B.shape
     x = v.as_float_array("x", x)
     v.check_x_matches("x", x, m)
-    if loss == "kl":
+    model, transfer = _models.PRIORS[prior], _models.LOSSES[loss]
+    if transfer.distribution:
         totals = x.sum(axis=-1, keepdims=True)
         x = v.as_distribution("x", x)
     shape = x.shape[:-1] + (k,)
@@ -211,7 +213,7 @@ def encode_vjp(
     n_threads = v.check_int("n_threads", n_threads, low=1, allow_none=True)
 
     if halves is not None:
-        if not (prior == "kl" and signed):
+        if not model.halved(signed):
             raise ValueError("halves is only used with prior='kl' and signed=True")
         if not isinstance(halves, (tuple, list)) or len(halves) != 2:
             raise TypeError("halves must be a pair (w_plus, w_minus)")
@@ -224,16 +226,16 @@ def encode_vjp(
                 raise ValueError(f"{name} must be > 0 (a signed KL state is positive)")
         if np.any(np.abs(wp - wm - w) > 1e-9 * (wp + wm)):
             raise ValueError("halves do not match w: w_plus - w_minus must equal w")
-    if prior == "kl" and not signed and np.any(w <= 0):
+    if model.positive and not signed and np.any(w <= 0):
         raise ValueError("w must be > 0 for unsigned KL codes (the KL prior's domain)")
-    if prior != "kl" and not signed and np.any(w < 0):
+    if not model.positive and not signed and np.any(w < 0):
         raise ValueError(f"w must be >= 0 for unsigned {prior} codes")
 
     single = x.ndim == 1
     X2 = x[None, :] if single else x
     W2 = w[None, :] if single else w
     G2 = grad_w[None, :] if single else grad_w
-    if prior == "l1":
+    if model.active_set:
         n_active = np.count_nonzero(W2, axis=1)
         if np.any(n_active > m):
             i = int(np.argmax(n_active > m))
@@ -251,14 +253,14 @@ def encode_vjp(
         X2, B, W2, G2, loss=loss, prior=prior, lam=lam, p=p, signed=signed, halves=halves2,
         method=method, n_threads=n_threads,
     )
-    if loss == "kl":
+    if transfer.distribution:
         # through the renormalisation x -> x / sum(x): project, then scale
         grad_X = (grad_X - np.sum(grad_X * X2, axis=1, keepdims=True)) / (
             totals if not single else totals[None, :])
     bad = ~np.isfinite(grad_lam)
     if np.any(bad):
         i = int(np.argmax(bad))
-        if prior == "l1":
+        if model.active_set:
             raise ValueError(
                 f"the active atoms of row {i} of w are linearly dependent: the L1 code is "
                 "not unique there, and not differentiable"
@@ -284,18 +286,18 @@ def vjp(X, B, W, G, *, prior, lam, p, signed, halves=None, method="auto", n_thre
     """
     n, m = X.shape
     k = B.shape[1]
-    if loss == "kl":
+    if _models.LOSSES[loss].distribution:
         return _vjp_kl_loss(X, B, W, G, lam=lam, p=p, signed=signed, halves=halves,
                             n_threads=n_threads)
-    prior_id = PRIOR_IDS[prior]
+    model = _models.PRIORS[prior]
+    prior_id = model.kernel_id
     if method == "auto":
         method_id = vjp_kernels.CG if m > AUTO_CG_ABOVE_M else vjp_kernels.DIRECT
     else:
         method_id = vjp_kernels.CG if method == "cg" else vjp_kernels.DIRECT
-    kl_signed = prior == "kl" and signed
-    if kl_signed:
+    if model.halved(signed):
         if halves is None:
-            Wp, Wm = _split_signed(W, p)
+            Wp, Wm = model.split_halves(W, p)
         else:
             Wp, Wm = halves
         Wp = np.ascontiguousarray(Wp)
@@ -332,7 +334,7 @@ def _vjp_kl_loss(X, B, W, G, *, lam, p, signed, halves, n_threads):
     n, m = X.shape
     k = B.shape[1]
     if signed:
-        Wp, Wm = _split_signed(W, p) if halves is None else halves
+        Wp, Wm = split_signed(W, p) if halves is None else halves
         Wp = np.ascontiguousarray(Wp)
         Wm = np.ascontiguousarray(Wm)
         C = Wp - Wm
@@ -367,9 +369,9 @@ def direction(B, w, g, *, prior, lam, p, signed, method="auto", loss="squared"):
     matrix. Returns ``(v, u, grad_lam)``.
     """
     m, k = B.shape
-    if loss == "kl":
+    if _models.LOSSES[loss].distribution:
         if signed:
-            wp, wm = _split_signed(w, p)
+            wp, wm = split_signed(w, p)
         else:
             wp, wm = w, np.empty(0)
         v_ = np.empty(k)
@@ -383,14 +385,15 @@ def direction(B, w, g, *, prior, lam, p, signed, method="auto", loss="squared"):
         method_id = vjp_kernels.CG if m > AUTO_CG_ABOVE_M else vjp_kernels.DIRECT
     else:
         method_id = vjp_kernels.CG if method == "cg" else vjp_kernels.DIRECT
-    if prior == "kl" and signed:
-        wp, wm = _split_signed(w, p)
+    model = _models.PRIORS[prior]
+    if model.halved(signed):
+        wp, wm = model.split_halves(w, p)
     else:
         wp, wm = w, np.empty(0)
     v_ = np.empty(k)
     Bv = np.empty(m)
     grad_lam, _ = vjp_kernels.vjp_direction(
-        B, PRIOR_IDS[prior], signed, lam, p, np.ascontiguousarray(wp), np.ascontiguousarray(wm),
+        B, model.kernel_id, signed, lam, p, np.ascontiguousarray(wp), np.ascontiguousarray(wm),
         np.ascontiguousarray(g, dtype=np.float64), method_id, CG_RTOL, CG_MAX_ITER,
         CG_HESS_DROP, CG_MAX_KEPT, v_, Bv,
     )
