@@ -16,13 +16,12 @@ estimators (``gradient="unrolled"``).
 import numba
 import numpy as np
 
+from . import _models
 from . import _validation as v
 from ._kernels import unrolled as K
 from .coding import _threads
 
 __all__ = ["unrolled_vjp"]
-
-PRIOR_IDS = {"kl": K.KL, "l1": K.L1, "l2": K.L2}
 
 #: with an automatic KL step, how many times the step may be halved after the coding
 #: objective rose before giving up
@@ -53,13 +52,8 @@ def initial_step(B, *, prior, lam, p, signed, lipschitz=None):
       unit-norm inputs and the default ``p = 1/k`` the accepted step is usually this one or
       its half (measured, ``max_t ||B diag(w_t) B^T||_2`` between 0.06 and 2.3).
     """
-    if prior == "kl":
-        cn2 = np.einsum("ij,ij->j", B, B)
-        mass = float(np.dot(p, cn2)) * (2.0 if signed else 1.0)
-        return 1.0 / (lam + mass)
-    if lipschitz is None:
-        lipschitz = float(np.linalg.norm(B, 2)) ** 2
-    return 1.0 / lipschitz
+    return _models.PRIORS[prior].unrolled_step(B, lam=lam, p=p, signed=signed,
+                                               lipschitz=lipschitz)
 
 
 def unrolled_vjp(
@@ -185,10 +179,10 @@ def unrolled_vjp(
     (True, True)
     """
     loss = v.check_choice("loss", loss, v.LOSSES)
-    if loss == "kl":
+    if not _models.LOSSES[loss].unrolled:
         raise ValueError(
-            "loss='kl' is not supported by unrolled_vjp (the unrolled solvers are for the "
-            "squared loss); use encode_vjp for the KL loss"
+            f"loss={loss!r} is not supported by unrolled_vjp (the unrolled solvers are for "
+            "the squared loss); use encode_vjp for the KL loss"
         )
     prior = v.check_choice("prior", prior, v.PRIORS)
     B = v.check_basis(B)
@@ -209,8 +203,10 @@ def unrolled_vjp(
     n_steps = v.check_int("n_steps", n_steps, low=1)
     step = v.check_real("step", step, low=0.0, allow_none=True)
     accelerated = v.check_bool("accelerated", accelerated)
-    if accelerated and prior == "kl":
-        raise ValueError("accelerated=True (FISTA) applies to prior='l1' or 'l2', not 'kl'")
+    if accelerated and _models.PRIORS[prior].unrolled_egd:
+        ista = " or ".join(repr(name) for name, model in _models.PRIORS.items()
+                           if not model.unrolled_egd)
+        raise ValueError(f"accelerated=True (FISTA) applies to prior={ista}, not {prior!r}")
     reconstruction_weight = v.check_real(
         "reconstruction_weight", reconstruction_weight, low=0.0, low_inclusive=True
     )
@@ -248,12 +244,13 @@ def unrolled(X, B, G, *, prior, lam, p, signed, n_steps, step=None, accelerated=
     """
     n, m = X.shape
     k = B.shape[1]
-    prior_id = PRIOR_IDS[prior]
-    adapt = step is None and prior == "kl"
+    model = _models.PRIORS[prior]
+    prior_id = model.kernel_id
+    adapt = step is None and model.unrolled_egd
     if step is None:
         step = initial_step(B, prior=prior, lam=lam, p=p, signed=signed)
     steps = np.broadcast_to(np.asarray(step, dtype=np.float64), (n,)).copy()
-    n_state = 2 * k if (prior == "kl" and signed) else k
+    n_state = model.state_size(k, signed)
     W = np.empty((n, k))
     grad_X = np.zeros((n, m))
     grad_B = np.zeros((m, k))
@@ -273,7 +270,7 @@ def unrolled(X, B, G, *, prior, lam, p, signed, n_steps, step=None, accelerated=
                             reconstruction_weight=reconstruction_weight, n_threads=n_threads)
         K.unrolled_backward(X[0], B, prior_id, signed, lam, p, steps[0], accelerated, traj,
                             G[0], reconstruction_weight, grad_B, grad_X[0])
-        _unpack_code(traj[n_steps], k, prior == "kl" and signed, W[0])
+        _unpack_code(traj[n_steps], k, model.halved(signed), W[0])
         return W, grad_B, grad_X, steps
     status = np.empty(n, dtype=np.int64)
     todo = np.arange(n)
@@ -309,7 +306,7 @@ def unrolled(X, B, G, *, prior, lam, p, signed, n_steps, step=None, accelerated=
 
 def _unpack_code(state, k, two_halves, out):
     if two_halves:
-        np.subtract(state[:k], state[k:], out=out)
+        out[:] = _models.Prior.merge(state, k)
     else:
         out[:] = state
 
@@ -384,8 +381,9 @@ def unrolled_gradient(B, x, grad_B, traj, *, prior, lam, p, signed, step, adapt=
     if no step decreased the objective.
     """
     k = B.shape[1]
-    prior_id = PRIOR_IDS[prior]
-    adapt = adapt and prior == "kl"
+    model = _models.PRIORS[prior]
+    prior_id = model.kernel_id
+    adapt = adapt and model.unrolled_egd
     for _ in range(MAX_HALVINGS + 1):
         st = K.unrolled_forward(x, B, prior_id, signed, lam, p, step, accelerated, adapt, traj)
         if st == K.OK or not adapt:
@@ -400,7 +398,7 @@ def unrolled_gradient(B, x, grad_B, traj, *, prior, lam, p, signed, step, adapt=
             _raise_on_status(np.array([st]), np.array([step]), False)
     T = traj.shape[0] - 1
     code = np.empty(k)
-    _unpack_code(traj[T], k, prior == "kl" and signed, code)
+    _unpack_code(traj[T], k, model.halved(signed), code)
     if callable(grad_w):
         view = code.view()
         view.flags.writeable = False
