@@ -18,20 +18,13 @@ The object is plain Python holding NumPy arrays only, so it pickles and deep-cop
 import numpy as np
 
 from . import _base
+from . import _models
 from . import _params
 from . import _validation as v
 from ._kernels import amortized as kernels
 
 __all__ = ["AmortizedEncoder"]
 
-_MODES = {
-    ("l1", False): kernels.RELU,
-    ("l2", False): kernels.RELU,
-    ("l1", True): kernels.SOFT,
-    ("l2", True): kernels.SOFT,
-    ("kl", False): kernels.KL,
-    ("kl", True): kernels.KL_SIGNED,
-}
 _NO_ROWS = np.empty(0, dtype=np.int64)
 #: the encoder's normalised step (< 2), also the one of the estimators' encoders
 DEFAULT_LEARNING_RATE = 0.5
@@ -158,7 +151,7 @@ class AmortizedEncoder:
         self.p = p
         self.learning_rate = learning_rate
         self._p = p_arr
-        self._mode = _MODES[prior, signed]
+        self._mode = _models.PRIORS[prior].amortized_mode(signed)
         self._temp = lam
         self.filters = np.zeros((0, k))
         self.bias, self.theta = self._initial_bias_theta(np.ones(k))
@@ -180,18 +173,8 @@ class AmortizedEncoder:
         threshold below ``lam / 100`` (p near or above lam) is raised there: the bias
         compensates for unsigned codes (only ``z - theta`` matters), signed ones start
         from that slightly larger threshold."""
-        k = self.n_components
-        lam = self.lam
-        bias = np.zeros(k)
-        if self.prior == "l1":
-            theta = lam / cn2
-        elif self.prior == "l2":
-            theta = np.full(k, 0.01 * lam)
-        else:
-            exact = lam * np.log(lam / self._p)
-            theta = np.maximum(exact, 0.01 * lam)
-            if not self.signed:
-                bias = theta - exact
+        bias, theta = _models.PRIORS[self.prior].amortized_start(
+            self.lam, cn2, self._p, self.signed)
         return bias, np.ascontiguousarray(theta, dtype=np.float64)
 
     def init_from_basis(self, B):
