@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 
+from . import _models
+
 __all__ = ["init_atom", "safe_norm", "track"]
 
 #: an example joins the atoms taken from data unless within this |cosine| of one of them
@@ -35,7 +37,7 @@ def _atom_from(lr, rows, x):
     """The unit vector an example would make as an atom, over the rows it observes:
     x itself (squared loss) or the centred log of its smoothed distribution (KL loss:
     an atom lives in logit space). None for an example with no direction."""
-    if lr.config.loss == "kl":
+    if _models.LOSSES[lr.config.loss].distribution:
         a = np.log(x + 1.0 / x.size)
         a -= a.mean()
     else:
@@ -80,7 +82,7 @@ def init_atom(lr, rows, x):
     lr.version += 1
     if lr.encoder is not None:
         lr.encoder.init_from_basis(lr.B)
-    if lr.config.loss != "squared":
+    if _models.LOSSES[lr.config.loss].distribution:
         return 0.0
     with np.errstate(over="ignore"):  # the loss of a huge example is inf
         return 0.5 * float(np.dot(x, x))

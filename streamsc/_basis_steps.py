@@ -7,6 +7,7 @@ anything: a refused example leaves the learner as it was.
 
 import numpy as np
 
+from . import _models
 from ._atoms import init_atom, track
 from ._kernels import dictionary as dict_kernels
 from ._kernels import unrolled as unrolled_kernels
@@ -73,12 +74,14 @@ class StepTooLarge(ValueError):
     label, reword it (:func:`streamsc._features.too_large`) or, for a labelled step, take
     the reconstruction step alone."""
 
-    def __init__(self, step, supervised=False):
+    def __init__(self, step, supervised=False, reason=None):
         self.step = float(step)
         self.supervised = supervised
+        #: what x would do, for the message
+        self.reason = reason or f"would move the basis by {self.step:.3g}"
         super().__init__(
-            f"x is too large to learn from (the basis step would be {self.step:.3g}); "
-            "scale the features. The model is unchanged"
+            f"x is too large to learn from (it {self.reason}); scale the features. The "
+            "model is unchanged"
         )
 
 
@@ -92,7 +95,7 @@ def residual(lr, rows, x, code):
     reconstruction. The KL loss's residual covers every row (O(m) memory)."""
     r = _touched(lr, rows)
     g = np.empty(r.size)
-    if lr.config.loss == "kl":
+    if _models.LOSSES[lr.config.loss].distribution:
         loss = dict_kernels.softmax_residual(lr.B, code, x, g)
     else:
         loss = dict_kernels.squared_residual(lr.B, r, code, x, g)
@@ -211,8 +214,8 @@ def _unrolled_start(lr, Bo):
     iteration's new vector (None for KL) is stored by the caller once the step is taken,
     so a refused example leaves the old one."""
     cfg = lr.config
-    if cfg.prior == "kl":
-        return initial_step(Bo, prior="kl", lam=cfg.lam, p=cfg.p, signed=cfg.signed), None
+    if _models.PRIORS[cfg.prior].unrolled_egd:
+        return initial_step(Bo, prior=cfg.prior, lam=cfg.lam, p=cfg.p, signed=cfg.signed), None
     vec = lr.power_vector
     if vec is None or vec.shape[0] != cfg.n_components:
         vec = np.ones(cfg.n_components)
@@ -234,7 +237,8 @@ def unrolled_step(lr, rows, x, code, g_w, backprop_weight, reconstruction_weight
     k = cfg.n_components
     Bo = lr.observed(rows)
     r = _touched(lr, rows)
-    halves = 2 * k if (cfg.prior == "kl" and cfg.signed) else k
+    model = _models.PRIORS[cfg.prior]
+    halves = model.state_size(k, cfg.signed)
     grad_B = np.empty(Bo.shape)
     traj = np.empty((cfg.unrolled_steps + 1, halves))
     start, power = _unrolled_start(lr, Bo)
@@ -242,7 +246,7 @@ def unrolled_step(lr, rows, x, code, g_w, backprop_weight, reconstruction_weight
     try:
         w_T, _, loss = unrolled_gradient(
             Bo, np.ascontiguousarray(x), grad_B, traj, prior=cfg.prior, lam=cfg.lam,
-            p=cfg.p, signed=cfg.signed, step=start, adapt=cfg.prior == "kl",
+            p=cfg.p, signed=cfg.signed, step=start, adapt=model.unrolled_egd,
             grad_w=backprop_weight * g_w if supervised else None,
             reconstruction_weight=0.0 if supervised else 1.0,
         )
@@ -351,7 +355,7 @@ def learn_batch(lr, rows, X):
     with _threads(cfg.n_threads, n):
         W = lr._code_rows(rows, X)
         Z = W @ lr.observed(rows).T
-        if cfg.loss == "kl":
+        if _models.LOSSES[cfg.loss].distribution:  # the softmax transfer
             Z = np.exp(Z - Z.max(axis=1, keepdims=True))
             Z /= Z.sum(axis=1, keepdims=True)
         c = weight(lr)

@@ -28,6 +28,7 @@ import math
 import numpy as np
 
 from . import _atoms
+from . import _models
 from . import _basis_steps as steps
 from ._features import init_rows
 from ._kernels import dictionary as dict_kernels
@@ -283,7 +284,7 @@ class Learner:
     def as_learned(self, x):
         """An example as the basis steps see it: x, or its distribution (KL loss; raises on
         an empty document)."""
-        if self.config.loss != "kl":
+        if not _models.LOSSES[self.config.loss].distribution:
             return x
         x = _distribution(x)
         if x is None:
@@ -296,7 +297,7 @@ class Learner:
         k = self.config.n_components
         if self.m == 0 or (rows is not None and rows.size == 0):
             return np.zeros(k)
-        if self.config.loss == "kl":
+        if _models.LOSSES[self.config.loss].distribution:
             x = _distribution(x)
             if x is None:
                 return np.zeros(k)
@@ -315,7 +316,7 @@ class Learner:
         if self.m == 0 or n == 0 or (rows is not None and rows.size == 0):
             return np.zeros((n, k))
         X = np.ascontiguousarray(X, dtype=np.float64)
-        if self.config.loss == "kl":
+        if _models.LOSSES[self.config.loss].distribution:
             totals = X.sum(axis=1)
             full = np.flatnonzero(totals > 0.0)
             if full.size < n:  # documents with no count code to zeros
@@ -351,7 +352,7 @@ class Learner:
         k = self.config.n_components
         if self.m == 0 or (rows is not None and rows.size == 0):
             return np.zeros(k), 0.0
-        if self.config.loss == "kl":
+        if _models.LOSSES[self.config.loss].distribution:
             x = _distribution(x)
             if x is None:
                 raise ValueError("x is an empty document (no positive count): nothing to learn")
@@ -373,7 +374,7 @@ class Learner:
         if self.m == 0 or n == 0 or (rows is not None and rows.size == 0):
             return
         X = np.ascontiguousarray(X, dtype=np.float64)
-        if cfg.loss == "kl":
+        if _models.LOSSES[cfg.loss].distribution:
             totals = X.sum(axis=1)
             if not (totals > 0.0).all():
                 raise ValueError("X has an empty document (no positive count): nothing to learn")

@@ -3,11 +3,11 @@
 :mod:`streamsc.differentiation`, :mod:`streamsc.unrolled`, :mod:`streamsc.amortized` and
 the learner instead of branching on the names.
 
-A :class:`Prior` holds its kernel ids (the implicit VJP's and the unrolled solver's, one
+A :class:`Prior` holds its kernel id (the implicit VJP's and the unrolled solver's, one
 shared id), its domain (whether ``p`` applies, whether unsigned codes are > 0 or >= 0,
-whether signed codes are halves ``(w+, w-)`` on the expanded basis ``[B, -B]``, whether a code is
-unique only while its active atoms are independent), its split / merge of signed halves, the
-function that solves it (:mod:`streamsc._solvers`), its unrolled form (EGD with an adapted
+whether signed codes are halves ``(w+, w-)`` on the expanded basis ``[B, -B]``, whether a
+code is unique only while its active atoms are independent), its split / merge of signed
+halves, the function that solves it (:mod:`streamsc._solvers`), its unrolled form (EGD with an adapted
 step, or ISTA / FISTA with step 1/L) and its amortised encoder's form (the shrink of
 :mod:`streamsc._kernels.amortized`, unsigned and signed, and the start of the thresholds).
 A :class:`Loss` holds its code (the coding kernels' ``loss`` argument), the priors it pairs

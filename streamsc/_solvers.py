@@ -6,10 +6,10 @@ thread settings; each has the signature
 ``solve(X, B, *, loss, lam, p, signed, tol, solver, max_iter, init)``
 
 (X (n, m) and B (m, k) C-contiguous, both float64 or both float32, ``loss`` the
-:class:`~streamsc._models.Loss` record, p a length-k array, init None or (n, k) codes) and returns ``(W, halves, n_iter, violation)``, ``halves`` the
-pair ``(W+, W-)`` of a prior whose signed codes live on the expanded basis [B, -B] and
-None otherwise. One row runs the per-example kernel in the calling thread, several rows
-one per thread.
+:class:`~streamsc._models.Loss` record, p a length-k array, init None or (n, k) codes) and
+returns ``(W, halves, n_iter, violation)``, ``halves`` the pair ``(W+, W-)`` of a prior
+whose signed codes live on the expanded basis [B, -B] and None otherwise. One row runs the
+per-example kernel in the calling thread, several rows one per thread.
 """
 
 import numba
