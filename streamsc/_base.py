@@ -154,6 +154,13 @@ class StreamscEstimator:
         """
         save_model(self, path)
 
+    def _store_params(self, arguments):
+        """Keep every constructor argument as the attribute of its name, unchanged (the
+        estimators' ``__init__`` call it with their ``locals()`` first, as river's and
+        scikit-learn's ``get_params`` expect)."""
+        for name in _param_names(type(self)):
+            setattr(self, name, arguments[name])
+
     @contextlib.contextmanager
     def _transaction(self, deep=False):
         """One all-or-nothing step: on any exception inside, the model's learnable state is

@@ -12,7 +12,7 @@ import zlib
 
 import numpy as np
 
-from . import _validation as v
+from . import _validation as validation
 
 __all__ = [
     "Features",
@@ -40,7 +40,7 @@ def check_basis(basis, n_components):
     else:
         values = basis
         names = None
-    arr = v.check_basis(values, name="basis", n_components=n_components)
+    arr = validation.check_basis(values, name="basis", n_components=n_components)
     if names is None:
         names = list(range(arr.shape[0]))
     return names, arr
@@ -213,11 +213,7 @@ def check_feature_name(key, name="x"):
     if isinstance(key, str):
         _check_encodable([key], name)
         return
-    try:
-        same = bool(key == key)
-    except Exception:  # pd.NA: its comparisons are NA, which has no truth value
-        same = False
-    if not same:
+    if not validation.equals_itself(key):
         raise ValueError(
             f"{name} has the feature name {key!r}, which does not equal itself (NaN, NA or "
             "NaT): a feature name must be a usable dict key. The model is unchanged"

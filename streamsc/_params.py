@@ -16,7 +16,7 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from . import _validation as v
+from . import _validation as validation
 from .coding import default_tol
 
 __all__ = [
@@ -76,14 +76,14 @@ class Param:
         if value is None and self.allow_none:
             return None
         if self.kind == "int":
-            return v.check_int(name, value, low=self.low)
+            return validation.check_int(name, value, low=self.low)
         if self.kind == "real":
-            return v.check_real(name, value, low=self.low, high=self.high,
+            return validation.check_real(name, value, low=self.low, high=self.high,
                                 low_inclusive=self.low_inclusive)
         if self.kind == "bool":
-            return v.check_bool(name, value)
+            return validation.check_bool(name, value)
         if self.kind == "choice":
-            return v.check_choice(name, value, self.choices)
+            return validation.check_choice(name, value, self.choices)
         return value
 
     def sklearn(self):
@@ -109,8 +109,8 @@ def _check_p(value):
     if value is None:
         return None
     if np.ndim(value) == 0:
-        return v.check_real("p", value, low=0.0)
-    arr = v.as_float_array("p", value, ndims=(1,))
+        return validation.check_real("p", value, low=0.0)
+    arr = validation.as_float_array("p", value, ndims=(1,))
     if np.any(arr <= 0):
         raise ValueError("p must be > 0 for every atom")
     return arr
@@ -122,7 +122,7 @@ def _check_tol(value):
             f"tol must be a positive number or None, got {value!r} "
             "('auto' needs a batch of data; use streamsc.calibrate_tol and pass its result)"
         )
-    return v.check_real("tol", value, low=0.0, allow_none=True)
+    return validation.check_real("tol", value, low=0.0, allow_none=True)
 
 
 def _check_random_state(value):
@@ -130,7 +130,7 @@ def _check_random_state(value):
     if value is None or isinstance(value, np.random.RandomState):
         return value
     if isinstance(value, Integral) and not isinstance(value, (bool, np.bool_)):
-        seed = v.check_int("random_state", value, low=0)
+        seed = validation.check_int("random_state", value, low=0)
         if seed >= 2**32:
             raise ValueError(f"random_state must be < 2**32, got {seed}")
         return seed
@@ -147,20 +147,20 @@ _WEIGHT = Param("real", low=0.0, low_inclusive=True)
 SCHEMA = {
     # the learner's (SparseCoder, the scikit-learn wrapper, a supervised model's coder)
     "n_components": Param("int", low=1),
-    "loss": Param("choice", choices=v.LOSSES),
-    "prior": Param("choice", choices=v.PRIORS),
+    "loss": Param("choice", choices=validation.LOSSES),
+    "prior": Param("choice", choices=validation.PRIORS),
     "lam": Param("real", low=0.0, allow_none=True),
     "p": Param("real", low=0.0, allow_none=True, check=_check_p, extra=("array-like",)),
     "signed": Param("bool"),
     "learning_rate": _POSITIVE,  # a supervised model's: its head's step, as positive
     "tol": Param("real", low=0.0, allow_none=True, check=_check_tol),
-    "solver": Param("choice", choices=v.SOLVERS, allow_none=True),
+    "solver": Param("choice", choices=validation.SOLVERS, allow_none=True),
     "max_iter": Param("int", low=1, allow_none=True),
     "seed": Param("int", low=0, allow_none=True),
-    "gradient": Param("choice", choices=v.GRADIENTS),
-    "encoder": Param("choice", choices=v.ENCODERS),
+    "gradient": Param("choice", choices=validation.GRADIENTS),
+    "encoder": Param("choice", choices=validation.ENCODERS),
     "unrolled_steps": Param("int", low=1),
-    "basis_update": Param("choice", choices=v.BASIS_UPDATES),
+    "basis_update": Param("choice", choices=validation.BASIS_UPDATES),
     # SparseCoder's own
     "mini_batch": Param("bool"),
     "n_threads": Param("int", low=1, allow_none=True),
@@ -314,7 +314,7 @@ def check_params(params):
         lam = DEFAULT_LAM_KL_LOSS
     else:
         lam = lam_per_norm = DEFAULT_LAM[checked["prior"]]
-    v.resolve_solver(None, loss, checked["prior"])  # loss="kl" needs prior="kl"
+    validation.resolve_solver(None, loss, checked["prior"])  # loss="kl" needs prior="kl"
     gradient = checked.get("gradient", "alternating")
     encoder = checked.get("encoder", "exact")
     basis_update = _check_combination(loss, gradient, encoder,
@@ -326,11 +326,11 @@ def check_params(params):
         n_components=k,
         prior=checked["prior"],
         lam=lam,
-        p=v.resolve_p(DEFAULT_P / k if checked["p"] is None else checked["p"], k),
+        p=validation.resolve_p(DEFAULT_P / k if checked["p"] is None else checked["p"], k),
         signed=checked["signed"],
         learning_rate=checked["learning_rate"],
         tol=default_tol(lam) if checked["tol"] is None else checked["tol"],
-        solver=v.resolve_solver(checked["solver"], loss, checked["prior"]),
+        solver=validation.resolve_solver(checked["solver"], loss, checked["prior"]),
         max_iter=checked["max_iter"],
         seed=seed,
         loss=loss,

@@ -39,7 +39,7 @@ import pandas as pd
 
 from . import _base
 from . import _features, _params
-from . import _validation as v
+from . import _validation as validation
 from ._basis_steps import StepTooLarge
 from .sparse_coder import SparseCoder
 
@@ -101,15 +101,11 @@ class SupervisedCoding(_base.StreamscEstimator):
 
     def __init__(
         self,
-        n_components: int = 32,
-        prior: str = "kl",
-        loss: str = "squared",
-        lam: float | None = None,
-        p: float | None = None,
-        signed: bool = False,
-        seed: int | None = None,
-        basis=None,
-        coder=None,
+        # the coder's parameters (SparseCoder's defaults), or the coder itself
+        n_components: int = 32, prior: str = "kl", loss: str = "squared",
+        lam: float | None = None, p: float | None = None, signed: bool = False,
+        seed: int | None = None, basis=None, coder=None,
+        # the head's
         gradient: str = "alternating",
         learning_rate: float = 0.05,
         l2: float = 0.0,
@@ -117,21 +113,7 @@ class SupervisedCoding(_base.StreamscEstimator):
         reconstruction_weight: float = 1.0,
         raw_features: bool = True,
     ):
-        self.n_components = n_components
-        self.prior = prior
-        self.loss = loss
-        self.lam = lam
-        self.p = p
-        self.signed = signed
-        self.seed = seed
-        self.basis = basis
-        self.coder = coder
-        self.gradient = gradient
-        self.learning_rate = learning_rate
-        self.l2 = l2
-        self.backprop_weight = backprop_weight
-        self.reconstruction_weight = reconstruction_weight
-        self.raw_features = raw_features
+        self._store_params(locals())
         check_supervised_params(self)
         if coder is None:
             params = {name: getattr(self, name) for name in CODER_DEFAULTS}
@@ -220,7 +202,7 @@ class SupervisedCoding(_base.StreamscEstimator):
         keys, values = coder._check_x(x)
         if coder.loss == "kl" and not (values > 0).any():
             return  # a blank document: nothing to learn from
-        with v.model_lock(coder):  # one learning call at a time, across threads
+        with validation.model_lock(coder):  # one learning call at a time, across threads
             # all or nothing up to the head's update (the steps replace what they change, so
             # the state -- the cache of x's code included -- is recorded by reference)
             with self._transaction():
@@ -349,11 +331,7 @@ def check_class_label(y, kind):
         raise TypeError(f"y must be hashable (a class label), got {type(y).__name__}") from None
     if isinstance(y, (float, np.floating)) and math.isnan(y):
         raise ValueError("y is NaN: a class label must be a real value")
-    try:
-        same = bool(y == y)
-    except Exception:  # pd.NA: its comparisons are NA, which has no truth value
-        same = False
-    if not same:
+    if not validation.equals_itself(y):
         raise ValueError(
             f"y is {y!r}, a missing value (it does not equal itself): a labelled example "
             "needs a class label. The model is unchanged"

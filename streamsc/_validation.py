@@ -178,6 +178,16 @@ def as_distribution(name, X):
 _LOCKS = tuple(threading.RLock() for _ in range(64))
 
 
+def equals_itself(value):
+    """Whether ``value == value`` holds: not for NaN, ``pd.NA`` (its comparisons are NA, which
+    has no truth value), ``NaT``, ``Decimal("NaN")`` and the like -- missing values, not
+    labels or feature names."""
+    try:
+        return bool(value == value)
+    except Exception:
+        return False
+
+
 def model_lock(model):
     """The lock that serialises the learning calls of ``model`` across threads: one of a
     fixed pool of re-entrant locks, chosen by the object's identity (stable for its

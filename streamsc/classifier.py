@@ -178,7 +178,8 @@ class SparseCodingClassifier(SupervisedCoding, base.Classifier):
         return g_w, apply
 
     def learn_one(self, x, y):
-        """Learn from one labelled example (see the class docstring).
+        """Learn from one labelled example: code ``x``, then step the basis and the softmax
+        head (see the class docstring).
 
         Parameters
         ----------

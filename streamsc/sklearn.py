@@ -11,7 +11,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _base
 from . import _params
-from . import _validation as v
+from . import _validation as validation
 from ._learner import Learner
 from ._kernels import kl as kl_kernels
 from ._models import LOSSES
@@ -147,23 +147,7 @@ class SparseCodingTransformer(_base.StreamscEstimator, ClassNamePrefixFeaturesOu
         shuffle=True,
         random_state=None,
     ):
-        self.n_components = n_components
-        self.prior = prior
-        self.loss = loss
-        self.lam = lam
-        self.p = p
-        self.signed = signed
-        self.learning_rate = learning_rate
-        self.tol = tol
-        self.solver = solver
-        self.max_iter = max_iter
-        self.gradient = gradient
-        self.unrolled_steps = unrolled_steps
-        self.encoder = encoder
-        self.basis_update = basis_update
-        self.n_epochs = n_epochs
-        self.shuffle = shuffle
-        self.random_state = random_state
+        self._store_params(locals())
 
     def _check_params(self):
         """Checked fit settings and a new learner: scikit-learn's ``_validate_params``
@@ -190,26 +174,25 @@ class SparseCodingTransformer(_base.StreamscEstimator, ClassNamePrefixFeaturesOu
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-        y : ignored
+        y : None
+            Ignored: the basis is learned from X alone.
 
         Returns
         -------
-        self
+        self : SparseCodingTransformer
+            The transformer, fitted.
         """
         # a refused fit leaves the model as it was (fit builds a new learner: the state is
         # recorded by reference)
-        with v.model_lock(self), self._transaction():
+        with validation.model_lock(self), self._transaction():
             learner, n_epochs, rng = self._check_params()
-            _check_columns(X)
-            X = validate_data(self, X, reset=True, dtype=np.float64, order="C")
-            self._check_counts(learner, X, learning=True)
-            n, m = X.shape
-            learner.grow(np.empty(0, dtype=np.int64), np.arange(m), list(range(m)))
+            X = self._check_X(X, learner, reset=True, learning=True)
+            self._start(learner, X.shape[1])
+            n = X.shape[0]
             for _ in range(n_epochs):
                 order = rng.permutation(n) if self.shuffle else range(n)
                 for i in order:
                     learner.learn(None, X[i])
-            self._learner = learner
             self._finish(n_epochs)
         return self
 
@@ -227,22 +210,30 @@ class SparseCodingTransformer(_base.StreamscEstimator, ClassNamePrefixFeaturesOu
         self
         """
         # a refused batch changes nothing, not even its rows before the refused one
-        with v.model_lock(self), self._transaction(deep=True):
+        with validation.model_lock(self), self._transaction(deep=True):
             first = not hasattr(self, "_learner")
+            learner = self._check_params()[0] if first else self._learner
+            X = self._check_X(X, learner, reset=first, learning=True)
             if first:
-                learner = self._check_params()[0]
-            _check_columns(X)
-            X = validate_data(self, X, reset=first, dtype=np.float64, order="C")
-            self._check_counts(learner if first else self._learner, X, learning=True)
-            if first:
-                m = X.shape[1]
-                learner.grow(np.empty(0, dtype=np.int64), np.arange(m), list(range(m)))
-                self._learner = learner
+                self._start(learner, X.shape[1])
                 self.n_iter_ = 0
             for i in range(X.shape[0]):
                 self._learner.learn(None, X[i])
             self._finish(self.n_iter_)
         return self
+
+    def _check_X(self, X, learner, *, reset, learning):
+        """X as a float64 C array of checked rows: unique column names, scikit-learn's
+        checks (``reset``: record the features), and counts for the KL loss."""
+        _check_columns(X)
+        X = validate_data(self, X, reset=reset, dtype=np.float64, order="C")
+        self._check_counts(learner, X, learning=learning)
+        return X
+
+    def _start(self, learner, m):
+        """Make ``learner``, with one basis row per column ``0, ..., m - 1``, the model's."""
+        learner.grow(np.empty(0, dtype=np.int64), np.arange(m), list(range(m)))
+        self._learner = learner
 
     def _finish(self, n_iter):
         self.n_steps_ = self._learner.t
@@ -261,9 +252,7 @@ class SparseCodingTransformer(_base.StreamscEstimator, ClassNamePrefixFeaturesOu
         ndarray of shape (n_samples, n_components)
         """
         check_is_fitted(self)
-        _check_columns(X)
-        X = validate_data(self, X, reset=False, dtype=np.float64, order="C")
-        self._check_counts(self._learner, X, learning=False)
+        X = self._check_X(X, self._learner, reset=False, learning=False)
         return self._learner.code_batch(None, X)
 
     def score(self, X, y=None):
@@ -275,6 +264,7 @@ class SparseCodingTransformer(_base.StreamscEstimator, ClassNamePrefixFeaturesOu
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            The rows to code and reconstruct.
         y : ignored
 
         Returns
@@ -282,9 +272,7 @@ class SparseCodingTransformer(_base.StreamscEstimator, ClassNamePrefixFeaturesOu
         float
         """
         check_is_fitted(self)
-        _check_columns(X)
-        X = validate_data(self, X, reset=False, dtype=np.float64, order="C")
-        self._check_counts(self._learner, X, learning=False)
+        X = self._check_X(X, self._learner, reset=False, learning=False)
         learner = self._learner
         W = learner.code_batch(None, X)
         losses = np.zeros(X.shape[0])  # an empty document (KL) scores 0

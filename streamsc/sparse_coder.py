@@ -8,7 +8,7 @@ from river import base
 
 from . import _base
 from . import _features, _params
-from . import _validation as v
+from . import _validation as validation
 from ._basis_steps import StepTooLarge
 from ._learner import Learner
 
@@ -150,7 +150,7 @@ class SparseCoder(_base.StreamscEstimator, base.MiniBatchTransformer):
         Tolooshams & Ba 2022; squared loss only): the derivative of
         :math:`\tfrac12\|x - B w_T(B)\|^2` through ``unrolled_steps`` iterations of ISTA
         (L1, L2) or fixed-step EGD (KL) from a cold start (:func:`streamsc.unrolled_vjp`);
-        the exact code is not computed by ``learn_one``. ``benchmarks/gradients.py``
+        the exact code is not computed by ``learn_one``. ``demos/gradients.py``
         compares the three on a planted dictionary.
     unrolled_steps
         T, the number of unrolled iterations for ``gradient="unrolled"``.
@@ -276,24 +276,7 @@ class SparseCoder(_base.StreamscEstimator, base.MiniBatchTransformer):
         basis=None,
         basis_update: str = "auto",
     ):
-        self.n_components = n_components
-        self.prior = prior
-        self.loss = loss
-        self.lam = lam
-        self.p = p
-        self.signed = signed
-        self.learning_rate = learning_rate
-        self.tol = tol
-        self.solver = solver
-        self.max_iter = max_iter
-        self.seed = seed
-        self.gradient = gradient
-        self.unrolled_steps = unrolled_steps
-        self.encoder = encoder
-        self.mini_batch = mini_batch
-        self.n_threads = n_threads
-        self.basis = basis
-        self.basis_update = basis_update
+        self._store_params(locals())
         config = _params.check_params(  # the one schema: streamsc._params
             {name: getattr(self, name) for name in _params.LEARNER_PARAMS + ("n_threads",)}
         )
@@ -401,7 +384,7 @@ class SparseCoder(_base.StreamscEstimator, base.MiniBatchTransformer):
             return  # a blank document: no distribution to learn from
         # one learning call at a time, across threads; all or nothing (the step replaces
         # what it changes, so the state is recorded by reference)
-        with v.model_lock(self), self._transaction():
+        with validation.model_lock(self), self._transaction():
             self._grow(keys)
             rows, xv = self._gather(keys, values)
             try:
@@ -441,7 +424,7 @@ class SparseCoder(_base.StreamscEstimator, base.MiniBatchTransformer):
             return
         # one learning call at a time, across threads; all or nothing (several steps: the
         # state is copied)
-        with v.model_lock(self), self._transaction(deep=True):
+        with validation.model_lock(self), self._transaction(deep=True):
             learner = self._learner
             self._grow(columns)
             if kl:

@@ -11,7 +11,7 @@ This module is not imported by ``import streamsc``; use ``from streamsc import s
 
 import numpy as np
 
-from . import _validation as v
+from . import _validation as validation
 
 __all__ = ["planted_dictionary", "planted_topics", "recovery"]
 
@@ -57,16 +57,16 @@ def planted_dictionary(m, k, n, *, sparsity=3, signed=True, noise=0.1, scaling="
     >>> B.shape, X.shape, round(float((X * X).sum(axis=1).mean()), 6)
     ((8, 12), (100, 8), 1.0)
     """
-    m = v.check_int("m", m, low=1)
-    k = v.check_int("k", k, low=1)
-    n = v.check_int("n", n, low=1)
-    sparsity = v.check_int("sparsity", sparsity, low=1)
+    m = validation.check_int("m", m, low=1)
+    k = validation.check_int("k", k, low=1)
+    n = validation.check_int("n", n, low=1)
+    sparsity = validation.check_int("sparsity", sparsity, low=1)
     if sparsity > k:
         raise ValueError(f"sparsity must be <= k ({k}), got {sparsity}")
-    signed = v.check_bool("signed", signed)
-    noise = v.check_real("noise", noise, low=0.0, low_inclusive=True)
-    v.check_choice("scaling", scaling, SCALINGS)
-    rng = np.random.default_rng(v.check_int("seed", seed, low=0))
+    signed = validation.check_bool("signed", signed)
+    noise = validation.check_real("noise", noise, low=0.0, low_inclusive=True)
+    validation.check_choice("scaling", scaling, SCALINGS)
+    rng = np.random.default_rng(validation.check_int("seed", seed, low=0))
     B = rng.standard_normal((m, k))
     B /= np.linalg.norm(B, axis=0)
     W = np.zeros((n, k))
@@ -142,19 +142,19 @@ def planted_topics(n_docs, *, n_topics=6, vocabulary=120, words_per_topic=30, sh
     >>> len(docs), sum(docs[0].values()), topics.shape
     (5, 40, (5,))
     """
-    n_docs = v.check_int("n_docs", n_docs, low=1)
-    n_topics = v.check_int("n_topics", n_topics, low=2)
-    vocabulary = v.check_int("vocabulary", vocabulary, low=1)
-    words_per_topic = v.check_int("words_per_topic", words_per_topic, low=1)
-    shared = v.check_int("shared", shared, low=0)
-    doc_length = v.check_int("doc_length", doc_length, low=1)
+    n_docs = validation.check_int("n_docs", n_docs, low=1)
+    n_topics = validation.check_int("n_topics", n_topics, low=2)
+    vocabulary = validation.check_int("vocabulary", vocabulary, low=1)
+    words_per_topic = validation.check_int("words_per_topic", words_per_topic, low=1)
+    shared = validation.check_int("shared", shared, low=0)
+    doc_length = validation.check_int("doc_length", doc_length, low=1)
     step = words_per_topic - shared
     if step < 1 or step * n_topics > vocabulary:
         raise ValueError(
             f"{n_topics} topics of {words_per_topic} words sharing {shared} need a vocabulary "
             f"of at least {max(step, 1) * n_topics} words, got {vocabulary}"
         )
-    rng = np.random.default_rng(v.check_int("seed", seed, low=0))
+    rng = np.random.default_rng(validation.check_int("seed", seed, low=0))
     topics = np.zeros((n_topics, vocabulary))
     for j in range(n_topics):
         words = (j * step + np.arange(words_per_topic)) % (step * n_topics)
