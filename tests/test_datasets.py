@@ -334,7 +334,7 @@ def test_movie_vocabulary_is_top_summed_tfidf(movie):
     tfidf = TfidfVectorizer(analyzer=str.split)
     score = np.asarray(tfidf.fit_transform(docs).sum(axis=0)).ravel()
     words = tfidf.get_feature_names_out()
-    assert words.size == datasets._MOVIE_N_TOKENS
+    assert words.size == datasets.movie_scale._MOVIE_N_TOKENS
     order = np.lexsort((words, -score))  # by score, ties alphabetical
     assert vocab == words[order[:5000]].tolist()
     assert vocab[:3] == ["the", ",", "."]
@@ -419,13 +419,13 @@ def test_corrupted_file_raises_value_error(letters_dir):
 def test_checksum_cached_per_file_version(letters_dir, monkeypatch):
     """A file is hashed once per process; a changed file (new mtime) is hashed again."""
     calls = []
-    real = datasets._sha256
+    real = datasets._files._sha256
 
     def counting(path, *args, **kwargs):
         calls.append(Path(path).name)
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(datasets, "_sha256", counting)
+    monkeypatch.setattr(datasets._files, "_sha256", counting)
     datasets.load_ocr_letters(letters_dir)
     datasets.load_ocr_letters(letters_dir)
     assert calls == ["letters.npz"]
@@ -441,8 +441,8 @@ def test_checksum_cached_per_file_version(letters_dir, monkeypatch):
 
 
 def test_published_checksums_cover_every_file_read():
-    assert set(datasets._SHA256) == {
-        *(f for pair in datasets._MNIST_FILES.values() for f in pair),
+    assert set(datasets._files._SHA256) == {
+        *(f for pair in datasets.mnist._MNIST_FILES.values() for f in pair),
         "ocr_letters/letters.npz",
         *(
             f"movie_scale/scaledata/{a}/{kind}.{a}"
@@ -450,11 +450,11 @@ def test_published_checksums_cover_every_file_read():
             for kind in ("subj", "rating")
         ),
     }
-    assert all(len(h) == 64 and int(h, 16) >= 0 for h in datasets._SHA256.values())
+    assert all(len(h) == 64 and int(h, 16) >= 0 for h in datasets._files._SHA256.values())
 
 
 @needs_data
 def test_data_readme_lists_the_same_checksums():
     text = (DATA / "README.md").read_text(encoding="utf-8")
-    for rel, digest in datasets._SHA256.items():
+    for rel, digest in datasets._files._SHA256.items():
         assert digest in text, rel

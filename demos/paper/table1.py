@@ -11,13 +11,10 @@ the test digits used. Figure 1 (left) is drawn from the unperturbed codes.
 """
 
 import sys
-from pathlib import Path
 
 import numpy as np
 
-if str(Path(__file__).resolve().parent) not in sys.path:  # run as a file: find common.py
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+import common  # demos/paper/common.py: a script's folder is on sys.path
 
 __all__ = ["run", "PAPER"]
 
@@ -47,29 +44,8 @@ def _shift(X, distance, rng):
     return out
 
 
+@common.run_doc(1, ['atoms', 'figure1'], 'figures', ['KL', 'L1'])
 def run(data_dir=None, out="reproduce-out", *, quick=False, seed=0, progress=True):
-    """Run Table 1; writes ``table1.md``, ``table1.json``, ``table1_atoms.png`` and
-    ``table1_figure1.png`` under ``out`` and returns the report.
-
-    Parameters
-    ----------
-    data_dir : str or Path or None
-        The data directory (see :func:`streamsc.datasets.resolve_data_dir`).
-    out : str or Path
-        Output folder.
-    quick : bool
-        Tiny sizes (a smoke test, same code path).
-    seed : int
-    progress : bool
-        Show progress bars.
-
-    Examples
-    --------
-    >>> import table1  # doctest: +SKIP
-    >>> report = table1.run("../shared/data", "out", quick=True)  # doctest: +SKIP
-    >>> sorted(report["figures"])  # doctest: +SKIP
-    ['KL', 'L1']
-    """
     cfg = QUICK if quick else FULL
     prm = common.DEFAULTS
     timer = common.Timer()
@@ -107,10 +83,7 @@ def run(data_dir=None, out="reproduce-out", *, quick=False, seed=0, progress=Tru
 
 
 def _write(out, figures, profiles, spars, space, B, cfg, prm, quick, seed, t_basis, timer):
-    from pathlib import Path
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = common.output_dir(out)
     common.plot_atoms(space.back_project(B), out / "table1_atoms.png",
                       f"MNIST basis ({B.shape[1]} atoms, L1 sparse coding), back-projected")
     common.plot_profile(profiles, out / "table1_figure1.png",

@@ -16,13 +16,10 @@ prefixes of one random permutation of the 50,000 training images):
 """
 
 import sys
-from pathlib import Path
 
 import numpy as np
 
-if str(Path(__file__).resolve().parent) not in sys.path:  # run as a file: find common.py
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+import common  # demos/paper/common.py: a script's folder is on sys.path
 
 __all__ = ["run", "PAPER"]
 
@@ -45,29 +42,9 @@ def _error(model, W, y):
     return float(np.mean(model.predict(W) != y))
 
 
+@common.run_doc(2, ['atoms', 'figure1', 'curves'], 'test_error',
+                ['KL', 'KL + backprop', 'KL + backprop (streamed head)', 'L1'])
 def run(data_dir=None, out="reproduce-out", *, quick=False, seed=0, progress=True):
-    """Run Table 2; writes ``table2.md``, ``table2.json``, ``table2_atoms.png``,
-    ``table2_figure1.png`` and ``table2_curves.png`` under ``out`` and returns the report.
-
-    Parameters
-    ----------
-    data_dir : str or Path or None
-        The data directory (see :func:`streamsc.datasets.resolve_data_dir`).
-    out : str or Path
-        Output folder.
-    quick : bool
-        Tiny sizes (a smoke test, same code path).
-    seed : int
-    progress : bool
-        Show progress bars.
-
-    Examples
-    --------
-    >>> import table2  # doctest: +SKIP
-    >>> report = table2.run("../shared/data", "out", quick=True)  # doctest: +SKIP
-    >>> sorted(report["test_error"])  # doctest: +SKIP
-    ['KL', 'KL + backprop', 'KL + backprop (streamed head)', 'L1']
-    """
     from tqdm.auto import tqdm
 
     cfg = QUICK if quick else FULL
@@ -108,14 +85,10 @@ def run(data_dir=None, out="reproduce-out", *, quick=False, seed=0, progress=Tru
             err[name].append(_error(model, W_te[name], y_te))
             if name == "KL":
                 err["KL (training set)"].append(_error(model, W[name][:n], y_tr[:n]))
-        t_bp = common.Timer()
-        pred, pred_streamed, B_bp = common.backprop_predictions(
-            Z_tr[:n], y_tr[:n], Z_te, B, prm, epochs=cfg["bp_epochs"], seed=seed,
-            progress=progress, desc=f"KL + backprop, {n}")
-        err["KL + backprop"].append(float(np.mean(pred != y_te)))
-        err["KL + backprop (streamed head)"].append(float(np.mean(pred_streamed != y_te)))
-        bp_seconds.append(t_bp.elapsed())
-        B_last = B_bp
+        B_last, seconds = common.score_backprop(
+            err, lambda pred, y: float(np.mean(pred != y)), Z_tr[:n], y_tr[:n], Z_te, y_te,
+            B, prm, epochs=cfg["bp_epochs"], seed=seed, progress=progress)
+        bp_seconds.append(seconds)
 
     return _write(out, cfg, prm, grid, err, W_te, space, B, B_last, quick, seed, t_basis,
                   grid_seconds, bp_seconds, timer)
@@ -123,10 +96,7 @@ def run(data_dir=None, out="reproduce-out", *, quick=False, seed=0, progress=Tru
 
 def _write(out, cfg, prm, grid, err, W_te, space, B, B_last, quick, seed, t_basis,
            grid_seconds, bp_seconds, timer):
-    from pathlib import Path
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = common.output_dir(out)
     sizes = cfg["sizes"]
     g = cfg["grid"]
     common.plot_atoms(space.back_project(B), out / "table2_atoms.png",
@@ -197,20 +167,13 @@ def _write(out, cfg, prm, grid, err, W_te, space, B, B_last, quick, seed, t_basi
                 f"{cfg['n_components']} atoms (the paper does not state its basis size)",
                 f"basis learned on {cfg['n_unlabelled']} unlabelled images, not all 50,000",
                 "a small grid of lambdas, p and backprop steps, validated on a subset",
-                "KL + backprop: one online head-only pass then one online backprop pass per subset "
-                "(the paper gives no schedule); its reported figure uses a maxent head "
-                "refitted on codes from the adapted basis",
+                common.BACKPROP_DEVIATION,
             ],
         },
-        "compute": {"wall_seconds": timer.elapsed(), "basis_seconds": t_basis,
-                    "grid_seconds": grid_seconds, "backprop_seconds_per_size": bp_seconds,
-                    "machine": common.machine()},
     }
-    lines += ["", f"Chosen on validation: lam_l1={prm['lam_l1']}, lam_kl={prm['lam_kl']}, "
-              f"p={prm['p_factor']}/k, backprop basis step {prm['bp_learning_rate']}. "
-              f"Wall time {report['compute']['wall_seconds']} s."]
-    common.write_outputs(out, "table2", "\n".join(lines), report)
-    return report
+    return common.finish_backprop_table(out, "table2", lines, report, prm,
+                                        (timer, t_basis, grid_seconds, bp_seconds),
+                                        "validation")
 
 
 if __name__ == "__main__":

@@ -14,13 +14,10 @@ recoded with the adapted basis and the same head refitted. Accuracy on the test 
 """
 
 import sys
-from pathlib import Path
 
 import numpy as np
 
-if str(Path(__file__).resolve().parent) not in sys.path:  # run as a file: find common.py
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+import common  # demos/paper/common.py: a script's folder is on sys.path
 
 __all__ = ["run", "PAPER"]
 
@@ -48,29 +45,9 @@ def _acc(model, X, y):
     return float(np.mean(model.predict(X) == y))
 
 
+@common.run_doc(5, ['atoms', 'figure1', 'curves'], 'accuracy',
+                ['KL', 'KL + backprop', 'KL + backprop (streamed head)', 'L1', 'PCA', 'Raw'])
 def run(data_dir=None, out="reproduce-out", *, quick=False, seed=0, progress=True):
-    """Run Table 5; writes ``table5.md``, ``table5.json``, ``table5_atoms.png``,
-    ``table5_figure1.png`` and ``table5_curves.png`` under ``out`` and returns the report.
-
-    Parameters
-    ----------
-    data_dir : str or Path or None
-        The data directory (see :func:`streamsc.datasets.resolve_data_dir`).
-    out : str or Path
-        Output folder.
-    quick : bool
-        Tiny sizes (a smoke test, same code path).
-    seed : int
-    progress : bool
-        Show progress bars.
-
-    Examples
-    --------
-    >>> import table5  # doctest: +SKIP
-    >>> report = table5.run("../shared/data", "out", quick=True)  # doctest: +SKIP
-    >>> sorted(report["accuracy"])  # doctest: +SKIP
-    ['KL', 'KL + backprop', 'KL + backprop (streamed head)', 'L1', 'PCA', 'Raw']
-    """
     from tqdm.auto import tqdm
 
     from streamsc import datasets
@@ -108,24 +85,17 @@ def run(data_dir=None, out="reproduce-out", *, quick=False, seed=0, progress=Tru
         for name in ("Raw", "PCA", "L1", "KL"):
             Ftr, Fte = feats[name]
             acc[name].append(_acc(common.fit_maxent(Ftr[:n], y_tr[:n]), Fte, y_te))
-        t_bp = common.Timer()
-        pred, pred_streamed, B_bp = common.backprop_predictions(
-            Z_tr[:n], y_tr[:n], Z_te, B, prm, epochs=cfg["bp_epochs"], seed=seed,
-            progress=progress, desc=f"KL + backprop, {n}")
-        acc["KL + backprop"].append(float(np.mean(pred == y_te)))
-        acc["KL + backprop (streamed head)"].append(float(np.mean(pred_streamed == y_te)))
-        bp_seconds.append(t_bp.elapsed())
-        B_last = B_bp
+        B_last, seconds = common.score_backprop(
+            acc, lambda pred, y: float(np.mean(pred == y)), Z_tr[:n], y_tr[:n], Z_te, y_te,
+            B, prm, epochs=cfg["bp_epochs"], seed=seed, progress=progress)
+        bp_seconds.append(seconds)
     return _write(out, cfg, prm, grid, acc, feats, space, B, B_last, quick, seed, t_basis,
                   grid_seconds, bp_seconds, timer)
 
 
 def _write(out, cfg, prm, grid, acc, feats, space, B, B_last, quick, seed, t_basis,
            grid_seconds, bp_seconds, timer):
-    from pathlib import Path
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = common.output_dir(out)
     sizes = cfg["sizes"]
     n_test = len(feats["PCA"][1])
     g = cfg["grid"]
@@ -194,20 +164,13 @@ def _write(out, cfg, prm, grid, acc, feats, space, B, B_last, quick, seed, t_bas
                 f"{cfg['n_components']} atoms; basis from {cfg['n_unlabelled']} digits",
                 "lambda, p and the backprop step chosen on MNIST digits (as in Table 2), "
                 "not on letters",
-                "KL + backprop: one online head-only pass then one online backprop pass per "
-                "subset; its reported figure uses a maxent head refitted on codes from the "
-                "adapted basis",
+                common.BACKPROP_DEVIATION,
             ],
         },
-        "compute": {"wall_seconds": timer.elapsed(), "basis_seconds": t_basis,
-                    "grid_seconds": grid_seconds, "backprop_seconds_per_size": bp_seconds,
-                    "machine": common.machine()},
     }
-    lines += ["", f"Chosen on MNIST validation (as Table 2): lam_l1={prm['lam_l1']}, "
-              f"lam_kl={prm['lam_kl']}, p={prm['p_factor']}/k, backprop basis step "
-              f"{prm['bp_learning_rate']}. Wall time {report['compute']['wall_seconds']} s."]
-    common.write_outputs(out, "table5", "\n".join(lines), report)
-    return report
+    return common.finish_backprop_table(out, "table5", lines, report, prm,
+                                        (timer, t_basis, grid_seconds, bp_seconds),
+                                        "MNIST validation (as Table 2)")
 
 
 if __name__ == "__main__":

@@ -28,13 +28,10 @@ predictions of all folds (``ybar`` the mean rating of all reviews).
 """
 
 import sys
-from pathlib import Path
 
 import numpy as np
 
-if str(Path(__file__).resolve().parent) not in sys.path:  # run as a file: find common.py
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+import common  # demos/paper/common.py: a script's folder is on sys.path
 
 __all__ = ["run", "PAPER"]
 
@@ -144,29 +141,10 @@ def r2(y, yhat):
     return float(1.0 - np.sum((y - yhat) ** 2) / np.sum((y - y.mean()) ** 2))
 
 
+@common.run_doc(6, ['r2', 'scatter', 'figure1'], 'r2',
+                ['16D KL', '32D KL', '32D KL + backprop', 'KL + backprop (streamed head)',
+                 'L2 regression'])
 def run(data_dir=None, out="reproduce-out", *, quick=False, seed=0, progress=True):
-    """Run Table 6; writes ``table6.md``, ``table6.json``, ``table6_r2.png``,
-    ``table6_scatter.png`` and ``table6_figure1.png`` under ``out`` and returns the report.
-
-    Parameters
-    ----------
-    data_dir : str or Path or None
-        The data directory (see :func:`streamsc.datasets.resolve_data_dir`).
-    out : str or Path
-        Output folder.
-    quick : bool
-        Tiny sizes (a smoke test, same code path).
-    seed : int
-    progress : bool
-        Show progress bars.
-
-    Examples
-    --------
-    >>> import table6  # doctest: +SKIP
-    >>> report = table6.run("../shared/data", "out", quick=True)  # doctest: +SKIP
-    >>> sorted(report["r2"])  # doctest: +SKIP
-    ['16D KL', '32D KL', '32D KL + backprop', 'KL + backprop (streamed head)', 'L2 regression']
-    """
     from sklearn.model_selection import KFold
 
     from streamsc import datasets
@@ -270,10 +248,7 @@ def _top_words(B, vocab, n_atoms=8, n_words=8):
 
 def _write(out, cfg, prm, scores, fold_r2, alphas, pred, y, last, vocab, quick, seed, seconds,
            timer, n_docs, n_all, diag):
-    from pathlib import Path
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = common.output_dir(out)
     dims, kbig = cfg["dims"], cfg["dims"][-1]
     names = [f"{k}D KL" for k in dims] + [f"{kbig}D KL + backprop", "L2 regression"]
     extra = "KL + backprop (streamed head)"
