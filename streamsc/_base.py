@@ -2,7 +2,7 @@
 base classes or scikit-learn's ``BaseEstimator``.
 
 * ``save(path)``: the model file of :mod:`streamsc.persistence` (JSON plus NumPy arrays, no
-  pickle), written by :mod:`streamsc._codec`.
+  pickle), written by :mod:`streamsc._model_file`.
 * ``_transaction(deep=False)``: one all-or-nothing learning step. A context manager that
   records the model's learnable state -- the ``__dict__`` of the estimator and of every
   registered object it holds (a coder, its feature names, its learner, an amortised
@@ -18,8 +18,9 @@ base classes or scikit-learn's ``BaseEstimator``.
   ``streamsc.load`` imports it before decoding (by this fixed table, never by a name read
   from a file).
 
-This module imports only :mod:`streamsc._codec` (which imports no streamsc module), and no
-estimator module imports :mod:`streamsc.persistence`: no import cycle.
+This module imports only :mod:`streamsc._model_file` (which imports only
+:mod:`streamsc._codec`, which imports no streamsc module), and no estimator module imports
+:mod:`streamsc.persistence`: no import cycle.
 """
 
 import contextlib
@@ -27,7 +28,7 @@ import copy
 import inspect
 import sys
 
-from . import _codec
+from . import _model_file
 
 __all__ = ["ESTIMATORS", "StreamscEstimator", "register_state_class"]
 
@@ -180,4 +181,4 @@ def save_model(obj, path):
     top = _NAMES.get(t)
     if top is None:
         top = f"{t.__module__}.{t.__qualname__}"
-    _codec.write(obj, path, registered_names(), version, top)
+    _model_file.write(obj, path, registered_names(), version, top)

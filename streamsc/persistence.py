@@ -49,16 +49,16 @@ import os
 import pickle
 
 from . import _base
-from . import _codec
+from . import _codec, _model_file
 
 __all__ = ["FORMAT_VERSION", "MAGIC", "load", "save"]
 
 #: first bytes of every streamsc model file
-MAGIC = _codec.MAGIC
+MAGIC = _model_file.MAGIC
 
 #: version of the file layout written by :func:`save`; :func:`load` reads this one (and
 #: version 1, a pickle, only with ``allow_pickle=True``)
-FORMAT_VERSION = _codec.FORMAT_VERSION
+FORMAT_VERSION = _model_file.FORMAT_VERSION
 
 #: the river containers :func:`save` takes as the model (their steps may be any river
 #: estimator whose state the encoder knows, and streamsc estimators)
@@ -138,10 +138,10 @@ def _read_header(data, where):
         )
     buf = io.BytesIO(data)
     buf.seek(len(MAGIC))
-    fixed = buf.read(_codec.FIXED.size)
-    if len(fixed) < _codec.FIXED.size:
+    fixed = buf.read(_model_file.FIXED.size)
+    if len(fixed) < _model_file.FIXED.size:
         raise ValueError(f"{where} is truncated: the header ends early")
-    fmt, n_version = _codec.FIXED.unpack(fixed)
+    fmt, n_version = _model_file.FIXED.unpack(fixed)
     if fmt > FORMAT_VERSION:
         raise ValueError(
             f"{where} has model file format version {fmt}, newer than the version "
@@ -150,10 +150,10 @@ def _read_header(data, where):
     if fmt < 1:
         raise ValueError(f"{where} is corrupt: invalid format version {fmt}")
     version = buf.read(n_version)
-    tail = buf.read(_codec.TAIL.size)
-    if len(version) < n_version or len(tail) < _codec.TAIL.size:
+    tail = buf.read(_model_file.TAIL.size)
+    if len(version) < n_version or len(tail) < _model_file.TAIL.size:
         raise ValueError(f"{where} is truncated: the header ends early")
-    n_payload, digest = _codec.TAIL.unpack(tail)
+    n_payload, digest = _model_file.TAIL.unpack(tail)
     payload = buf.read()
     written_by = version.decode("ascii", errors="replace")
     if len(payload) < n_payload:
@@ -169,9 +169,28 @@ def _read_header(data, where):
     return fmt, written_by, payload
 
 
+#: classes that moved since format-1 files were written: (module, name) in the pickle ->
+#: (module, name) now (``streamsc._online`` was split into ``_params``, ``_features`` and
+#: ``_learner``)
+_MOVED = {
+    ("streamsc._online", "Learner"): ("streamsc._learner", "Learner"),
+    ("streamsc._online", "Config"): ("streamsc._params", "Config"),
+    ("streamsc._online", "Features"): ("streamsc._features", "Features"),
+}
+
+
+class _Unpickler(pickle.Unpickler):
+    """A format-1 payload's unpickler that finds the classes of :data:`_MOVED` where they
+    are now."""
+
+    def find_class(self, module, name):
+        module, name = _MOVED.get((module, name), (module, name))
+        return super().find_class(module, name)
+
+
 def _load_pickle(payload, where):
     try:
-        model = pickle.loads(payload)
+        model = _Unpickler(io.BytesIO(payload)).load()
     except Exception as exc:
         raise ValueError(
             f"{where} is corrupt: its payload does not unpickle ({type(exc).__name__}: {exc})"
@@ -272,8 +291,8 @@ def load(path, *, allow_pickle=False):
             )
         return _load_pickle(payload, where)
     try:
-        document, arrays = _codec.read_payload(payload)
-        if document.get("format") != _codec.DOCUMENT:
+        document, arrays = _model_file.read_payload(payload)
+        if document.get("format") != _model_file.DOCUMENT:
             raise _codec.Corrupt("its document is not a streamsc model document")
         classes = _classes(document, where)
         model = _codec.Decoder(arrays, classes).decode(document.get("state"))

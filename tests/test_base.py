@@ -247,7 +247,9 @@ def test_no_import_cycles_among_streamsc_modules():
 
 def test_persistence_knows_only_the_base():
     graph = _graph()
-    assert graph["streamsc.persistence"] <= {"streamsc._base", "streamsc._codec"}
+    assert graph["streamsc.persistence"] <= {"streamsc._base", "streamsc._codec",
+                                             "streamsc._model_file"}
+    assert graph["streamsc._model_file"] == {"streamsc._codec"}
     assert graph["streamsc._codec"] == set()
     for name, deps in graph.items():
         assert "streamsc.persistence" not in deps, name

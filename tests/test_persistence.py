@@ -23,7 +23,7 @@ from river import compose, linear_model, preprocessing
 
 import streamsc
 from streamsc import SparseCoder, SparseCodingClassifier, SparseCodingRegressor, persistence
-from streamsc import _codec
+from streamsc import _model_file
 from streamsc.sklearn import SparseCodingTransformer
 
 N, HALF = 120, 60
@@ -539,7 +539,7 @@ def test_an_object_array_in_the_archive_is_refused_and_runs_no_code(tmp_path):
     ({"$": "ref", "id": 5}, "undefined object"),
 ])
 def test_a_crafted_document_is_refused(tmp_path, node, message):
-    payload = _codec.payload(_document(node, classes=[]), [])
+    payload = _model_file.payload(_document(node, classes=[]), [])
     path = _write(tmp_path / "crafted.streamsc", _file(payload))
     with pytest.raises(ValueError, match=rf"crafted\.streamsc.* is corrupt: .*{message}"):
         streamsc.load(path)
@@ -558,7 +558,7 @@ def test_a_deeply_nested_document_is_refused(tmp_path):
 
 
 def test_an_unknown_class_name_is_refused(tmp_path):
-    payload = _codec.payload(_document({"$": "object", "class": "Evil", "id": 0, "state": {}},
+    payload = _model_file.payload(_document({"$": "object", "class": "Evil", "id": 0, "state": {}},
                                        classes=["Evil"], top="Evil"), [])
     path = _write(tmp_path / "unknown.streamsc", _file(payload))
     with pytest.raises(ValueError, match=r"unknown\.streamsc.* names the unknown class.*'Evil'"):
@@ -568,7 +568,7 @@ def test_an_unknown_class_name_is_refused(tmp_path):
 def test_valid_file_holding_something_else(tmp_path):
     """A well-formed file around a document of a plain dict, not a model."""
     node = {"$": "dict", "kind": "dict", "id": 0, "items": [["not", "a model"]]}
-    path = _write(tmp_path / "dict.streamsc", _file(_codec.payload(_document(node), [])))
+    path = _write(tmp_path / "dict.streamsc", _file(_model_file.payload(_document(node), [])))
     with pytest.raises(ValueError,
                        match=r"dict\.streamsc.* does not hold a streamsc model .*dict"):
         streamsc.load(path)
@@ -589,6 +589,27 @@ def test_old_pickle_files_load_only_with_allow_pickle(tmp_path):
     _write(path, _file(b"\x80\x05garbage", fmt=1))
     with pytest.raises(ValueError, match=r"is corrupt: its payload does not unpickle"):
         streamsc.load(path, allow_pickle=True)
+
+
+def test_old_pickle_files_name_the_classes_where_they_were(tmp_path):
+    """Format-1 files name ``streamsc._online.Learner``, ``.Config`` and ``.Features``
+    (since moved to ``_learner``, ``_params`` and ``_features``): they still load."""
+    model = _coder_kl()
+    for x, _, _ in _stream()[:10]:
+        model.learn_one(x)
+    # protocol 2 names a global as text, "c<module>\n<name>\n" (no frames to resize)
+    old = pickle.dumps(model, protocol=2)
+    for module, name in (("streamsc._learner", "Learner"), ("streamsc._params", "Config"),
+                         ("streamsc._features", "Features")):
+        now = f"c{module}\n{name}\n".encode()
+        assert now in old
+        old = old.replace(now, f"cstreamsc._online\n{name}\n".encode())
+    assert b"streamsc._online" in old and b"streamsc._learner" not in old
+    with pytest.raises(ModuleNotFoundError):
+        pickle.loads(old)
+    path = _write(tmp_path / "old.streamsc", _file(old, fmt=1))
+    again = streamsc.load(path, allow_pickle=True)
+    assert _state(again) == _state(model)
 
 
 def test_payload_that_is_not_an_archive(tmp_path):

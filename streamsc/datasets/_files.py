@@ -111,7 +111,11 @@ def resolve_data_dir(data_dir=None):
     return path
 
 
-def _sha256(path, chunk=1 << 20):
+#: bytes read at a time when hashing a data file
+_CHUNK = 1 << 20
+
+
+def _sha256(path, chunk=_CHUNK):
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(chunk), b""):
