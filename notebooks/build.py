@@ -2,23 +2,23 @@
 
 The scripts ``notebooks/*.py`` (except this one) are the source of truth, in jupytext's
 "percent" format: ``# %%`` starts a code cell, ``# %% [markdown]`` a markdown cell whose
-lines are comments (``# `` stripped). This module turns a script into an ``nbformat`` v4
-notebook and executes it with ``nbclient`` (plots inline as PNG), so the committed
-``.ipynb`` files are outputs, never edited by hand; ``tests/test_notebooks.py`` checks that
-their cells equal the scripts' and runs every script in quick mode.
+lines are comments. This module reads a script with ``jupytext``, makes it an ``nbformat``
+v4 notebook (stable cell ids, no jupytext metadata) and executes it with ``nbclient`` (plots
+inline as PNG), so the committed ``.ipynb`` files are outputs, never edited by hand;
+``tests/test_notebooks.py`` checks that their cells equal the scripts' and runs every script
+in quick mode.
 
 Usage, from the repository root (the data directory as for ``demos/paper/``)::
 
     python notebooks/build.py --data-dir ../shared/data            # all, full size
     python notebooks/build.py --quick --out /tmp/nb movie_ratings  # one, quick mode
 
-Only ``nbformat`` and ``nbclient`` (and a Python kernel, ``ipykernel``) are needed: the
-``test`` extra of ``pyproject.toml``.
+Only ``jupytext``, ``nbformat`` and ``nbclient`` (and a Python kernel, ``ipykernel``) are
+needed: the ``test`` extra of ``pyproject.toml``.
 """
 
 import argparse
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -26,7 +26,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 QUICK_VAR = "STREAMSC_NOTEBOOK_QUICK"
 DATA_VAR = "STREAMSC_DATA"
-_MARKER = re.compile(r"^# %%(?P<rest>.*)$")
 
 
 def scripts():
@@ -34,42 +33,21 @@ def scripts():
     return sorted(p for p in HERE.glob("*.py") if p.name != "build.py")
 
 
+def _cells(text):
+    """The non-empty cells of a percent-format script, read by jupytext."""
+    import jupytext
+
+    return [cell for cell in jupytext.reads(text, fmt="py:percent").cells if cell.source]
+
+
 def parse(text):
     """Cells of a percent-format script: a list of ``(kind, source)`` pairs, ``kind`` being
-    ``"code"`` or ``"markdown"``; blank lines around a cell are dropped.
+    ``"code"`` or ``"markdown"``; empty cells are dropped.
 
     >>> parse("# %% [markdown]\\n# # Title\\n#\\n# text\\n\\n# %%\\nx = 1\\n\\n")
     [('markdown', '# Title\\n\\ntext'), ('code', 'x = 1')]
     """
-    cells = []
-    kind, lines = None, []
-
-    def flush():
-        while lines and not lines[-1].strip():
-            lines.pop()
-        while lines and not lines[0].strip():
-            lines.pop(0)
-        if kind is not None and lines:
-            cells.append((kind, "\n".join(lines)))
-        elif kind is None and lines:
-            raise ValueError("text before the first '# %%' cell marker")
-
-    for line in text.splitlines():
-        match = _MARKER.match(line)
-        if match:
-            flush()
-            rest = match["rest"].strip()
-            if rest not in ("", "[markdown]"):
-                raise ValueError(f"unsupported cell marker {line!r}")
-            kind, lines = ("markdown" if rest == "[markdown]" else "code"), []
-        elif kind == "markdown":
-            if line and not line.startswith("#"):
-                raise ValueError(f"markdown cell line is not a comment: {line!r}")
-            lines.append(line[2:] if line.startswith("# ") else line[1:])
-        else:
-            lines.append(line)
-    flush()
-    return cells
+    return [(cell.cell_type, cell.source) for cell in _cells(text)]
 
 
 def cells_of(nb):
