@@ -6,8 +6,11 @@ and every scalar a Python bool/float/int, so the whole suite compiles each kerne
 single signature.
 """
 
+import json
 import os
+import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,6 +27,9 @@ settings.register_profile(
     derandomize=True,
 )
 settings.load_profile("streamsc")
+
+#: the repository root (the benchmark and demo scripts run from there)
+ROOT = Path(__file__).resolve().parents[1]
 
 #: (m, k) shapes used throughout: overcomplete, undercomplete, and a wider overcomplete one
 SHAPES = [(6, 8), (20, 10), (12, 40)]
@@ -82,3 +88,61 @@ def problem(request):
 def tiny_problem():
     """(B, x, p) at the TINY shape."""
     return make_problem(*TINY, seed=7)
+
+
+# --- the benchmark and demo scripts' smoke tests
+
+
+def run_script(script, *args, timeout=600):
+    """``python <script> *args`` in a fresh interpreter from the repository root (output
+    captured as text)."""
+    return subprocess.run([sys.executable, str(script), *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout, env=dict(os.environ))
+
+
+def quick_json_run(tmp_path_factory, script, *args):
+    """``(process, JSON path)`` of ``<script> --quick *args --json <a fresh folder>/<name>.json``
+    (``name`` the script's), for a module-scoped ``quick_run`` fixture."""
+    out_json = tmp_path_factory.mktemp("bench") / f"{Path(script).stem}.json"
+    return run_script(script, "--quick", *args, "--json", out_json), out_json
+
+
+def quick_json_fixture(script, *args):
+    """A module-scoped ``quick_run`` fixture: :func:`quick_json_run` of ``script`` with
+    ``args``."""
+
+    @pytest.fixture(scope="module")
+    def quick_run(tmp_path_factory):
+        return quick_json_run(tmp_path_factory, script, *args)
+
+    return quick_run
+
+
+def assert_ran(proc):
+    """The script exited with status 0 (else its last output is the message)."""
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def test_exit_status(quick_run):
+    """The script of a module's ``quick_run`` fixture exited with status 0 (a smoke-test
+    module imports this test: pytest collects it there, not here)."""
+    assert_ran(quick_run[0])
+
+
+def quick_run_data(quick_run):
+    """The JSON a ``quick_json_run`` wrote, once the script ran."""
+    proc, out_json = quick_run
+    assert proc.returncode == 0
+    return json.loads(out_json.read_text())
+
+
+def central_differences(f, X, eps=1e-6):
+    """The gradient of the scalar function ``f`` at the array ``X`` by central differences,
+    one entry at a time."""
+    X = np.asarray(X, dtype=float)
+    G = np.zeros_like(X)
+    for idx in np.ndindex(X.shape):
+        E = np.zeros_like(X)
+        E[idx] = eps
+        G[idx] = (f(X + E) - f(X - E)) / (2 * eps)
+    return G

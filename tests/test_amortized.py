@@ -16,24 +16,19 @@ import copy
 import functools
 import json
 import math
-import os
 import pickle
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy.optimize import brentq
 from scipy.special import lambertw
 
-from conftest import make_basis
+from conftest import ROOT, make_basis, quick_json_run
 from streamsc._kernels import amortized as K
 from streamsc.amortized import AmortizedEncoder
 from streamsc.coding import default_tol, solve
 from streamsc.synthetic import planted_dictionary
 
-ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "amortized.py"
 
 LAM = 0.1
@@ -544,12 +539,7 @@ def test_kl_thresholds_for_a_large_prior_mean():
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
-    out_json = tmp_path_factory.mktemp("bench") / "amortized.json"
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--shapes", "12x24", "--json", str(out_json)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, env=dict(os.environ),
-    )
-    return proc, out_json
+    return quick_json_run(tmp_path_factory, SCRIPT, "--shapes", "12x24")
 
 
 def test_benchmark_quick_run(quick_run):

@@ -6,17 +6,14 @@ the script's own L1 agreement check with scikit-learn passed, that the JSON outp
 complete and finite, and that the summary tables are printed.
 """
 
-import json
 import math
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT, quick_json_fixture, quick_run_data
+from conftest import test_exit_status  # noqa: F401 (pytest collects it here)
+
 SCRIPT = ROOT / "benchmarks" / "encode.py"
 
 STREAMSC_METHODS = [
@@ -28,31 +25,13 @@ SKLEARN_METHODS = ["sklearn lasso_cd >=0", "sklearn lasso_cd signed"]
 LAMS = ["0.1", "0.03"]
 
 
-@pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-    out_json = tmp_path_factory.mktemp("bench") / "encode.json"
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--shapes", "16x32", "--lam", ",".join(LAMS),
-         "--json", str(out_json)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, env=dict(os.environ),
-    )
-    return proc, out_json
+quick_run = quick_json_fixture(SCRIPT, "--shapes", "16x32", "--lam", ",".join(LAMS))
 
-
-def test_exit_status(quick_run):
-    proc, _ = quick_run
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-
-
-def _data(quick_run):
-    proc, out_json = quick_run
-    assert proc.returncode == 0
-    return json.loads(out_json.read_text())
 
 
 @pytest.mark.parametrize("lam", LAMS)
 def test_every_contender_and_mode(quick_run, lam):
-    data = _data(quick_run)
+    data = quick_run_data(quick_run)
     records = [r for r in data["results"] if f"{r['lam']:g}" == lam]
 
     def has(method, call, threads):
@@ -91,7 +70,7 @@ def test_summary_sections(quick_run):
 
 
 def test_json_output(quick_run):
-    data = _data(quick_run)
+    data = quick_run_data(quick_run)
     # the envelope every benchmark writes (benchmarks/_common.write_json)
     assert data["command"][:2] == ["benchmarks/encode.py", "--quick"]
     assert data["streamsc_version"] and "git_commit" in data

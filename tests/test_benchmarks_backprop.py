@@ -6,17 +6,14 @@ that the script's own self-checks passed, that the JSON output is complete and f
 that the summary tables are printed.
 """
 
-import json
 import math
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT, quick_json_fixture, quick_run_data
+from conftest import test_exit_status  # noqa: F401 (pytest collects it here)
+
 SCRIPT = ROOT / "benchmarks" / "backprop.py"
 
 FAMILIES = ["KL", "signed KL"]
@@ -28,30 +25,13 @@ CONTENDERS = [
 PER_EXAMPLE = CONTENDERS[:4]
 
 
-@pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-    out_json = tmp_path_factory.mktemp("bench") / "backprop.json"
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--shapes", "12x24", "--json", str(out_json)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, env=dict(os.environ),
-    )
-    return proc, out_json
+quick_run = quick_json_fixture(SCRIPT, "--shapes", "12x24")
 
-
-def test_exit_status(quick_run):
-    proc, _ = quick_run
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-
-
-def _data(quick_run):
-    proc, out_json = quick_run
-    assert proc.returncode == 0
-    return json.loads(out_json.read_text())
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_every_contender(quick_run, family):
-    data = _data(quick_run)
+    data = quick_run_data(quick_run)
     records = [r for r in data["results"] if r["family"] == family]
     for name in CONTENDERS:
         unit = "per example" if name in PER_EXAMPLE else "per sample"
@@ -74,7 +54,7 @@ def test_summary_sections(quick_run):
 
 
 def test_json_output(quick_run):
-    data = _data(quick_run)
+    data = quick_run_data(quick_run)
     assert data["command"][:2] == ["benchmarks/backprop.py", "--quick"]
     assert data["streamsc_version"] and "git_commit" in data
     assert data["settings"]["shapes"] == [[12, 24]] and data["settings"]["quick"] is True

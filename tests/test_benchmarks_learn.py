@@ -9,15 +9,13 @@ output is complete, finite and consistent.
 
 import json
 import math
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT, quick_json_fixture
+from conftest import test_exit_status  # noqa: F401 (pytest collects it here)
+
 SCRIPT = ROOT / "benchmarks" / "learn.py"
 M, K, BATCH = 12, 24, 16
 
@@ -36,19 +34,7 @@ CONTENDERS = [
 N_RESULTS = sum(len(calls) for _, calls in CONTENDERS)
 
 
-@pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-    out_json = tmp_path_factory.mktemp("bench") / "learn.json"
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--shapes", f"{M}x{K}", "--json", str(out_json)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, env=dict(os.environ),
-    )
-    return proc, out_json
-
-
-def test_exit_status(quick_run):
-    proc, _ = quick_run
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+quick_run = quick_json_fixture(SCRIPT, "--shapes", f"{M}x{K}")
 
 
 def _block(stdout):

@@ -12,16 +12,15 @@ checked on bases whose answer is known.
 import importlib.util
 import json
 import math
-import os
 import re
-import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import ROOT, run_script
+from conftest import test_exit_status  # noqa: F401 (pytest collects it here)
+
 SCRIPT = ROOT / "demos" / "gradients.py"
 M, K, ROWS, EVERY, SEEDS = 12, 16, 200, 50, 2
 METHODS = ["alternating", "unrolled T=5", "unrolled T=10", "unrolled T=20", "implicit"]
@@ -38,18 +37,10 @@ def _module():
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--shapes", f"{M}x{K}", "--rows", str(ROWS),
-         "--every", str(EVERY), "--seeds", str(SEEDS), "--json", str(out / "g.json"),
-         "--plot-dir", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, env=dict(os.environ),
-    )
+    proc = run_script(SCRIPT, "--quick", "--shapes", f"{M}x{K}", "--rows", ROWS,
+                      "--every", EVERY, "--seeds", SEEDS, "--json", out / "g.json",
+                      "--plot-dir", out)
     return proc, out
-
-
-def test_exit_status(quick_run):
-    proc, _ = quick_run
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
 def _block(stdout, prior):

@@ -48,6 +48,12 @@ def _run(table, out):
     return report
 
 
+def _assert_pictures(out, table, *names):
+    """``<out>/<table>_<name>.png`` were written, not empty, for every name."""
+    for name in names:
+        assert (out / f"{table}_{name}.png").stat().st_size > 0, name
+
+
 def _finite(values):
     values = np.asarray(values, dtype=float)
     return values.size > 0 and bool(np.all(np.isfinite(values)))
@@ -56,8 +62,7 @@ def _finite(values):
 @needs_data
 def test_table1_quick(tmp_path):
     report = _run("table1", tmp_path)
-    for name in ("table1_atoms.png", "table1_figure1.png"):
-        assert (tmp_path / name).stat().st_size > 0
+    _assert_pictures(tmp_path, "table1", "atoms", "figure1")
     figures = report["figures"]
     assert set(figures) == {"L1", "KL"}
     for name in ("L1", "KL"):
@@ -88,8 +93,7 @@ def table5_report(tmp_path_factory):
 @needs_data
 def test_table2_quick(table2_report):
     report, tmp_path = table2_report
-    for name in ("table2_atoms.png", "table2_figure1.png", "table2_curves.png"):
-        assert (tmp_path / name).stat().st_size > 0
+    _assert_pictures(tmp_path, "table2", "atoms", "figure1", "curves")
     sizes = report["sizes"]
     errors = report["test_error"]
     assert set(errors) == {"L1", "KL", "KL + backprop", "KL + backprop (streamed head)"}
@@ -111,8 +115,7 @@ def test_table2_quick(table2_report):
 @needs_data
 def test_table5_quick(table5_report):
     report, tmp_path = table5_report
-    for name in ("table5_atoms.png", "table5_figure1.png", "table5_curves.png"):
-        assert (tmp_path / name).stat().st_size > 0
+    _assert_pictures(tmp_path, "table5", "atoms", "figure1", "curves")
     acc = report["accuracy"]
     assert set(acc) == {"Raw", "PCA", "L1", "KL", "KL + backprop",
                         "KL + backprop (streamed head)"}
@@ -137,8 +140,7 @@ def test_table5_validates_as_table2(table2_report, table5_report):
 @needs_data
 def test_table6_quick(tmp_path):
     report = _run("table6", tmp_path)
-    for name in ("table6_r2.png", "table6_scatter.png", "table6_figure1.png"):
-        assert (tmp_path / name).stat().st_size > 0
+    _assert_pictures(tmp_path, "table6", "r2", "scatter", "figure1")
     scores = report["r2"]
     assert set(scores) == {"16D KL", "32D KL", "32D KL + backprop", "L2 regression",
                            "KL + backprop (streamed head)"}

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from scipy.optimize import linear_sum_assignment, minimize
 
+from conftest import central_differences
 import streamsc
 from streamsc import SparseCoder, SparseCodingClassifier, SparseCodingRegressor
 from streamsc._kernels.dictionary import normalise_columns, softmax_residual
@@ -149,12 +150,7 @@ def test_vjp_matches_finite_differences(signed):
     w = streamsc.encode(x, B, **kw, tol=tight)
     grad_B, grad_x, grad_lam = streamsc.encode_vjp(x, B, w, g, **kw, return_grad_lam=True)
     eps = 1e-6
-    fd_B = np.zeros((m, k))
-    for i in range(m):
-        for j in range(k):
-            E = np.zeros((m, k))
-            E[i, j] = eps
-            fd_B[i, j] = (f(B_=B + E) - f(B_=B - E)) / (2 * eps)
+    fd_B = central_differences(lambda B_: f(B_=B_), B, eps)
     fd_x = np.zeros(m)
     for i in np.flatnonzero(x > 0):
         e = np.zeros(m)
@@ -308,13 +304,7 @@ def test_classifier_backprop_step_is_the_fd_gradient_step():
         head = float(np.log(np.exp(z - z.max()).sum()) + z.max() - z[c])
         return beta * head + rho * (kl_loss(xbar, B @ w) + LAM * kl_prior(w, 1.0 / k))
 
-    eps = 1e-6
-    G = np.zeros((m, k))
-    for i in range(m):
-        for j in range(k):
-            E = np.zeros((m, k))
-            E[i, j] = eps
-            G[i, j] = (loss(B0 + E) - loss(B0 - E)) / (2 * eps)
+    G = central_differences(loss, B0)
     model.learn_one(x, 1)
     want = expected_step(B0, adagrad(G, G0, 0.3), 1.0)
     err = np.abs((lr.B - B0) - (want - B0)).max() / np.abs(want - B0).max()
