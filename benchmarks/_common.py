@@ -328,6 +328,12 @@ def format_table(rows, columns, *, align=None):
     return "\n".join([fmt(cells[0]), rule] + [fmt(r) for r in cells[1:]])
 
 
+def heading(r, rest):
+    """The line that opens one configuration's block of a summary:
+    ``=== (m, k) = (<m>, <k>), lam = <lam><rest> ===``, after a blank line."""
+    return f"\n=== (m, k) = ({r['m']}, {r['k']}), lam = {r['lam']:g}{rest} ==="
+
+
 def shape_lam(r):
     """The first two cells of a row about one configuration: ``"(m, k)"`` and ``lam``."""
     return [f"({r['m']}, {r['k']})", f"{r['lam']:g}"]

@@ -223,9 +223,9 @@ def _time_contenders(enc, exact, X_test, solvers, args):
 
 
 def print_config(res):
-    print(f"\n=== (m, k) = ({res['m']}, {res['k']}), lam = {res['lam']:g}, {res['family']}: "
-          f"{res['n_train']} training examples (one update each), {res['n_test']} held out, "
-          f"{res['timings'][0]['rows']} timed ===")
+    print(_common.heading(res, f", {res['family']}: {res['n_train']} training examples (one "
+                                f"update each), {res['n_test']} held out, "
+                                f"{res['timings'][0]['rows']} timed"))
     print(f"code error (relative, held out): after init {res['err_init']:.3f}, after training "
           f"{res['err_trained']:.3f}; update {res['update_cpu_us']:,.1f} cpu-us/example; "
           f"thresholds in [{res['theta_range'][0]:.3g}, {res['theta_range'][1]:.3g}]")

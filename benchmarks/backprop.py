@@ -268,8 +268,7 @@ def run_config(m, k, lam, signed, B, X, labels, V, args):
 
 def print_config(records, checks, n_rows, info):
     r0 = records[0]
-    print(f"\n=== (m, k) = ({r0['m']}, {r0['k']}), lam = {r0['lam']:g}, {r0['family']}: "
-          f"{n_rows} examples per timed pass ===")
+    print(_common.heading(r0, f", {r0['family']}: {n_rows} examples per timed pass"))
     print(f"encode: {info['newton_iter']:.1f} Newton steps per code; backward: "
           f"direction auto = {info['auto']}, CG takes {info['cg_iter']:.1f} iterations per "
           "example when used")

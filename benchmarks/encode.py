@@ -400,8 +400,7 @@ def _threads_label(threads, default_threads):
 
 def print_config(records, checks, n_rows, n, default_threads):
     r0 = records[0]
-    print(f"\n=== (m, k) = ({r0['m']}, {r0['k']}), lam = {r0['lam']:g}, "
-          f"{n_rows} rows per timed pass (of {n}) ===")
+    print(_common.heading(r0, f", {n_rows} rows per timed pass (of {n})"))
     rows = []
     for r in records:
         rows.append([

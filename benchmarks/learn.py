@@ -522,8 +522,8 @@ def _label(r):
 
 def print_config(records, checks, reference, n_rows):
     r0 = records[0]
-    print(f"\n=== (m, k) = ({r0['m']}, {r0['k']}), lam = {r0['lam']:g}: {r0['s']} planted atoms "
-          f"per sample; one-row passes learn {n_rows} samples ===")
+    print(_common.heading(r0, f": {r0['s']} planted atoms per sample; one-row passes learn "
+                              f"{n_rows} samples"))
     rows = []
     for r in records:
         rows.append([

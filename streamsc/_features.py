@@ -184,10 +184,18 @@ _FAST_KEY_TYPES = frozenset([str, int])
 _TIME_TYPES = (np.timedelta64, np.datetime64)
 
 
+#: a value's repr in a message: in full up to SHORT_REPR characters, else its first
+#: SHORT_REPR_KEPT
+SHORT_REPR = 40
+SHORT_REPR_KEPT = 30
+
+
 def _short(value):
     """repr of a value, cut short (an int of 10**400 has 401 digits)."""
     text = repr(value)
-    return text if len(text) <= 40 else text[:30] + "..." + f" ({len(text)} characters)"
+    if len(text) <= SHORT_REPR:
+        return text
+    return text[:SHORT_REPR_KEPT] + "..." + f" ({len(text)} characters)"
 
 
 def _check_encodable(keys, name):

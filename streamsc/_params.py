@@ -45,6 +45,9 @@ DEFAULT_LAM_KL_LOSS = 0.01
 #: dictionaries are found far more often; ``tests/test_defaults.py``)
 DEFAULT_P = 0.1
 
+#: ``unrolled_steps``: the unrolled iterations of ``gradient="unrolled"``
+DEFAULT_UNROLLED_STEPS = 10
+
 
 # ---------------------------------------------------------------------------------------
 # the schema
@@ -245,7 +248,7 @@ class Config:
     seed: int
     loss: str = "squared"
     gradient: str = "alternating"
-    unrolled_steps: int = 10
+    unrolled_steps: int = DEFAULT_UNROLLED_STEPS
     encoder: str = "exact"
     n_threads: int | None = None
     basis_update: str = "sgd"
@@ -335,7 +338,7 @@ def check_params(params):
         seed=seed,
         loss=loss,
         gradient=gradient,
-        unrolled_steps=checked.get("unrolled_steps", 10),
+        unrolled_steps=checked.get("unrolled_steps", DEFAULT_UNROLLED_STEPS),
         encoder=encoder,
         n_threads=checked.get("n_threads"),
         basis_update=basis_update,

@@ -17,6 +17,12 @@ __all__ = ["planted_dictionary", "planted_topics", "recovery"]
 
 SCALINGS = ("unit", "standard")
 
+#: the range of a planted code's non-zero weights (uniform)
+WEIGHT_RANGE = (0.5, 1.5)
+
+#: a planted document's share of its main topic (the rest is its second topic's)
+MAIN_TOPIC_SHARE = 0.7
+
 
 def planted_dictionary(m, k, n, *, sparsity=3, signed=True, noise=0.1, scaling="unit", seed=0):
     """Examples made from a planted dictionary.
@@ -72,7 +78,7 @@ def planted_dictionary(m, k, n, *, sparsity=3, signed=True, noise=0.1, scaling="
     W = np.zeros((n, k))
     for i in range(n):
         idx = rng.choice(k, size=sparsity, replace=False)
-        W[i, idx] = rng.uniform(0.5, 1.5, size=sparsity)
+        W[i, idx] = rng.uniform(*WEIGHT_RANGE, size=sparsity)
         if signed:
             W[i, idx] *= rng.choice([-1.0, 1.0], size=sparsity)
     X = W @ B.T
@@ -162,7 +168,7 @@ def planted_topics(n_docs, *, n_topics=6, vocabulary=120, words_per_topic=30, sh
     docs, dominant = [], np.empty(n_docs, dtype=np.int64)
     for i in range(n_docs):
         first, second = rng.choice(n_topics, size=2, replace=False)
-        mix = 0.7 * topics[first] + 0.3 * topics[second]
+        mix = MAIN_TOPIC_SHARE * topics[first] + (1.0 - MAIN_TOPIC_SHARE) * topics[second]
         counts = rng.multinomial(doc_length, mix / mix.sum())
         docs.append({f"w{w}": int(c) for w, c in enumerate(counts) if c})
         dominant[i] = first

@@ -609,6 +609,19 @@ def run_doc(number, outputs, key, keys):
     return decorate
 
 
+#: the MNIST basis of Tables 1, 2 and 5 (:func:`table_basis`): full size and quick mode
+BASIS_SIZES = dict(n_pca_fit=50000, n_unlabelled=20000, n_components=96, epochs=1)
+QUICK_BASIS_SIZES = dict(n_pca_fit=5000, n_unlabelled=2000, n_components=32, epochs=1)
+
+
+def table_basis(data_dir, cfg, *, seed, progress):
+    """:func:`mnist_basis` at the sizes of a table's configuration ``cfg`` (its
+    ``n_pca_fit``, ``n_unlabelled``, ``n_components`` and ``epochs``)."""
+    return mnist_basis(data_dir, n_pca_fit=cfg["n_pca_fit"], n_unlabelled=cfg["n_unlabelled"],
+                       n_components=cfg["n_components"], epochs=cfg["epochs"], seed=seed,
+                       progress=progress)
+
+
 def default_data_dir():
     """``$STREAMSC_DATA`` if set (and not empty), else ``../shared/data`` from the repository
     root (the folder next to the repository)."""

@@ -29,8 +29,8 @@ PAPER = {
 COLUMNS = {"gauss_0.01": "noise σ=0.01", "gauss_0.1": "noise σ=0.1",
            "shift_0.1": "shift 0.1 px", "shift_1": "shift 1 px"}
 
-FULL = dict(n_pca_fit=50000, n_unlabelled=20000, n_components=96, epochs=1, n_test=2000)
-QUICK = dict(n_pca_fit=5000, n_unlabelled=2000, n_components=32, epochs=1, n_test=200)
+FULL = dict(common.BASIS_SIZES, n_test=2000)
+QUICK = dict(common.QUICK_BASIS_SIZES, n_test=200)
 
 
 def _shift(X, distance, rng):
@@ -49,9 +49,7 @@ def run(data_dir=None, out="reproduce-out", *, quick=False, seed=0, progress=Tru
     cfg = QUICK if quick else FULL
     prm = common.DEFAULTS
     timer = common.Timer()
-    space, data, B, t_basis = common.mnist_basis(
-        data_dir, n_pca_fit=cfg["n_pca_fit"], n_unlabelled=cfg["n_unlabelled"],
-        n_components=cfg["n_components"], epochs=cfg["epochs"], seed=seed, progress=progress)
+    space, data, B, t_basis = common.table_basis(data_dir, cfg, seed=seed, progress=progress)
     k = B.shape[1]
     rng = np.random.default_rng(seed + 1)
     idx = np.sort(rng.choice(data["X_te"].shape[0], cfg["n_test"], replace=False))

@@ -32,10 +32,10 @@ PAPER = {
     "KL (training set)": [0.00, 0.05, 1.01, 1.50, 1.65],
 }
 
-FULL = dict(n_pca_fit=50000, n_unlabelled=20000, n_components=96, epochs=1,
-            sizes=[1000, 2000, 10000, 20000], n_test=10000, bp_epochs=1, grid=common.GRID)
-QUICK = dict(n_pca_fit=5000, n_unlabelled=2000, n_components=32, epochs=1,
-             sizes=[100, 300], n_test=300, bp_epochs=1, grid=common.QUICK_GRID)
+FULL = dict(common.BASIS_SIZES, sizes=[1000, 2000, 10000, 20000], n_test=10000, bp_epochs=1,
+            grid=common.GRID)
+QUICK = dict(common.QUICK_BASIS_SIZES, sizes=[100, 300], n_test=300, bp_epochs=1,
+             grid=common.QUICK_GRID)
 
 
 def _error(model, W, y):
@@ -49,9 +49,7 @@ def run(data_dir=None, out="reproduce-out", *, quick=False, seed=0, progress=Tru
 
     cfg = QUICK if quick else FULL
     timer = common.Timer()
-    space, data, B, t_basis = common.mnist_basis(
-        data_dir, n_pca_fit=cfg["n_pca_fit"], n_unlabelled=cfg["n_unlabelled"],
-        n_components=cfg["n_components"], epochs=cfg["epochs"], seed=seed, progress=progress)
+    space, data, B, t_basis = common.table_basis(data_dir, cfg, seed=seed, progress=progress)
     k = B.shape[1]
     # --- lambda, p and the backprop step on the validation set
     prm, grid, grid_seconds = common.choose_on_validation(data, space, B, cfg["grid"],

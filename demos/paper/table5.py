@@ -31,12 +31,10 @@ PAPER = {
     "KL + backprop": [50.7, 69.9, 76.4, 84.2, 89.1],
 }
 
-FULL = dict(n_pca_fit=50000, n_unlabelled=20000, n_components=96, epochs=1,
-            sizes=[100, 500, 1000, 5000, 20000], n_test=None, bp_epochs=1, framing="mnist",
-            grid=common.GRID)
-QUICK = dict(n_pca_fit=5000, n_unlabelled=2000, n_components=32, epochs=1,
-             sizes=[50, 200], n_test=300, bp_epochs=1, framing="mnist",
-             grid=common.QUICK_GRID)
+FULL = dict(common.BASIS_SIZES, sizes=[100, 500, 1000, 5000, 20000], n_test=None,
+            bp_epochs=1, framing="mnist", grid=common.GRID)
+QUICK = dict(common.QUICK_BASIS_SIZES, sizes=[50, 200], n_test=300, bp_epochs=1,
+             framing="mnist", grid=common.QUICK_GRID)
 
 METHODS = ["Raw", "PCA", "L1", "KL", "KL + backprop"]
 
@@ -54,9 +52,7 @@ def run(data_dir=None, out="reproduce-out", *, quick=False, seed=0, progress=Tru
 
     cfg = QUICK if quick else FULL
     timer = common.Timer()
-    space, data, B, t_basis = common.mnist_basis(
-        data_dir, n_pca_fit=cfg["n_pca_fit"], n_unlabelled=cfg["n_unlabelled"],
-        n_components=cfg["n_components"], epochs=cfg["epochs"], seed=seed, progress=progress)
+    space, data, B, t_basis = common.table_basis(data_dir, cfg, seed=seed, progress=progress)
     k = B.shape[1]
     # lambda, p and the backprop step: chosen on MNIST's validation digits, as in Table 2
     prm, grid, grid_seconds = common.choose_on_validation(data, space, B, cfg["grid"],

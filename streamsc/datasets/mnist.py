@@ -16,6 +16,13 @@ _MNIST_FILES = {
 }
 _MNIST_N = {"train": 60000, "test": 10000}
 
+#: the idx files' magic numbers: unsigned bytes in 3 dimensions (images), in 1 (labels)
+_IMAGES_MAGIC = 2051
+_LABELS_MAGIC = 2049
+
+#: the largest pixel value (``as_float=True`` divides by it)
+_PIXEL_MAX = 255.0
+
 
 #: MNIST geometry: 28x28 field, digits scaled so the longer side of the ink box is 20 pixels,
 #: centre of mass placed at pixel (14, 14) (row, column; 0-based pixel indices)
@@ -84,12 +91,12 @@ def load_mnist(data_dir=None, split="train", *, as_float=False):
     images_rel, labels_rel = _MNIST_FILES[split]
     images_path = _data_file(root, images_rel)
     labels_path = _data_file(root, labels_rel)
-    X = _read_idx(images_path, 2051, (_SIDE, _SIDE)).reshape(-1, _SIDE * _SIDE)
-    y = _read_idx(labels_path, 2049, ()).astype(np.int64)
+    X = _read_idx(images_path, _IMAGES_MAGIC, (_SIDE, _SIDE)).reshape(-1, _SIDE * _SIDE)
+    y = _read_idx(labels_path, _LABELS_MAGIC, ()).astype(np.int64)
     if X.shape[0] != y.shape[0]:
         raise ValueError(f"{images_rel} has {X.shape[0]} images but {labels_rel} {y.shape[0]}")
     if as_float:
-        X = X / 255.0
+        X = X / _PIXEL_MAX
     else:
         X = X.copy()  # writeable, owning its memory (frombuffer views are read-only)
     return X, y

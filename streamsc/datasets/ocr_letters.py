@@ -28,10 +28,14 @@ def _zoom_stack(images, H, W):
     return _zoom_matrix(h, H) @ images.astype(np.float64) @ _zoom_matrix(w, W).T
 
 
+#: 'frame' framing: the 16x8 frame's scale factor (to 20x10, the MNIST ink box's height)
+_FRAME_ZOOM = _BOX / 16
+
+
 def _frame_letters(images):
     """'frame': the whole 16x8 frame scaled x1.25 (bilinear) to 20x10 and centred."""
     n, h, w = images.shape
-    zh, zw = int(np.floor(h * 1.25 + 0.5)), int(np.floor(w * 1.25 + 0.5))
+    zh, zw = int(np.floor(h * _FRAME_ZOOM + 0.5)), int(np.floor(w * _FRAME_ZOOM + 0.5))
     z = _zoom_stack(images, zh, zw)
     top, left = (_SIDE - zh) // 2, (_SIDE - zw) // 2
     out = np.zeros((n, _SIDE, _SIDE))
