@@ -368,6 +368,6 @@ def too_large(exc, keys, values):
     largest = (f"its largest value, {_short(keys[i])} = {values[i]:.3g}, "
                if i >= 0 else "")
     return ValueError(
-        f"x is too large to learn from: {largest}would move the basis by {exc.step:.3g}; "
+        f"x is too large to learn from: {largest}{exc.reason}; "
         "scale the features. The model is unchanged"
     )

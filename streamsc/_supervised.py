@@ -45,6 +45,9 @@ from .sparse_coder import SparseCoder
 
 #: a code coefficient's scale is at least this fraction of the largest coefficient's
 CODE_SD_FLOOR = 1e-2
+#: why a code is refused whose running variance would overflow
+CODE_TOO_LARGE = ("gives a code too large for the running scale of the codes (their variance "
+                  "would overflow)")
 
 #: the coder's parameters a supervised model takes directly, with SparseCoder's defaults
 CODER_DEFAULTS = {"n_components": 32, "prior": "kl", "loss": "squared", "lam": None,
@@ -210,14 +213,14 @@ class SupervisedCoding(_base.StreamscEstimator):
                 lr = coder._learner
                 rows, xv = coder._gather(keys, values)
                 w = lr.code(rows, xv)
-                g_w, apply_head = self._head_grad(w, y, self._raw(rows, xv))
-                if lr.m and (rows is None or rows.size) and not _sets_atom(lr, rows, xv):
-                    try:
+                try:
+                    g_w, apply_head = self._head_grad(w, y, self._raw(rows, xv))
+                    if lr.m and (rows is None or rows.size) and not _sets_atom(lr, rows, xv):
                         skipped = self._basis_step(lr, rows, xv, w, g_w)
-                    except StepTooLarge as exc:
-                        raise _features.too_large(exc, keys, values) from None
-                    self.n_backprop_skipped_ += skipped
-                    lr.count_scale(lr.as_learned(xv))
+                        self.n_backprop_skipped_ += skipped
+                        lr.count_scale(lr.as_learned(xv))
+                except StepTooLarge as exc:
+                    raise _features.too_large(exc, keys, values) from None
             apply_head()
             if self.raw_features:
                 self._raw_names = list(coder._features.names)
@@ -312,10 +315,7 @@ class SupervisedCoding(_base.StreamscEstimator):
             w_mean = self._w_mean + dw / n
             w_m2 = self._w_m2 + dw * (w - w_mean)
         if not np.isfinite(w_m2).all():
-            raise ValueError(
-                "the code of x is too large for the running scale of the codes (their variance "
-                "would overflow): scale the features. The model is unchanged"
-            )
+            raise StepTooLarge(np.inf, reason=CODE_TOO_LARGE)
         return w_mean, w_m2
 
 

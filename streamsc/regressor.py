@@ -5,7 +5,8 @@ import math
 import numpy as np
 from river import base
 
-from ._supervised import SupervisedCoding, check_target
+from ._basis_steps import StepTooLarge
+from ._supervised import CODE_TOO_LARGE, SupervisedCoding, check_target
 
 __all__ = ["SparseCodingRegressor"]
 
@@ -127,10 +128,7 @@ class SparseCodingRegressor(SupervisedCoding, base.Regressor):
             )
         w_mean, w_m2 = self._code_stats_after(w)
         if not (math.isfinite(err) and np.isfinite(g_w).all()):
-            raise ValueError(
-                "the code of x is too large for the running scale of the codes (their variance "
-                "would overflow): scale the features. The model is unchanged"
-            )
+            raise StepTooLarge(np.inf, reason=CODE_TOO_LARGE)
         eta = self._step_size(z, raw)
 
         def apply():
