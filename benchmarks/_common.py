@@ -328,6 +328,10 @@ def format_table(rows, columns, *, align=None):
     return "\n".join([fmt(cells[0]), rule] + [fmt(r) for r in cells[1:]])
 
 
+#: the first words of a comparison's introduction (:func:`start`'s ``intro``)
+BLAS_PINNED = "BLAS is pinned to 1 thread for every contender (threadpoolctl, whole comparison)"
+
+
 def heading(r, rest):
     """The line that opens one configuration's block of a summary:
     ``=== (m, k) = (<m>, <k>), lam = <lam><rest> ===``, after a blank line."""

@@ -367,8 +367,7 @@ def main(argv=None):
     args = parse_args(argv)
     import_seconds = _common.timed_import("streamsc")
     started = _common.start(SCRIPT, argv, intro=(
-        "BLAS is pinned to 1 thread for every contender (threadpoolctl, whole run); the "
-        "per-example kernels are single-threaded numba code.\n"
+        f"{_common.BLAS_PINNED}; the per-example kernels are single-threaded numba code.\n"
         "encode = streamsc.coding.solve on one row (dual Newton, default tol 1e-6*lam, cold "
         "start, p = 1/k); direction = streamsc.differentiation.direction (v = H^-1 g, B v); "
         "encode_vjp = the public function (checks + direction + dense grad_B).\n"

@@ -561,8 +561,7 @@ def main(argv=None):
 
     default_threads = numba.get_num_threads()
     started = _common.start(SCRIPT, argv, intro=(
-        "BLAS is pinned to 1 thread for every contender (threadpoolctl, whole comparison); "
-        "streamsc's per-example kernels call no BLAS.\n"
+        f"{_common.BLAS_PINNED}; streamsc's per-example kernels call no BLAS.\n"
         "Inputs: x = B w* + e, normalised to unit norm; B Gaussian with unit-norm columns (one "
         "B per shape, shared by all); w* has s planted atoms, |w*_j| ~ U[0.5, 1.5], w* >= 0 for "
         "non-negative codes and random signs for signed codes; e Gaussian, ||e|| ~ 0.1 ||B w*||.\n"

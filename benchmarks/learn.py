@@ -626,8 +626,8 @@ def main(argv=None):
     import sklearn.decomposition  # noqa: F401  (loads scikit-learn's BLAS pools before pinning)
 
     started = _common.start(SCRIPT, argv, intro=(
-        "BLAS is pinned to 1 thread for every contender (threadpoolctl, whole comparison); "
-        "every contender runs in this thread (streamsc's per-example kernels call no BLAS).\n"
+        f"{_common.BLAS_PINNED}; every contender runs in this thread (streamsc's per-example "
+        "kernels call no BLAS).\n"
         "Problem: 1/2||x - Bw||^2 + lam ||w||_1 per sample, signed codes: streamsc prior='l1', "
         "signed=True, lam; scikit-learn MiniBatchDictionaryLearning(alpha=lam) (checked below). "
         "streamsc also learns with KL codes (p = 1/k) and signed KL codes, same lam.\n"

@@ -370,7 +370,8 @@ class SparseCoder(_base.StreamscEstimator, base.MiniBatchTransformer):
     # river API
 
     def learn_one(self, x):
-        """Code ``x`` and take one SGD step on the basis (new feature names grow it).
+        """Code ``x`` and take one step on the basis, the online surrogate's or SGD's (see
+        **Learning the basis** above); new feature names grow it.
 
         Parameters
         ----------
@@ -399,6 +400,11 @@ class SparseCoder(_base.StreamscEstimator, base.MiniBatchTransformer):
         ----------
         x : dict
             Feature name -> real number.
+
+        Returns
+        -------
+        dict
+            Atom name -> coefficient.
         """
         keys, values = self._check_x(x)
         rows, xv = self._gather(keys, values)
