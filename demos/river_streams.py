@@ -177,8 +177,8 @@ def run(seed=0, limit=None, progress=True):
     return results
 
 
-def table(results):
-    lines = ["| stream | n | metric | streamsc (defaults, seed=0) | river baseline | "
+def table(results, seed=0):
+    lines = [f"| stream | n | metric | streamsc (defaults, seed={seed}) | river baseline | "
              "streamsc ex/s ÷ baseline |", "|---|---|---|---|---|---|"]
     for name, r in results.items():
         fmt = (lambda s: f"{100 * s:.2f} %") if r["metric"] == "accuracy" else (
@@ -218,7 +218,7 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, help="directory for river_streams.json and .png")
     args = parser.parse_args(argv)
     results = run(args.seed, 600 if args.quick else None)
-    print(table(results))
+    print(table(results, args.seed))
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "river_streams.json").write_text(json.dumps(results, indent=1))
