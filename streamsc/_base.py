@@ -6,7 +6,8 @@ base classes or scikit-learn's ``BaseEstimator``.
 * ``_transaction(deep=False)``: one all-or-nothing learning step. A context manager that
   records the model's learnable state -- the ``__dict__`` of the estimator and of every
   registered object it holds (a coder, its feature names, its learner, an amortised
-  encoder) -- and puts it back on any exception. ``deep=False`` records the attributes by
+  encoder; not a frozen dataclass such as the learner's ``Config``, which is replaced,
+  never changed) -- and puts it back on any exception. ``deep=False`` records the attributes by
   reference: enough for one example, whose steps replace the arrays they change (they only
   write in place after the last point where they can fail). ``deep=True`` copies them
   (learners through ``Learner.snapshot``/``restore``; constructor parameters, never
@@ -23,7 +24,6 @@ This module imports only :mod:`streamsc._model_file` (which imports only
 :mod:`streamsc.persistence`: no import cycle.
 """
 
-import contextlib
 import copy
 import inspect
 import sys
@@ -95,17 +95,26 @@ def _state_objects(root, deep):
         i += 1
         if deep and hasattr(obj, "snapshot") and not isinstance(obj, StreamscEstimator):
             continue
-        for value in obj.__dict__.values():
-            if type(value) in registered and id(value) not in seen:
+        # the registered values first (a comprehension: most attributes are not)
+        for value in [value for value in obj.__dict__.values() if type(value) in registered]:
+            if id(value) not in seen:
                 seen.add(id(value))
                 found.append(value)
     return found
 
 
+def _frozen(cls):
+    """Whether instances of ``cls`` cannot change (a frozen dataclass, such as the learner's
+    ``Config``: replaced, never mutated): a shallow transaction need not record them."""
+    params = getattr(cls, "__dataclass_params__", None)
+    return params is not None and params.frozen
+
+
 def _snapshot(root, deep):
     objects = _state_objects(root, deep)
     if not deep:
-        return [(obj, None, dict(obj.__dict__)) for obj in objects]
+        return [(obj, None, dict(obj.__dict__)) for obj in objects
+                if not _frozen(type(obj))]
     memo = {id(obj): obj for obj in objects}  # other state objects: themselves, not copies
     out = []
     for obj in objects:
@@ -162,16 +171,28 @@ class StreamscEstimator:
         for name in _param_names(type(self)):
             setattr(self, name, arguments[name])
 
-    @contextlib.contextmanager
     def _transaction(self, deep=False):
         """One all-or-nothing step: on any exception inside, the model's learnable state is
-        put back as it was (see the module docstring for ``deep``)."""
-        saved = _snapshot(self, deep)
-        try:
-            yield
-        except BaseException:
-            _restore(saved)
-            raise
+        put back as it was (see the module docstring for ``deep``). A context manager."""
+        return _Transaction(_snapshot(self, deep))
+
+
+class _Transaction:
+    """The context manager of :meth:`StreamscEstimator._transaction` (a class: cheaper per
+    example than a generator-based one)."""
+
+    __slots__ = ("saved",)
+
+    def __init__(self, saved):
+        self.saved = saved
+
+    def __enter__(self):
+        return None
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            _restore(self.saved)
+        return False
 
 
 def save_model(obj, path):

@@ -5,6 +5,8 @@ schedule), the implicit rank-2 and unrolled supervised steps, the online surroga
 anything: a refused example leaves the learner as it was.
 """
 
+import math
+
 import numpy as np
 
 from . import _models
@@ -86,7 +88,7 @@ class StepTooLarge(ValueError):
 
 
 def check_step(loss, step, supervised=False):
-    if not (np.isfinite(loss) and np.isfinite(step) and step < _MAX_STEP):
+    if not (math.isfinite(loss) and math.isfinite(step) and step < _MAX_STEP):
         raise StepTooLarge(step, supervised)
 
 
@@ -296,13 +298,16 @@ def _surrogate_atoms(lr, code):
     k = code.shape[0]
     mag = np.abs(code)
     top = float(mag.max(initial=0.0))
-    active = np.flatnonzero(mag >= ACTIVE_FRACTION * top) if top > 0 else np.empty(0, int)
+    active = (mag >= ACTIVE_FRACTION * top).nonzero()[0] if top > 0 else np.empty(0, int)
     if active.size > MAX_ACTIVE:
         active = active[np.argsort(-mag[active], kind="stable")[:MAX_ACTIVE]]
-    extra = (lr.cursor + np.arange(min(ROUND_ROBIN, k))) % k
-    lr.cursor = int((lr.cursor + ROUND_ROBIN) % k)
-    atoms = np.concatenate([active, np.setdiff1d(extra, active)])
-    return np.ascontiguousarray(atoms, dtype=np.int64)
+    cursor = lr.cursor
+    lr.cursor = int((cursor + ROUND_ROBIN) % k)
+    # the round-robin atoms the code does not use, in increasing order (np.setdiff1d's
+    # result; sets of Python ints: a few atoms, where np.isin's setup costs more)
+    chosen = active.tolist()
+    extra = sorted({(cursor + i) % k for i in range(min(ROUND_ROBIN, k))}.difference(chosen))
+    return np.array(chosen + extra, dtype=np.int64)
 
 
 def surrogate_step(lr, rows, x, code, weight_=1.0, then=None):
@@ -315,8 +320,8 @@ def surrogate_step(lr, rows, x, code, weight_=1.0, then=None):
     loss."""
     r, g, loss = residual(lr, rows, x, code)
     c = weight_ * weight(lr)
-    with np.errstate(over="ignore", invalid="ignore"):
-        check_step(loss, np.abs(g).max(initial=0.0) * np.abs(code).max(initial=0.0))
+    # Python floats: an overflowing product is inf (0 * inf nan), with no warning to silence
+    check_step(loss, float(np.abs(g).max(initial=0.0)) * float(np.abs(code).max(initial=0.0)))
     if lr.encoder is not None:
         lr.encoder.update(x, code, rows)
     if c > 0.0:

@@ -77,9 +77,10 @@ def _cached(cache, rows, x):
     c_rows, c_x, code, version = cache
     if (c_rows is None) != (rows is None):
         return None
-    if rows is not None and not np.array_equal(rows, c_rows):
+    # np.array_equal's answer, without its conversions (both are 1-D float or int arrays)
+    if rows is not None and not (rows.shape == c_rows.shape and (rows == c_rows).all()):
         return None
-    if not np.array_equal(x, c_x):
+    if not (x.shape == c_x.shape and (x == c_x).all()):
         return None
     return code, version
 
@@ -93,16 +94,14 @@ def _solve(lr, rows, X, tol, init=None):
     Bo = lr.observed(rows)
     kw = dict(loss=cfg.loss, prior=cfg.prior, lam=cfg.lam, p=cfg.p, signed=cfg.signed,
               tol=float(tol), solver=cfg.solver, max_iter=cfg.max_iter)
-    W = None
     if init is not None:
         try:
             W, _, _, viol = solve(X, Bo, init=init, n_threads=cfg.n_threads, **kw)
-            if not ((viol <= tol).all() and np.isfinite(W).all()):
-                W = None
+            if (viol <= tol).all() and np.isfinite(W).all():
+                return W
         except np.linalg.LinAlgError:
-            W = None
-    if W is None:
-        W = solve(X, Bo, init=None, n_threads=cfg.n_threads, **kw)[0]
+            pass
+    W = solve(X, Bo, init=None, n_threads=cfg.n_threads, **kw)[0]
     if not np.isfinite(W).all():  # never store a non-finite code or step on one
         raise ValueError(
             f"the sparse code is not finite (largest |x| is {np.abs(X).max():.3g}): "

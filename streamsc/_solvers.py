@@ -105,6 +105,21 @@ def solve_kl(X, B, *, loss, lam, p, signed, tol, solver, max_iter, init):
                 X, B, p, lam, signed, tol, cap, Nu, HESS_DROP, MAX_KEPT, H, n_iter, viol
             )
         _redo_stalled_newton(X, B, p, lam, signed, tol, H, n_iter, viol, loss)
+    elif one:  # both EGD variants, one row: the state as a vector, no (1, k) copies
+        cap = max_iter or MAX_ITER["egd"]
+        if init is None:
+            h = np.concatenate((p, p)) if signed else p
+        elif signed:
+            h = np.concatenate(split_signed(init[0], p))
+        else:
+            h = init[0]
+        u = np.log(np.maximum(h.astype(np.float64, copy=False), 1e-300))
+        n_iter[0], _, viol[0] = _call(
+            kl_kernels.egd,
+            X[0], B, p, lam, signed, tol, cap, u, 1.0, np.empty(0), loss.code,
+            solver == "egd_diag"
+        )
+        H = np.exp(u)[None, :]
     else:
         cap = max_iter or MAX_ITER["egd"]  # both EGD variants
         if init is None:

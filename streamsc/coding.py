@@ -236,8 +236,12 @@ def solve(X, B, *, prior, lam, p, signed, tol, loss="squared", solver="egd", max
     ``halves`` is ``(W+, W-)`` for signed KL codes (the prior record's ``split``) and None
     otherwise. The prior's record solves (``Prior.solve``).
     """
+    solver_of = _models.get_prior(prior).solve
+    if X.shape[0] == 1:  # the per-example kernel, in this thread: no thread settings
+        return solver_of(X, B, loss=_models.get_loss(loss), lam=lam, p=p, signed=signed,
+                         tol=tol, solver=solver, max_iter=max_iter, init=init)
     with _threads(n_threads, X.shape[0]):
-        return _models.get_prior(prior).solve(
+        return solver_of(
             X, B, loss=_models.get_loss(loss), lam=lam, p=p, signed=signed, tol=tol,
             solver=solver, max_iter=max_iter, init=init,
         )
