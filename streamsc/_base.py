@@ -95,6 +95,8 @@ def _state_objects(root, deep):
         i += 1
         if deep and hasattr(obj, "snapshot") and not isinstance(obj, StreamscEstimator):
             continue
+        if _frozen(type(obj)):  # holds plain values (the learner's Config)
+            continue
         # the registered values first (a comprehension: most attributes are not)
         for value in [value for value in obj.__dict__.values() if type(value) in registered]:
             if id(value) not in seen:
@@ -103,11 +105,18 @@ def _state_objects(root, deep):
     return found
 
 
+_FROZEN = {}
+
+
 def _frozen(cls):
     """Whether instances of ``cls`` cannot change (a frozen dataclass, such as the learner's
-    ``Config``: replaced, never mutated): a shallow transaction need not record them."""
-    params = getattr(cls, "__dataclass_params__", None)
-    return params is not None and params.frozen
+    ``Config``: replaced, never mutated): a shallow transaction need not record them, nor
+    look into them."""
+    frozen = _FROZEN.get(cls)
+    if frozen is None:
+        params = getattr(cls, "__dataclass_params__", None)
+        frozen = _FROZEN[cls] = params is not None and params.frozen
+    return frozen
 
 
 def _snapshot(root, deep):

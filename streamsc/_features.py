@@ -178,6 +178,9 @@ class Features:
 
 #: value types that need no check (real numbers)
 _FAST_TYPES = frozenset([float, int, np.float64, np.float32, np.int64, np.int32])
+#: examples of at most this many features are checked in Python floats, not NumPy's
+#: (cheaper than a ufunc call and a reduction on a few values)
+SHORT_EXAMPLE = 64
 #: feature names that need no check (they always equal themselves)
 _FAST_KEY_TYPES = frozenset([str, int])
 #: numpy's time types are integers to ``numbers`` but are not quantities
@@ -279,7 +282,8 @@ def check_features(x, name="x"):
                     "feature value must be a finite float. The model is unchanged"
                 ) from None
         raise
-    if not np.isfinite(values).all():
+    if not (all(map(math.isfinite, values.tolist())) if values.size <= SHORT_EXAMPLE
+            else np.isfinite(values).all()):
         bad = int(np.flatnonzero(~np.isfinite(values))[0])
         raise ValueError(
             f"{name}[{keys[bad]!r}] is {raw[bad]!r}: every feature value must be finite"

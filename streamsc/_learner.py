@@ -77,12 +77,25 @@ def _cached(cache, rows, x):
     c_rows, c_x, code, version = cache
     if (c_rows is None) != (rows is None):
         return None
-    # np.array_equal's answer, without its conversions (both are 1-D float or int arrays)
-    if rows is not None and not (rows.shape == c_rows.shape and (rows == c_rows).all()):
+    if rows is not None and not _equal(rows, c_rows):
         return None
-    if not (x.shape == c_x.shape and (x == c_x).all()):
+    if not _equal(x, c_x):
         return None
     return code, version
+
+
+#: vectors of at most this many entries are compared as Python lists (cheaper than a ufunc
+#: and a reduction on a few values; the same answer: ``==`` on each pair)
+_SHORT = 64
+
+
+def _equal(a, b):
+    """``np.array_equal(a, b)`` of two 1-D arrays (float values, or int row numbers)."""
+    if a.shape != b.shape:
+        return False
+    if a.size <= _SHORT:
+        return a.tolist() == b.tolist()
+    return bool((a == b).all())
 
 
 def _solve(lr, rows, X, tol, init=None):

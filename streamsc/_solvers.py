@@ -60,12 +60,39 @@ def split_signed(code, p):
     return wp, wp - code
 
 
+_NO_TRACE = np.empty(0)  # EGD's trace argument: length 0, nothing recorded (never written)
+
+
+def _egd_one(X, B, k, *, lam, p, signed, tol, code, diag, max_iter, init):
+    """:func:`solve_kl` of one row by EGD (either variant): the same kernel call on the
+    same state as the batch path, kept as a vector (no (1, k) scratch arrays)."""
+    if init is None:
+        h = np.concatenate((p, p)) if signed else p
+    elif signed:
+        h = np.concatenate(split_signed(init[0], p))
+    else:
+        h = init[0]
+    u = np.log(np.maximum(h.astype(np.float64, copy=False), 1e-300))
+    it, _, viol = _call(
+        kl_kernels.egd,
+        X[0], B, p, lam, signed, tol, max_iter or MAX_ITER["egd"], u, 1.0, _NO_TRACE,
+        code, diag
+    )
+    H = np.exp(u)[None, :]
+    if signed:
+        return H[:, :k] - H[:, k:], (H[:, :k], H[:, k:]), np.array([it]), np.array([viol])
+    return H, None, np.array([it]), np.array([viol])
+
+
 def solve_kl(X, B, *, loss, lam, p, signed, tol, solver, max_iter, init):
     """Codes under the KL prior: EGD (``solver`` "egd" or "egd_diag"), the dual Newton
     method (squared loss) or primal Newton (KL loss)."""
     n, m = X.shape
     k = B.shape[1]
     one = n == 1
+    if one and solver != "newton":
+        return _egd_one(X, B, k, lam=lam, p=p, signed=signed, tol=tol, code=loss.code,
+                        diag=solver == "egd_diag", max_iter=max_iter, init=init)
     n_iter = np.zeros(n, dtype=np.int64)
     viol = np.zeros(n)
     halves = None
@@ -105,21 +132,6 @@ def solve_kl(X, B, *, loss, lam, p, signed, tol, solver, max_iter, init):
                 X, B, p, lam, signed, tol, cap, Nu, HESS_DROP, MAX_KEPT, H, n_iter, viol
             )
         _redo_stalled_newton(X, B, p, lam, signed, tol, H, n_iter, viol, loss)
-    elif one:  # both EGD variants, one row: the state as a vector, no (1, k) copies
-        cap = max_iter or MAX_ITER["egd"]
-        if init is None:
-            h = np.concatenate((p, p)) if signed else p
-        elif signed:
-            h = np.concatenate(split_signed(init[0], p))
-        else:
-            h = init[0]
-        u = np.log(np.maximum(h.astype(np.float64, copy=False), 1e-300))
-        n_iter[0], _, viol[0] = _call(
-            kl_kernels.egd,
-            X[0], B, p, lam, signed, tol, cap, u, 1.0, np.empty(0), loss.code,
-            solver == "egd_diag"
-        )
-        H = np.exp(u)[None, :]
     else:
         cap = max_iter or MAX_ITER["egd"]  # both EGD variants
         if init is None:
