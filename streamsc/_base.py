@@ -89,10 +89,7 @@ def _state_objects(root, deep):
     registered = _NAMES
     found = [root]
     seen = {id(root)}
-    i = 0
-    while i < len(found):
-        obj = found[i]
-        i += 1
+    for obj in found:  # breadth first: found grows as the loop goes
         if deep and hasattr(obj, "snapshot") and not isinstance(obj, StreamscEstimator):
             continue
         if _frozen(type(obj)):  # holds plain values (the learner's Config)
