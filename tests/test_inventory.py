@@ -49,20 +49,20 @@ def _coder(name, trained):
     return model
 
 
-def _classifier(trained, **params):
-    model = SparseCodingClassifier(n_components=3, seed=0, **params)
+def _supervised(cls, labels, trained, **params):
+    model = cls(n_components=3, seed=0, **params)
     if trained:
-        for x, y in zip(GOOD, LABELS):
+        for x, y in zip(GOOD, labels):
             model.learn_one(x, y)
     return model
+
+
+def _classifier(trained, **params):
+    return _supervised(SparseCodingClassifier, LABELS, trained, **params)
 
 
 def _regressor(trained, **params):
-    model = SparseCodingRegressor(n_components=3, seed=0, **params)
-    if trained:
-        for x, y in zip(GOOD, TARGETS):
-            model.learn_one(x, y)
-    return model
+    return _supervised(SparseCodingRegressor, TARGETS, trained, **params)
 
 
 def _text(trained):
