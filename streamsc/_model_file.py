@@ -85,6 +85,41 @@ def header(payload_bytes, version):
             + TAIL.pack(len(payload_bytes), hashlib.sha256(payload_bytes).digest()))
 
 
+def _remove_stale_temporaries(directory, name):
+    """Remove the temporaries earlier saves to ``name`` left behind when their process was
+    killed mid-save (``.<name>.<pid>.<random>.tmp`` whose process no longer exists). Those
+    of live processes, this one included (another thread may be saving), are kept."""
+    prefix = f".{name}."
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return
+    for entry in entries:
+        if not (entry.startswith(prefix) and entry.endswith(".tmp")):
+            continue
+        pid = entry[len(prefix):].split(".", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        try:
+            os.remove(os.path.join(directory, entry))
+        except OSError:
+            pass
+
+
+def _alive(pid):
+    """Whether a process ``pid`` exists (on Windows, where ``os.kill`` would end it, assume
+    it does)."""
+    if os.name == "nt":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError, OverflowError):
+        return True
+    return True
+
+
 def write_atomic(path, chunks):
     """Write ``chunks`` to ``path`` through a unique temporary in the same directory
     (flushed, fsynced, renamed over ``path``, directory fsynced); the temporary is removed on
@@ -92,7 +127,8 @@ def write_atomic(path, chunks):
     path = os.path.realpath(os.fspath(path))
     directory, name = os.path.split(path)
     directory = directory or "."
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+    _remove_stale_temporaries(directory, name)
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.{os.getpid()}.", suffix=".tmp", dir=directory)
     try:
         try:  # mkstemp makes the file 0600: keep the mode of the file replaced, else 0644
             mode = os.stat(path).st_mode & _PERMISSION_BITS

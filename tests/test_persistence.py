@@ -720,3 +720,48 @@ def test_save_through_a_symlink_writes_its_target(tmp_path):
     assert os.path.islink(link) and os.path.realpath(link) == os.path.realpath(target)
     assert streamsc.load(target).basis_.equals(model.basis_)
     assert sorted(os.listdir(tmp_path)) == ["link.streamsc", "real.streamsc"]
+
+
+KILLED_SAVE = """
+import os, sys, time
+import numpy as np
+from streamsc import SparseCoder, save
+
+coder = SparseCoder(n_components=2, seed=0)
+coder.learn_one({"a": 1.0, "b": 2.0})
+os.fsync = lambda fd: time.sleep(120)  # hang mid-save, the temporary written
+save(coder, sys.argv[1])
+"""
+
+
+@pytest.mark.skipif(os.name == "nt", reason="SIGKILL is POSIX")
+def test_a_save_killed_midway_leaves_a_temporary_the_next_save_removes(tmp_path):
+    """SIGKILL mid-save cannot clean up; the next save to that path removes the temporary
+    the dead process left (its pid is in the name), and keeps those of live processes."""
+    import signal
+    import time
+
+    path = tmp_path / "model.sc"
+    live = tmp_path / f".model.sc.{os.getpid()}.abcd.tmp"  # this process: "another thread"
+    live.write_bytes(b"")
+    child = subprocess.Popen([sys.executable, "-c", KILLED_SAVE, str(path)])
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            stale = [p for p in tmp_path.iterdir() if p.name.startswith(f".model.sc.{child.pid}.")]
+            if stale and stale[0].stat().st_size > 0:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the child never wrote its temporary")
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert stale[0].exists() and not path.exists()
+    coder = SparseCoder(n_components=2, seed=0)
+    coder.learn_one({"a": 1.0, "b": 2.0})
+    streamsc.save(coder, path)
+    assert not stale[0].exists()
+    assert live.exists()  # a live process's temporary is never touched
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["model.sc", live.name])
+    assert streamsc.load(path).n_components == 2
