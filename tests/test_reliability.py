@@ -541,3 +541,26 @@ def test_item10_a_backprop_step_too_large_takes_the_reconstruction_step(cls, mon
     B = model.coder_._learner.B
     check_basis(B)
     assert not np.array_equal(B, B_before)  # the reconstruction step was taken
+
+
+@pytest.mark.parametrize("learning_rate", [30.0, 1e200])
+@pytest.mark.parametrize("cls", [SparseCodingClassifier, SparseCodingRegressor])
+def test_item10_a_huge_learning_rate_neither_diverges_nor_refuses(cls, learning_rate):
+    """The heads' normalised step is capped at the step that fits the example, and the
+    basis step is AdaGrad's: a huge learning_rate refuses nothing and leaves every
+    prediction finite and of the targets' scale."""
+    model = cls(n_components=4, seed=0, gradient="implicit", learning_rate=learning_rate)
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        x = {f"f{j}": rng.standard_normal() for j in range(6)}
+        y = 3.0 * x["f0"] + 0.1 * rng.standard_normal()
+        model.learn_one(x, y > 0 if cls is SparseCodingClassifier else y)
+        check_basis(model.coder_._learner.B)
+    for _ in range(20):
+        x = {f"f{j}": rng.standard_normal() for j in range(6)}
+        y_hat = model.predict_one(x)
+        if cls is SparseCodingRegressor:
+            assert math.isfinite(y_hat) and abs(y_hat) < 100.0
+        else:
+            proba = model.predict_proba_one(x)
+            assert all(math.isfinite(q) for q in proba.values())
