@@ -17,6 +17,7 @@ from numbers import Integral, Real
 import numpy as np
 
 from . import _validation as validation
+from ._models import LOSSES
 from .coding import default_tol
 
 __all__ = [
@@ -258,10 +259,16 @@ class Config:
     #: ``tol=None``: tol follows lam (``default_tol``)
     tol_from_lam: bool = False
 
+    @property
+    def distribution(self):
+        """Whether examples are coded as distributions (the loss record's softmax transfer:
+        documents of counts), else as values (linear transfer)."""
+        return LOSSES[self.loss].distribution
+
 
 def _check_combination(loss, gradient, encoder, basis_update):
     """The parameters that exclude each other; returns the resolved ``basis_update``."""
-    if gradient == "unrolled" and loss == "kl":
+    if gradient == "unrolled" and not LOSSES[loss].unrolled:
         raise ValueError(
             "gradient='unrolled' needs loss='squared' (the unrolled solvers are ISTA/FISTA "
             "and EGD on the squared loss); use gradient='implicit' or 'alternating'"
@@ -271,7 +278,8 @@ def _check_combination(loss, gradient, encoder, basis_update):
             f"encoder={encoder!r} learns from the exact codes, which gradient='unrolled' "
             "does not compute; use encoder='exact' or another gradient"
         )
-    surrogate_ok = loss == "squared" and gradient != "unrolled"
+    # the surrogate's closed-form atom update needs the linear transfer
+    surrogate_ok = not LOSSES[loss].distribution and gradient != "unrolled"
     if basis_update == "auto":
         return "surrogate" if surrogate_ok else "sgd"
     if basis_update == "surrogate" and not surrogate_ok:
@@ -313,7 +321,7 @@ def check_params(params):
     lam_per_norm = None
     if checked["lam"] is not None:
         lam = checked["lam"]
-    elif loss == "kl":  # documents are distributions: no scale to calibrate
+    elif LOSSES[loss].distribution:  # documents are distributions: no scale to calibrate
         lam = DEFAULT_LAM_KL_LOSS
     else:
         lam = lam_per_norm = DEFAULT_LAM[checked["prior"]]

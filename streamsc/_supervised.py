@@ -41,6 +41,7 @@ from . import _base
 from . import _features, _params
 from . import _validation as validation
 from ._basis_steps import StepTooLarge
+from ._models import LOSSES
 from .sparse_coder import SparseCoder
 
 #: a code coefficient's scale is at least this fraction of the largest coefficient's
@@ -78,7 +79,7 @@ def check_supervised_params(model):
                 "give either a coder or its parameters"
             )
     loss = coder.loss if coder is not None else model.loss
-    if model.gradient == "unrolled" and loss == "kl":
+    if model.gradient == "unrolled" and loss in LOSSES and not LOSSES[loss].unrolled:
         raise ValueError(
             "gradient='unrolled' needs a coder with loss='squared' (the unrolled solvers are "
             "ISTA/FISTA and EGD on the squared loss); use gradient='implicit'"
@@ -158,7 +159,7 @@ class SupervisedCoding(_base.StreamscEstimator):
         the KL loss, the document's distribution over every row), or None."""
         if not self.raw_features or xv.size == 0:
             return None
-        if self._coder.loss == "kl":
+        if self._coder._learner.config.distribution:
             total = float(xv.sum())
             xv = xv / total if total > 0.0 else np.zeros_like(xv)
         return rows, xv
@@ -203,7 +204,7 @@ class SupervisedCoding(_base.StreamscEstimator):
         ``_head_grad`` as a closure and applied last, once nothing can fail any more."""
         coder = self._coder
         keys, values = coder._check_x(x)
-        if coder.loss == "kl" and not (values > 0).any():
+        if coder._learner.config.distribution and not (values > 0).any():
             return  # a blank document: nothing to learn from
         with validation.model_lock(coder):  # one learning call at a time, across threads
             # all or nothing up to the head's update (the steps replace what they change, so

@@ -277,7 +277,7 @@ class SparseCodingTransformer(_base.StreamscEstimator, ClassNamePrefixFeaturesOu
         W = learner.code_batch(None, X)
         losses = np.zeros(X.shape[0])  # an empty document (KL) scores 0
         rows = np.arange(X.shape[0])
-        if learner.config.loss == "kl":
+        if learner.config.distribution:
             totals = X.sum(axis=1)
             rows = np.flatnonzero(totals > 0.0)
             X = X[rows] / totals[rows, None]
@@ -290,7 +290,7 @@ class SparseCodingTransformer(_base.StreamscEstimator, ClassNamePrefixFeaturesOu
     @staticmethod
     def _check_counts(learner, X, learning):
         """``loss="kl"``: non-negative counts, and no all-zero row to learn from."""
-        if learner.config.loss != "kl":
+        if not learner.config.distribution:
             return
         if np.any(X < 0):
             i, j = np.argwhere(X < 0)[0]

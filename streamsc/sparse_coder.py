@@ -326,14 +326,14 @@ class SparseCoder(_base.StreamscEstimator, base.MiniBatchTransformer):
         supervised steps need a document; ``learn_one`` passes ``learning=False`` and skips a
         blank one)."""
         keys, values = _features.check_features(x)
-        if self._learner.config.loss == "kl":
+        if self._learner.config.distribution:
             _features.check_counts(keys, values, learning=learning)
         return keys, values
 
     def _gather(self, keys, values):
         """(rows, x) for the learner: the observed rows and their values (squared loss), or
         ``(None, counts over every row)`` (KL loss: a missing word is a zero count)."""
-        if self._learner.config.loss == "kl":
+        if self._learner.config.distribution:
             return None, self._features.dense(keys, values)
         return self._features.gather(keys, values)
 
@@ -381,7 +381,7 @@ class SparseCoder(_base.StreamscEstimator, base.MiniBatchTransformer):
         keys, values = self._check_x(x)
         if not keys:
             return
-        if self._learner.config.loss == "kl" and not (values > 0).any():
+        if self._learner.config.distribution and not (values > 0).any():
             return  # a blank document: no distribution to learn from
         # one learning call at a time, across threads; all or nothing (the step replaces
         # what it changes, so the state is recorded by reference)
@@ -420,7 +420,7 @@ class SparseCoder(_base.StreamscEstimator, base.MiniBatchTransformer):
             One example per row, one feature per column; every value finite.
         """
         columns, values = self._check_frame(X)
-        kl = self._learner.config.loss == "kl"
+        kl = self._learner.config.distribution
         if kl:
             self._check_counts_frame(X, columns, values)
             blank = ~(values > 0).any(axis=1)
@@ -469,7 +469,7 @@ class SparseCoder(_base.StreamscEstimator, base.MiniBatchTransformer):
             One row per row of ``X`` (same index), one column per atom.
         """
         columns, values = self._check_frame(X)
-        if self._learner.config.loss == "kl":
+        if self._learner.config.distribution:
             self._check_counts_frame(X, columns, values)
             rows, Xv = None, self._dense_frame(columns, values)
         else:
