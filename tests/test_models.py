@@ -128,13 +128,13 @@ def test_each_prior_solves_as_encode(loss, prior, signed, n):
         assert halves is None
 
 
-def _compares_a_name(node):
-    """``prior`` (a name or an attribute) compared to a string literal."""
+def _compares_a_name(node, what=("prior", "loss")):
+    """``prior`` or ``loss`` (a name or an attribute) compared to a string literal."""
     if not isinstance(node, ast.Compare):
         return False
     sides = [node.left, *node.comparators]
-    named = any(isinstance(s, ast.Name) and s.id == "prior"
-                or isinstance(s, ast.Attribute) and s.attr == "prior" for s in sides)
+    named = any(isinstance(s, ast.Name) and s.id in what
+                or isinstance(s, ast.Attribute) and s.attr in what for s in sides)
     literal = any(isinstance(s, ast.Constant) and isinstance(s.value, str)
                   or isinstance(s, (ast.Tuple, ast.List, ast.Set))
                   and any(isinstance(e, ast.Constant) and isinstance(e.value, str)
@@ -143,9 +143,9 @@ def _compares_a_name(node):
     return named and literal
 
 
-def test_no_module_compares_prior_to_a_name():
-    """Only the records know the priors by name: no module of the package compares
-    ``prior`` to a string (``_params.py``, the schema, validates the choice names), and the
+def test_no_module_compares_prior_or_loss_to_a_name():
+    """Only the records know the priors and losses by name: no module of the package
+    compares ``prior`` or ``loss`` to a string (``_params.py``, the schema, validates the choice names), and the
     old tables ``PRIOR_IDS`` / ``LOSS_CODES`` are gone."""
     found = []
     for path in sorted(PACKAGE.glob("*.py")):
@@ -163,4 +163,5 @@ def test_no_module_compares_prior_to_a_name():
 def test_the_checker_finds_a_comparison():
     assert _compares_a_name(ast.parse('cfg.prior == "kl"').body[0].value)
     assert _compares_a_name(ast.parse('prior in ("l1", "l2")').body[0].value)
-    assert not _compares_a_name(ast.parse('loss == "kl"').body[0].value)
+    assert _compares_a_name(ast.parse('self.config.loss != "kl"').body[0].value)
+    assert not _compares_a_name(ast.parse('solver == "kl"').body[0].value)
