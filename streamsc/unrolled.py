@@ -32,7 +32,7 @@ MAX_HALVINGS = 40
 #: monotone-decrease test accepts steps up to about 2 / L of the local curvature, where the
 #: iterates oscillate and the unrolled Jacobian converges slowly: with the accepted step
 #: itself, KL dictionary learning with T = 10 and 20 failed on the planted stream of
-#: ``benchmarks/gradients.py`` (26% and 51% of the atoms recovered); one more halving
+#: ``demos/gradients.py`` (26% and 51% of the atoms recovered); one more halving
 #: keeps the step at or below about 1 / L (``docs/gradients.md``).
 ACCEPTED_STEP_FACTOR = 0.5
 
