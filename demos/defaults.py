@@ -85,8 +85,8 @@ def planted_section(quick, n):
     problems = PLANTED_QUICK if quick else PLANTED
     runs = _planted_runs(quick)
     scores = {}
-    for m, k, s, signed, scaling in problems:
-        name = f"m={m} k={k} s={s} {'signed' if signed else 'non-neg'} {scaling}"
+    names = _names(problems)
+    for (m, k, s, signed, scaling), name in zip(problems, names):
         B_true, X = planted_dictionary(m, k, n, sparsity=s, signed=signed, scaling=scaling,
                                        seed=0)
         for setting, value, _, params in runs:
@@ -99,7 +99,7 @@ def planted_section(quick, n):
             _log(f"  planted {name:32s} {setting} = {value:<6g} recovered {r:6.1%} "
                  f"({time.perf_counter() - t0:.1f} s)")
     return _table("planted dictionaries: atoms recovered (|cos| >= 0.95) after "
-                  f"{n:,} examples", runs, [p for p in _names(problems)], scores,
+                  f"{n:,} examples", runs, names, scores,
                   percent=True)
 
 

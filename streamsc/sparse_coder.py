@@ -445,14 +445,12 @@ class SparseCoder(_base.StreamscEstimator, base.MiniBatchTransformer):
                     for i in range(Xv.shape[0]):
                         learner.learn(rows, Xv[i])
             except StepTooLarge as exc:
-                if i is None:
-                    where = "this frame"
-                    err = _features.too_large(exc, list(columns) * values.shape[0],
-                                              values.ravel())
-                else:
-                    row = int(np.flatnonzero(~blank)[i]) if kl else i
-                    where = f"row {row} of this frame"
-                    err = _features.too_large(exc, columns, values[i])
+                # a row-by-row step names its row; the frame's one step, the row holding
+                # its largest value
+                worst = i if i is not None else int(np.argmax(np.abs(values).max(axis=1)))
+                where = ("this frame" if i is None else
+                         f"row {int(np.flatnonzero(~blank)[i]) if kl else i} of this frame")
+                err = _features.too_large(exc, columns, values[worst])
                 raise ValueError(f"{where}: {err}") from None
 
     def transform_many(self, X):
