@@ -25,7 +25,7 @@ from numba import njit
 
 from .._config import NJIT
 from .kl import loss_residual
-from .linalg import matvec
+from .linalg import col_sq_norms, matvec
 
 
 @njit(**NJIT)
@@ -135,11 +135,7 @@ def normalise_columns(B, norms):
     """Rescale every column of B to unit L2 norm in place (zero columns are left alone).
     ``norms`` (float64[k]) is left holding the norms before rescaling."""
     m, k = B.shape
-    for j in range(k):
-        norms[j] = 0.0
-    for i in range(m):
-        for j in range(k):
-            norms[j] += B[i, j] * B[i, j]
+    col_sq_norms(B, norms)
     for j in range(k):
         norms[j] = np.sqrt(norms[j])
     for i in range(m):
