@@ -310,6 +310,23 @@ def _solve_m_cg(B, d, g, rtol, max_iter, hess_drop, max_kept, v, Bv):
 
 
 @njit(**NJIT)
+def _kl_weights(signed, lam, p, w, wm, d, phi):
+    """The KL prior's per-atom weights (module docstring), for every atom: ``d = w / lam``
+    and ``phi = log(w / p)``, or for a signed state (w+ = w, w- = wm)
+    ``d = (w+ + w-) / lam`` and ``phi = (w+ log(w+/p) - w- log(w-/p)) / (w+ + w-)``."""
+    for j in range(d.shape[0]):
+        if signed:
+            wp = w[j]
+            wn = wm[j]
+            sj = wp + wn
+            d[j] = sj / lam
+            phi[j] = (wp * np.log(wp / p[j]) - wn * np.log(wn / p[j])) / sj
+        else:
+            d[j] = w[j] / lam
+            phi[j] = np.log(w[j] / p[j])
+
+
+@njit(**NJIT)
 def vjp_direction(B, prior, signed, lam, p, w, wm, g, method, rtol, max_iter,
                   hess_drop, max_kept, v, Bv):
     """v = H^{-1} g for the code of one example, B v, and dLoss/dlam.
@@ -341,18 +358,10 @@ def vjp_direction(B, prior, signed, lam, p, w, wm, g, method, rtol, max_iter,
     idx = np.empty(k, dtype=np.int64)
     s = 0
     if prior == KL:
+        _kl_weights(signed, lam, p, w, wm, d, phi)
         for j in range(k):
-            if signed:
-                wp = w[j]
-                wn = wm[j]
-                sj = wp + wn
-                d[j] = sj / lam
-                phi[j] = (wp * np.log(wp / p[j]) - wn * np.log(wn / p[j])) / sj
-            else:
-                d[j] = w[j] / lam
-                phi[j] = np.log(w[j] / p[j])
-            idx[s] = j
-            s += 1
+            idx[j] = j
+        s = k
     else:
         for j in range(k):
             active = w[j] != 0.0 if (prior == L1 or signed) else w[j] > 0.0
@@ -472,18 +481,9 @@ def kl_loss_direction(B, signed, lam, p, w, wm, g, q, v, Bv, SBv):
     f = np.empty(k)
     phi = np.empty(k)
     c = np.empty(k)
+    _kl_weights(signed, lam, p, w, wm, d, phi)
     for j in range(k):
-        if signed:
-            wp = w[j]
-            wn = wm[j]
-            sj = wp + wn
-            d[j] = sj / lam
-            phi[j] = (wp * np.log(wp / p[j]) - wn * np.log(wn / p[j])) / sj
-            c[j] = wp - wn
-        else:
-            d[j] = w[j] / lam
-            phi[j] = np.log(w[j] / p[j])
-            c[j] = w[j]
+        c[j] = w[j] - wm[j] if signed else w[j]
         f[j] = np.sqrt(d[j])
     # q = softmax(B c)
     matvec(B, c, q)
