@@ -166,6 +166,20 @@ def _kl_start(lam, cn2, p, signed):
     return bias, theta
 
 
+def _norm_prior(name, kernel_id, *, active_set, solve, amortized_start):
+    """The record of a norm prior (L1, L2) on the squared-loss coding problem: ``p`` does not
+    enter, unsigned codes are >= 0 and signed codes are whole (no halves); solved by
+    coordinate descent, unrolled as ISTA / FISTA with step 1/L, encoded by the ReLU (unsigned)
+    or soft (signed) shrink."""
+    return Prior(
+        name=name, kernel_id=kernel_id, uses_p=False, positive=False, split=False,
+        active_set=active_set, unrolled_egd=False, solve=solve,
+        max_iter=_cap("cd"), unrolled_step=_ista_step,
+        amortized_modes=(amortized_kernels.RELU, amortized_kernels.SOFT),
+        amortized_start=amortized_start,
+    )
+
+
 PRIORS = {
     "kl": Prior(
         name="kl", kernel_id=vjp_kernels.KL, uses_p=True, positive=True, split=True,
@@ -174,20 +188,10 @@ PRIORS = {
         amortized_modes=(amortized_kernels.KL, amortized_kernels.KL_SIGNED),
         amortized_start=_kl_start,
     ),
-    "l1": Prior(
-        name="l1", kernel_id=vjp_kernels.L1, uses_p=False, positive=False, split=False,
-        active_set=True, unrolled_egd=False, solve=_solvers.solve_l1,
-        max_iter=_cap("cd"), unrolled_step=_ista_step,
-        amortized_modes=(amortized_kernels.RELU, amortized_kernels.SOFT),
-        amortized_start=_l1_start,
-    ),
-    "l2": Prior(
-        name="l2", kernel_id=vjp_kernels.L2, uses_p=False, positive=False, split=False,
-        active_set=False, unrolled_egd=False, solve=_solvers.solve_l2,
-        max_iter=_cap("cd"), unrolled_step=_ista_step,
-        amortized_modes=(amortized_kernels.RELU, amortized_kernels.SOFT),
-        amortized_start=_l2_start,
-    ),
+    "l1": _norm_prior("l1", vjp_kernels.L1, active_set=True, solve=_solvers.solve_l1,
+                      amortized_start=_l1_start),
+    "l2": _norm_prior("l2", vjp_kernels.L2, active_set=False, solve=_solvers.solve_l2,
+                      amortized_start=_l2_start),
 }
 
 LOSSES = {
