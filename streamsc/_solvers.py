@@ -73,10 +73,12 @@ def _egd_one(X, B, k, *, lam, p, signed, tol, code, diag, max_iter, init):
     else:
         h = init[0]
     u = np.log(np.maximum(h.astype(np.float64, copy=False), 1e-300))
+    # the squared loss and plain EGD as None: known when compiling, so the first call
+    # compiles only the code of the loss and variant in use
     it, _, viol = _call(
         kl_kernels.egd,
         X[0], B, p, lam, signed, tol, max_iter or MAX_ITER["egd"], u, 1.0, _NO_TRACE,
-        code, diag
+        code or None, diag or None
     )
     H = np.exp(u)[None, :]
     if signed:

@@ -43,9 +43,13 @@ _EXP_CLIP = 700.0
 _EPS = 2.220446049250313e-16
 #: the largest change of a log-weight b_j.nu/lam in one dual Newton step (kl_newton)
 _Z_STEP = 30.0
+#: small helpers: inlined into their callers' numba IR, so that they compile as part of
+#: them instead of as kernels of their own (each kernel costs numba a fixed 0.1-0.2 s when
+#: its cache is empty); their ``loss``/``diag`` branches are pruned there as well
+_INLINE = dict(NJIT, inline="always")
 
 
-@njit(**NJIT)
+@njit(**_INLINE)
 def _unpack(w, k, signed, code):
     """code = w (unsigned) or w[:k] - w[k:] (signed)."""
     if signed:
@@ -119,9 +123,10 @@ def loss_residual(x, B, code, r, loss):
 def residual_from_z(x, r, loss):
     """:func:`loss_residual` given z = B code already in ``r``: overwrites r with
     f(z) - x and returns the loss (the batched solvers form z for a block of rows by one
-    matrix product)."""
+    matrix product). ``loss`` None is the squared loss, known when compiling (the KL
+    loss's branch is not compiled)."""
     m = r.shape[0]
-    if loss == 0:
+    if loss is None or loss == 0:
         f = 0.0
         for i in range(m):
             r[i] -= x[i]
@@ -154,13 +159,37 @@ def reconstruction_losses(X, B, W, loss, out):
         out[i] = loss_residual(X[i], B, W[i], r, loss)
 
 
-@njit(**NJIT)
-def _slack(f, loss):
-    """How much an objective value may rise by rounding alone. The KL loss is a difference of
-    terms of order log(m), so its rounding error does not shrink with f."""
-    if loss == 1:
-        return 64.0 * _EPS * (1.0 + abs(f))
-    return 8.0 * _EPS * abs(f)
+@njit(**_INLINE)
+def armijo(f_new, f, dec, loss):
+    """The line searches' test of a trial point of objective ``f_new`` from ``f``, ``dec``
+    the predicted change (the gradient times the step, negative downhill): 1 to accept it
+    (Armijo's condition), 0 to reject it (also when f_new is not finite), -1 when the
+    predicted decrease is below how much f may rise by rounding alone, so that f can no
+    longer judge the step and the caller judges it by the gradient instead. The KL loss
+    (``loss`` 1) is a difference of terms of order log(m), so its rounding error does not
+    shrink with f."""
+    if not np.isfinite(f_new):
+        return 0
+    if f_new <= f + 1e-4 * dec:
+        return 1
+    if loss is not None and loss == 1:
+        slack = 64.0 * _EPS * (1.0 + abs(f))
+    else:
+        slack = 8.0 * _EPS * abs(f)
+    return -1 if -dec <= slack else 0
+
+
+@njit(**_INLINE)
+def log_prior(p, logp):
+    """logp[j] = log p over the n = len(logp) coordinates of EGD's state (p twice when
+    signed: n = 2 len(p)); returns their sum of p, the constant of the KL term."""
+    k = p.shape[0]
+    psum = 0.0
+    for j in range(logp.shape[0]):
+        jj = j - k if j >= k else j
+        logp[j] = np.log(p[jj])
+        psum += p[jj]
+    return psum
 
 
 @njit(**NJIT)
@@ -168,7 +197,7 @@ def _egd_eval(x, B, logp, psum, lam, signed, u, w, code, r, loss, bits):
     """From u = log w: fill w, code, r = f(B code) - x; return the objective (``logp`` the
     log prior means over the n coordinates, ``psum`` their sum, the constant of the KL
     term; ``bits`` int64 scratch of length n)."""
-    m, k = B.shape
+    k = B.shape[1]
     n = u.shape[0]
     vexp(u, w, bits)
     kl = 0.0
@@ -178,7 +207,8 @@ def _egd_eval(x, B, logp, psum, lam, signed, u, w, code, r, loss, bits):
             return np.inf
         kl += w[j] * (uj - logp[j] - 1.0)
     _unpack(w, k, signed, code)
-    return loss_residual(x, B, code, r, loss) + lam * (kl + psum)
+    matvec(B, code, r)  # loss_residual's two steps (one dispatcher less to compile)
+    return residual_from_z(x, r, loss) + lam * (kl + psum)
 
 
 @njit(**NJIT)
@@ -208,8 +238,8 @@ def egd_grad_from_c(logp, lam, signed, u, c, g):
 @njit(**NJIT)
 def kl_egd(x, B, p, lam, signed, tol, max_iter, u, alpha, trace):
     """Exponentiated gradient descent with backtracking and an adaptive step, squared loss.
-    See :func:`egd` (``loss=0``)."""
-    return egd(x, B, p, lam, signed, tol, max_iter, u, alpha, trace, 0, False)
+    See :func:`egd` (``loss=None, diag=None``: the squared loss's plain EGD)."""
+    return egd(x, B, p, lam, signed, tol, max_iter, u, alpha, trace, None, None)
 
 
 @njit(**NJIT)
@@ -219,7 +249,7 @@ def _egd_metric(x, B, lam, signed, w, r, loss, cn2, s):
     of u_j = log w_j is then a diagonal Newton step (tiny coordinates jump to their fixed
     point log p_j - c_j / lam at alpha = 1)."""
     m, k = B.shape
-    if loss == 1:
+    if loss is not None and loss == 1:
         for j in range(k):
             cn2[j] = 0.0
         for i in range(m):
@@ -250,9 +280,11 @@ def egd(x, B, p, lam, signed, tol, max_iter, u, alpha, trace, loss, diag):
         log of the solution
     alpha: float  initial step size
     trace: float64[:]  objective after each accepted step (length 0 to skip recording)
-    loss: int  0 = squared loss / linear transfer; 1 = KL loss / softmax transfer
+    loss: int  0 = squared loss / linear transfer; 1 = KL loss / softmax transfer; None =
+        the squared loss, known when compiling: the KL loss's branches are not compiled
     diag: bool  scale the step by the diagonal metric of ``_egd_metric`` (False: the
-        paper's plain EGD)
+        paper's plain EGD); None = plain EGD, known when compiling (the metric's code is
+        not compiled)
 
     Returns
     -------
@@ -261,11 +293,7 @@ def egd(x, B, p, lam, signed, tol, max_iter, u, alpha, trace, loss, diag):
     m, k = B.shape
     n = u.shape[0]
     logp = np.empty(n)  # log p over the n coordinates (p twice when signed)
-    psum = 0.0
-    for j in range(n):
-        jj = j - k if j >= k else j
-        logp[j] = np.log(p[jj])
-        psum += p[jj]
+    psum = log_prior(p, logp)
     w = np.empty(n)
     w_new = np.empty(n)
     u_new = np.empty(n)
@@ -276,21 +304,25 @@ def egd(x, B, p, lam, signed, tol, max_iter, u, alpha, trace, loss, diag):
     c = np.empty(k)
     r = np.empty(m)
     r_new = np.empty(m)
-    s = np.ones(n)
+    s = np.empty(n)  # the metric (ones: plain EGD)
+    for j in range(n):
+        s[j] = 1.0
     cn2 = np.empty(k)
-    col_sq_norms(B, cn2)
+    if diag is not None and diag:  # (as written: so that None prunes the branch)
+        col_sq_norms(B, cn2)
     f = _egd_eval(x, B, logp, psum, lam, signed, u, w, code, r, loss, bits)
     if not np.isfinite(f):
         # the starting point overflows: start from the prior mean instead
         for j in range(n):
             u[j] = logp[j]
         f = _egd_eval(x, B, logp, psum, lam, signed, u, w, code, r, loss, bits)
-    gmax = _egd_grad(B, logp, lam, signed, u, r, c, g)
+    rmatvec(B, r, c)  # (_egd_grad's two steps, here and below: one dispatcher less)
+    gmax = egd_grad_from_c(logp, lam, signed, u, c, g)
     n_trials = 0
     n_back = 0
     it = 0
     while gmax > tol and it < max_iter:
-        if diag:
+        if diag is not None and diag:
             _egd_metric(x, B, lam, signed, w, r, loss, cn2, s)
         a = alpha
         accepted = False
@@ -304,16 +336,16 @@ def egd(x, B, p, lam, signed, tol, max_iter, u, alpha, trace, loss, diag):
             for j in range(n):
                 dec += g[j] * (w_new[j] - w[j])
             # Armijo condition in the mirror geometry
-            if not np.isfinite(f_new):
-                pass
-            elif f_new <= f + 1e-4 * dec:
+            test = armijo(f_new, f, dec, loss)
+            if test > 0:
                 accepted = True
                 break
-            elif -dec <= _slack(f, loss):
+            elif test < 0:
                 # the predicted decrease is below the rounding of f, which can no longer
                 # judge the step: accept it only if it shrinks the gradient in the mirror
                 # metric, sum_j s_j w_j g_j^2 (which falls along any small enough EGD step)
-                _egd_grad(B, logp, lam, signed, u_new, r_new, c, g_new)
+                rmatvec(B, r_new, c)
+                egd_grad_from_c(logp, lam, signed, u_new, c, g_new)
                 q_old = 0.0
                 q_new = 0.0
                 for j in range(n):
@@ -336,7 +368,8 @@ def egd(x, B, p, lam, signed, tol, max_iter, u, alpha, trace, loss, diag):
         if trace.shape[0] > it:
             trace[it] = f
         it += 1
-        gmax = _egd_grad(B, logp, lam, signed, u, r, c, g)
+        rmatvec(B, r, c)
+        gmax = egd_grad_from_c(logp, lam, signed, u, c, g)
         ratio = n_back / n_trials
         if ratio > 0.6:
             alpha *= 0.9
@@ -495,12 +528,11 @@ def newton_primal(x, B, p, lam, signed, tol, max_iter, c, loss, hess_drop, max_k
             dec = 0.0
             for j in range(k):
                 dec += g[j] * (c_new[j] - c[j])
-            if not np.isfinite(f_new):
-                pass
-            elif f_new <= f + 1e-4 * dec:
+            test = armijo(f_new, f, dec, loss)
+            if test > 0:
                 accepted = True
                 break
-            elif -dec <= _slack(f, loss):
+            elif test < 0:
                 # f can no longer judge a step this small: accept it if it shrinks the
                 # gradient (a Newton step near the optimum does)
                 rmatvec(B, r_new, g_new)

@@ -31,7 +31,8 @@ import numpy as np
 from numba import njit, prange
 
 from .._config import NJIT, NJIT_PARALLEL
-from .kl import _EXP_CLIP, _egd_grad, _egd_metric, _slack, egd_grad_from_c, residual_from_z
+from .kl import (_EXP_CLIP, _egd_grad, _egd_metric, armijo, egd_grad_from_c, log_prior,
+                 residual_from_z)
 from .linalg import col_sq_norms
 from .vecmath import exp as vexp
 
@@ -68,11 +69,7 @@ def egd_rows(X, B, Bt, p, lam, signed, tol, max_iter, U, alpha0, n_iter, gmax_ou
     nn = U.shape[1]
     P = max(1, min(block, r1 - r0))
     logp = np.empty(nn)
-    psum = 0.0
-    for j in range(nn):
-        jj = j - k if j >= k else j
-        logp[j] = np.log(p[jj])
-        psum += p[jj]
+    psum = log_prior(p, logp)
     cn2 = np.empty(k)
     col_sq_norms(B, cn2)
     bits = np.empty(nn, dtype=np.int64)
@@ -176,11 +173,10 @@ def egd_rows(X, B, Bt, p, lam, signed, tol, max_iter, U, alpha0, n_iter, gmax_ou
                 dec = 0.0
                 for j in range(nn):
                     dec += Gs[sl, j] * (Wn[sl, j] - Ws[sl, j])
-                if not np.isfinite(fn):
-                    pass
-                elif fn <= fs + 1e-4 * dec:
+                test = armijo(fn, fs, dec, loss)
+                if test > 0:
                     ok = True
-                elif -dec <= _slack(fs, loss):
+                elif test < 0:
                     # as kl.egd: accept if the step shrinks the gradient in the mirror metric
                     _egd_grad(B, logp, lam, signed, Un[sl], Rn[sl], c, g_new)
                     srow = S[sl] if diag else S[0]
