@@ -12,6 +12,7 @@ importing streamsc.
 * :func:`parse_shapes`, :func:`parse_floats` -- command-line list parsing;
 * :func:`benchmark_parser`, :func:`parse_benchmark_args` -- the options every script has;
 * :func:`planted_data` -- the planted-dictionary inputs every script times on;
+  :func:`planted_shapes` -- them for every ``--shapes`` shape, each announced;
 * :func:`interleave` -- the paired timing loop: rounds of alternating order over contenders;
 * :func:`start`, :func:`finish` -- the header (command line, machine, load warning) and the
   footer (load at end) every script prints;
@@ -50,6 +51,7 @@ __all__ = [
     "script_parser",
     "parse_benchmark_args",
     "planted_data",
+    "planted_shapes",
     "busy_warning",
     "describe_machine",
     "first_call",
@@ -503,6 +505,17 @@ def planted_data(m, k, n, seed):
     X_pos = examples(False)
     X_signed = examples(True)
     return B, X_pos, X_signed, s, rng
+
+
+def planted_shapes(args, n=None):
+    """For every shape of ``--shapes`` in order, ``(m, k, planted)``: ``planted`` is
+    :func:`planted_data` of ``n`` examples (default ``args.rows``) at ``--seed``, announced
+    first by the line ``(m, k) = (<m>, <k>): s = <s> planted atoms per example`` after a
+    blank line."""
+    for m, k in args.shapes:
+        planted = planted_data(m, k, args.rows if n is None else n, args.seed)
+        print(f"\n(m, k) = ({m}, {k}): s = {planted[3]} planted atoms per example")
+        yield m, k, planted
 
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -317,10 +317,8 @@ def main(argv=None):
     results = []
     with _common.pin_blas(1), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for m, k in args.shapes:
-            n = args.rows + args.test_rows
-            B, X_pos, X_signed, s, _ = _common.planted_data(m, k, n, args.seed)
-            print(f"\n(m, k) = ({m}, {k}): s = {s} planted atoms per example")
+        for m, k, (B, X_pos, X_signed, _, _) in _common.planted_shapes(
+                args, n=args.rows + args.test_rows):
             for lam in args.lam:
                 for family, prior, signed in families:
                     X = X_signed if signed else X_pos

@@ -85,13 +85,15 @@ def _direction_name(method):
 # ---------------------------------------------------------------------------------------
 
 
-def make_data(m, k, n, seed):
-    """The basis and two sets of unit-norm examples (:func:`_common.planted_data`, as in
-    benchmarks/encode.py), labels and a random softmax head."""
-    B, X_pos, X_signed, s, rng = _common.planted_data(m, k, n, seed)
+def make_data(planted, n):
+    """The basis and two sets of unit-norm examples of ``planted`` (n examples of
+    :func:`_common.planted_data`, as in benchmarks/encode.py), then labels and a random
+    softmax head drawn from its rng."""
+    B, X_pos, X_signed, _, rng = planted
+    k = B.shape[1]
     labels = rng.integers(N_CLASSES, size=n)
     head = rng.standard_normal((N_CLASSES, k)) / math.sqrt(k)
-    return B, {False: X_pos, True: X_signed}, labels, head, s
+    return B, {False: X_pos, True: X_signed}, labels, head
 
 
 def head_gradients(W, labels, V):
@@ -381,9 +383,8 @@ def main(argv=None):
 
     all_records, all_checks, infos, first = [], [], [], []
     with _common.pin_blas(1):
-        for m, k in args.shapes:
-            B, data, labels, V, s = make_data(m, k, args.rows, args.seed)
-            print(f"\n(m, k) = ({m}, {k}): s = {s} planted atoms per example")
+        for m, k, planted in _common.planted_shapes(args):
+            B, data, labels, V = make_data(planted, args.rows)
             for lam in args.lam:
                 for family, signed in FAMILIES:
                     records, checks, n_rows, info = run_config(

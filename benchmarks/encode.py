@@ -80,17 +80,6 @@ DEFAULT = "default"
 
 
 # ---------------------------------------------------------------------------------------
-# data
-# ---------------------------------------------------------------------------------------
-
-
-def make_data(m, k, n, seed):
-    """The basis and two sets of unit-norm examples (:func:`_common.planted_data`)."""
-    B, X_pos, X_signed, s, _ = _common.planted_data(m, k, n, seed)
-    return B, X_pos, X_signed, s
-
-
-# ---------------------------------------------------------------------------------------
 # contenders
 # ---------------------------------------------------------------------------------------
 
@@ -579,9 +568,7 @@ def main(argv=None):
 
     all_records, all_checks, all_choices, first = [], [], [], []
     with _common.pin_blas(1):
-        for m, k in args.shapes:
-            B, X_pos, X_sgn, s = make_data(m, k, args.rows, args.seed)
-            print(f"\n(m, k) = ({m}, {k}): s = {s} planted atoms per example")
+        for m, k, (B, X_pos, X_sgn, _, _) in _common.planted_shapes(args):
             for lam in args.lam:
                 records, checks, choice, n_rows = run_config(m, k, lam, B, X_pos, X_sgn, args)
                 print_config(records, checks, n_rows, args.rows, default_threads)
