@@ -29,8 +29,12 @@ ADAGRAD_FLOOR = 1e-4
 
 #: weight of example t in the surrogate's statistics: t + SURROGATE_T0 * k
 SURROGATE_T0 = 1.0
-#: atoms one surrogate step updates: |w_j| >= ACTIVE_FRACTION * max|w| (at most
-#: MAX_ACTIVE of them) plus ROUND_ROBIN more in turn
+#: the surrogate moves every atom at once, by one block-coordinate pass, after every k-th
+#: example learned (k the number of atoms): one matrix-vector product per example on
+#: average. Between passes an example only adds to the statistics, unless its step has an
+#: SGD part (gradient="implicit", a labelled backprop step): then the atoms its code uses
+#: (|w_j| >= ACTIVE_FRACTION * max|w|, at most MAX_ACTIVE) and ROUND_ROBIN more in turn
+#: also move after it, so the SGD part acts on atoms that follow the statistics.
 ACTIVE_FRACTION = 0.05
 MAX_ACTIVE = 32
 ROUND_ROBIN = 2
@@ -104,13 +108,15 @@ def residual(lr, rows, x, code):
     return r, g, loss
 
 
-def _stepped(lr, rows, x, code):
+def _stepped(lr, rows, x, code, moved=True):
     """Bookkeeping after a basis step: count it, cache the code of x (the warm start of
-    its next solve) under the old version of B, and move to the new version."""
+    its next solve) under the old version of B, and, if B ``moved``, move to the new
+    version (a step that did not move B leaves the cached code exact)."""
     lr.t += 1
     if code is not None:
         lr.cache = (rows, x.copy(), code, lr.version)
-    lr.version += 1
+    if moved:
+        lr.version += 1
 
 
 def direction(lr, Bo, code, g_w):
@@ -291,30 +297,36 @@ def unrolled_step(lr, rows, x, code, g_w, backprop_weight, reconstruction_weight
 # ---------------------------------------------------------------------------------------
 
 
-def _surrogate_atoms(lr, code):
-    """The atoms one surrogate step updates: those the code uses (|w_j| at least
-    ``ACTIVE_FRACTION`` of the largest, at most ``MAX_ACTIVE``, largest first) and
-    ``ROUND_ROBIN`` more in turn, so every atom's statistics are used in time."""
+def _surrogate_atoms(lr, code, sgd_part):
+    """The atoms one surrogate step moves (None: none). Every atom if the example ends a
+    block of k examples; otherwise none, or, for a step with an SGD part, those its code
+    uses (largest first if capped) and ``ROUND_ROBIN`` more in turn. ``docs/learning.md`` compares the block passes with
+    moving the atoms the code uses after every example: that learned worse MNIST
+    features, and took longer."""
     k = code.shape[0]
+    if (lr.seen + 1) % k == 0:
+        return np.arange(k, dtype=np.int64)
+    if not sgd_part:
+        return None
     mag = np.abs(code)
     top = float(mag.max(initial=0.0))
     active = (mag >= ACTIVE_FRACTION * top).nonzero()[0] if top > 0 else np.empty(0, int)
     if active.size > MAX_ACTIVE:
         active = active[np.argsort(-mag[active], kind="stable")[:MAX_ACTIVE]]
-    cursor = lr.cursor
-    lr.cursor = int((cursor + ROUND_ROBIN) % k)
-    # the round-robin atoms the code does not use, in increasing order (np.setdiff1d's
-    # result; sets of Python ints: a few atoms, where np.isin's setup costs more)
+    # the round-robin atoms the code does not use, in increasing order (sets of Python
+    # ints: a few atoms, where np.isin's setup costs more)
     chosen = active.tolist()
-    extra = sorted({(cursor + i) % k for i in range(min(ROUND_ROBIN, k))}.difference(chosen))
+    turn = ROUND_ROBIN * lr.seen
+    extra = sorted({(turn + i) % k for i in range(min(ROUND_ROBIN, k))}.difference(chosen))
     return np.array(chosen + extra, dtype=np.int64)
 
 
 def surrogate_step(lr, rows, x, code, weight_=1.0, then=None):
     """``basis_update="surrogate"``: add the example to the running statistics ``A`` and
-    ``S`` with weight ``weight_ * c_t``, then block-coordinate descent on the surrogate
-    over the atoms :func:`_surrogate_atoms` picks (``_kernels.dictionary``). No step
-    size: the minimiser of each atom's quadratic is scale-free. ``then``: a step to apply
+    ``S`` with weight ``weight_ * c_t``, then block-coordinate descent on the
+    surrogate (``_kernels.dictionary``) over the atoms :func:`_surrogate_atoms` picks:
+    every atom after every k-th example. No step size: the minimiser of each atom's
+    quadratic is scale-free. ``then``: a step to apply
     after it (a supervised step's backprop part, checked by the caller). Raises before
     changing anything if the statistics would not be finite. Returns the example's
     loss."""
@@ -324,14 +336,18 @@ def surrogate_step(lr, rows, x, code, weight_=1.0, then=None):
     check_step(loss, float(np.abs(g).max(initial=0.0)) * float(np.abs(code).max(initial=0.0)))
     if lr.encoder is not None:
         lr.encoder.update(x, code, rows)
+    atoms = _surrogate_atoms(lr, code, then is not None) if c > 0.0 else None
     if c > 0.0:
         dict_kernels.surrogate_accumulate(lr.A, lr.S, lr.B, r, x, code, c, np.empty(lr.m))
-        dict_kernels.surrogate_atoms(lr.B, lr.S, lr.A, _surrogate_atoms(lr, code),
-                                     0.0, np.empty(lr.m))
+        if atoms is not None:
+            dict_kernels.surrogate_atoms(lr.B, lr.S, lr.A, atoms, 0.0, np.empty(lr.m))
     if then is not None:
         then()
+    replaced = lr.n_replaced
     track(lr, rows, x, -g, c * code * code)
-    _stepped(lr, rows, x, code)
+    moved = (atoms is not None or then is not None or lr.encoder is not None
+             or lr.n_replaced != replaced)
+    _stepped(lr, rows, x, code, moved)
     return float(loss)
 
 

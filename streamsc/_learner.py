@@ -161,7 +161,6 @@ class Learner:
             self.S = np.zeros((0, k))  # sum of c_t x w^T
         else:
             self.A = self.S = None
-        self.cursor = 0  # round robin over the atoms the surrogate updates unasked
         self.candidate = None  # (score, rows, residual): worst-reconstructed recent example
         self.n_replaced = 0
 
