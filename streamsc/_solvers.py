@@ -189,10 +189,16 @@ def _solve_enet(X, B, l1, l2, *, signed, tol, max_iter, init):
     W = np.zeros((n, k)) if init is None else init.copy()
     cap = max_iter or MAX_ITER["cd"]
     if one:
-        n_iter[0], viol[0] = _call(
-            lasso_kernels.enet_cd,
-            X[0], B, l1, l2, not signed, tol, cap, W[0]
+        # enet_cd's two phases as two kernels: the first call compiles the fallback
+        # (plain coordinate descent) only when a code needs it
+        x, w, r = X[0], W[0], np.empty(m)
+        it, v, done = _call(
+            lasso_kernels.enet_ws, x, B, None, None, l1, l2, not signed, tol, cap, w, r
         )
+        if not done:
+            it, v = _call(lasso_kernels.active_set_cd, x, B, l1, l2, not signed, tol, cap,
+                          w, r, it, v)
+        n_iter[0], viol[0] = it, v
     elif use_gram(n, k):
         # B^T B and X B once for the batch, in blocks, one per thread (BLAS pinned
         # to one thread here), in float64 also for float32 data (one signature)

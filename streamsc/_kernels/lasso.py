@@ -443,11 +443,14 @@ def _ws_compact(w, ws, n, Bws, G, in_ws):
 
 
 @njit(**NJIT)
-def _active_set_cd(x, B, l1, l2, positive, tol, max_iter, w, r, c, sweeps, viol):
-    """The fallback: cyclic coordinate descent on B with an active set (a full sweep, then
+def active_set_cd(x, B, l1, l2, positive, tol, max_iter, w, r, sweeps, viol):
+    """The fallback of the working-set solver (:func:`enet_ws`, when its working set cannot
+    hold the code): cyclic coordinate descent on B with an active set (a full sweep, then
     sweeps over the non-zeros until they settle, then the exact optimality test), from w
-    with r = x - B w and the violation ``viol`` there. Returns (sweeps, violation)."""
+    with r = x - B w, ``sweeps`` passes spent and the violation ``viol`` there. Returns
+    (sweeps, violation)."""
     k = B.shape[1]
+    c = np.empty(k)
     cn2 = np.empty(k)
     col_sq_norms(B, cn2)
     all_idx = np.arange(k)
@@ -490,7 +493,7 @@ def enet_cd(x, B, l1, l2, positive, tol, max_iter, w):
     -------
     n_passes: int (sweeps and Newton steps), violation: float (at the returned w)
     """
-    return _enet_ws(x, B, np.empty((0, 0)), np.empty(0), l1, l2, positive, tol, max_iter, w)
+    return _enet(x, B, None, None, l1, l2, positive, tol, max_iter, w)
 
 
 @njit(**NJIT)
@@ -501,25 +504,24 @@ def enet_gram(x, B, GB, cx, l1, l2, positive, tol, max_iter, w):
     GB instead of computed, so the solver reads B only if it falls back to plain
     coordinate descent. Same steps, optimality test and stopping rule as :func:`enet_cd`;
     the iterates differ from its by rounding only (the gradient is formed differently)."""
-    return _enet_ws(x, B, GB, cx, l1, l2, positive, tol, max_iter, w)
+    return _enet(x, B, GB, cx, l1, l2, positive, tol, max_iter, w)
 
 
 @njit(**NJIT)
-def _gram_gradient(GB, cx, w, c):
-    """c = cx - GB w (= B^T (x - B w)), reading the rows of GB of the non-zeros of w."""
-    k = w.shape[0]
-    for j in range(k):
-        c[j] = cx[j]
-    for a in range(k):
-        wa = w[a]
-        if wa != 0.0:
-            for j in range(k):
-                c[j] -= wa * GB[a, j]
+def _enet(x, B, GB, cx, l1, l2, positive, tol, max_iter, w):
+    """:func:`enet_ws`, finished by :func:`active_set_cd` when it falls back."""
+    r = np.empty(B.shape[0])
+    sweeps, viol, done = enet_ws(x, B, GB, cx, l1, l2, positive, tol, max_iter, w, r)
+    if done:
+        return sweeps, viol
+    return active_set_cd(x, B, l1, l2, positive, tol, max_iter, w, r, sweeps, viol)
 
 
 @njit(**NJIT)
 def _residual(x, B, w, r):
-    """r = x - B w, reading the columns of the non-zeros of w."""
+    """r = x - B w, reading the columns of the non-zeros of w (with x = B^T x, B the Gram
+    matrix's transpose and r = c: the gradient c = B^T x - (B^T B) w, reading the rows of
+    the Gram matrix)."""
     m, k = B.shape
     for i in range(m):
         r[i] = x[i]
@@ -531,17 +533,21 @@ def _residual(x, B, w, r):
 
 
 @njit(**NJIT)
-def _enet_ws(x, B, GB, cx, l1, l2, positive, tol, max_iter, w):
-    """The working-set solver behind :func:`enet_cd` (``GB`` empty: gradients from the
-    residual r = x - B w, Gram rows from packed atoms) and :func:`enet_gram` (``GB = B^T B``
-    and ``cx = B^T x`` given: gradients cx - GB w, Gram rows copied, no residual)."""
+def enet_ws(x, B, GB, cx, l1, l2, positive, tol, max_iter, w, r):
+    """The working-set solver behind :func:`enet_cd` (``GB`` and ``cx`` None: gradients
+    from the residual r = x - B w, Gram rows from packed atoms) and :func:`enet_gram`
+    (``GB = B^T B`` and ``cx = B^T x`` given: gradients cx - GB w, Gram rows copied, no
+    residual). None is known when compiling: the other variant's code is not compiled.
+
+    Returns (passes, violation, done); done False when the working set cannot hold the
+    code: w is then where it got, ``r`` (float64[m], scratch otherwise) holds x - B w, and
+    :func:`active_set_cd` finishes it from there. A separate kernel, so that the first
+    call of the one-row solver compiles the fallback only if it needs it."""
     m, k = B.shape
-    gram = GB.shape[0] > 0
     cap = min(k, max(WS_CAP_M * m, WS_CAP_MIN))
     grow = max(WS_MIN_ADD, m // 8)
-    mb = 0 if gram else m  # columns of the packed atoms (none with a Gram matrix)
-    r = np.empty(m)
-    if not gram:
+    mb = 0 if GB is not None else m  # columns of the packed atoms (none with a Gram matrix)
+    if GB is None:
         _residual(x, B, w, r)
     nnz = 0
     for j in range(k):
@@ -563,8 +569,8 @@ def _enet_ws(x, B, GB, cx, l1, l2, positive, tol, max_iter, w):
     # fit in the working set, go straight to plain coordinate descent
     legacy = l1 == 0.0 and not positive and k > cap
     while True:
-        if gram:
-            _gram_gradient(GB, cx, w, c)
+        if GB is not None:
+            _residual(cx, GB.T, w, c)  # c = cx - GB w, reading rows of GB
         else:
             rmatvec(B, r, c)
         viol = 0.0
@@ -634,7 +640,7 @@ def _enet_ws(x, B, GB, cx, l1, l2, positive, tol, max_iter, w):
                 if w[j] == 0.0:
                     added += 1
                 in_ws[j] = True
-                if gram:
+                if GB is not None:
                     _ws_add_gram(GB, j, ws, n, G)
                 else:
                     _ws_add(B, j, ws, n, Bws, G)
@@ -647,17 +653,17 @@ def _enet_ws(x, B, GB, cx, l1, l2, positive, tol, max_iter, w):
         # solve the restricted problem only as well as the coordinates left out allow
         inner_tol = max(tol, INNER * v_out)
         sweeps += _ws_solve(G, cw, w, ws, n, l1, l2, positive, inner_tol, max_iter - sweeps)
-        if not gram:
+        if GB is None:
             for a in range(n):
                 dw = w[ws[a]] - w0[a]
                 if dw != 0.0:
                     for i in range(m):
                         r[i] -= dw * Bws[a, i]
     if legacy:
-        if gram:  # the fallback works on the residual
+        if GB is not None:  # the fallback works on the residual
             _residual(x, B, w, r)
-        return _active_set_cd(x, B, l1, l2, positive, tol, max_iter, w, r, c, sweeps, viol)
-    return sweeps, viol
+        return sweeps, viol, False
+    return sweeps, viol, True
 
 
 @njit(**NJIT_PARALLEL)
