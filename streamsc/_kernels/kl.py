@@ -160,14 +160,18 @@ def reconstruction_losses(X, B, W, loss, out):
 
 
 @njit(**_INLINE)
-def armijo(f_new, f, dec, loss):
-    """The line searches' test of a trial point of objective ``f_new`` from ``f``, ``dec``
-    the predicted change (the gradient times the step, negative downhill): 1 to accept it
+def armijo(f_new, f, g, v_new, v, loss):
+    """The line searches' test of a trial point v_new of objective ``f_new`` from v of
+    objective ``f`` and gradient ``g``, of predicted change dec = g . (v_new - v) (negative
+    downhill): 1 to accept it
     (Armijo's condition), 0 to reject it (also when f_new is not finite), -1 when the
     predicted decrease is below how much f may rise by rounding alone, so that f can no
     longer judge the step and the caller judges it by the gradient instead. The KL loss
     (``loss`` 1) is a difference of terms of order log(m), so its rounding error does not
     shrink with f."""
+    dec = 0.0
+    for j in range(g.shape[0]):
+        dec += g[j] * (v_new[j] - v[j])
     if not np.isfinite(f_new):
         return 0
     if f_new <= f + 1e-4 * dec:
@@ -332,11 +336,8 @@ def egd(x, B, p, lam, signed, tol, max_iter, u, alpha, trace, loss, diag):
                 u_new[j] = u[j] - a * s[j] * g[j]
             f_new = _egd_eval(x, B, logp, psum, lam, signed, u_new, w_new, code, r_new, loss,
                                bits)
-            dec = 0.0
-            for j in range(n):
-                dec += g[j] * (w_new[j] - w[j])
             # Armijo condition in the mirror geometry
-            test = armijo(f_new, f, dec, loss)
+            test = armijo(f_new, f, g, w_new, w, loss)
             if test > 0:
                 accepted = True
                 break
@@ -525,10 +526,7 @@ def newton_primal(x, B, p, lam, signed, tol, max_iter, c, loss, hess_drop, max_k
                     c_new[j] = c[j] * np.exp(step * delta[j] / c[j])
             f_new = loss_residual(x, B, c_new, r_new, loss)
             f_new += lam * _code_prior(c_new, p, signed, R1n, R2n)
-            dec = 0.0
-            for j in range(k):
-                dec += g[j] * (c_new[j] - c[j])
-            test = armijo(f_new, f, dec, loss)
+            test = armijo(f_new, f, g, c_new, c, loss)
             if test > 0:
                 accepted = True
                 break

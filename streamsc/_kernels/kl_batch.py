@@ -168,12 +168,7 @@ def egd_rows(X, B, Bt, p, lam, signed, tol, max_iter, U, alpha0, n_iter, gmax_ou
             elif st == _RESTART:
                 ok = True
             else:
-                fs = f[sl]
-                fn = fnew[sl]
-                dec = 0.0
-                for j in range(nn):
-                    dec += Gs[sl, j] * (Wn[sl, j] - Ws[sl, j])
-                test = armijo(fn, fs, dec, loss)
+                test = armijo(fnew[sl], f[sl], Gs[sl], Wn[sl], Ws[sl], loss)
                 if test > 0:
                     ok = True
                 elif test < 0:
