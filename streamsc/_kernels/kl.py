@@ -43,13 +43,9 @@ _EXP_CLIP = 700.0
 _EPS = 2.220446049250313e-16
 #: the largest change of a log-weight b_j.nu/lam in one dual Newton step (kl_newton)
 _Z_STEP = 30.0
-#: small helpers: inlined into their callers' numba IR, so that they compile as part of
-#: them instead of as kernels of their own (each kernel costs numba a fixed 0.1-0.2 s when
-#: its cache is empty); their ``loss``/``diag`` branches are pruned there as well
-_INLINE = dict(NJIT, inline="always")
 
 
-@njit(**_INLINE)
+@njit(**NJIT)
 def _unpack(w, k, signed, code):
     """code = w (unsigned) or w[:k] - w[k:] (signed)."""
     if signed:
@@ -159,7 +155,7 @@ def reconstruction_losses(X, B, W, loss, out):
         out[i] = loss_residual(X[i], B, W[i], r, loss)
 
 
-@njit(**_INLINE)
+@njit(**NJIT)
 def armijo(f_new, f, g, v_new, v, loss):
     """The line searches' test of a trial point v_new of objective ``f_new`` from v of
     objective ``f`` and gradient ``g``, of predicted change dec = g . (v_new - v) (negative
@@ -183,7 +179,7 @@ def armijo(f_new, f, g, v_new, v, loss):
     return -1 if -dec <= slack else 0
 
 
-@njit(**_INLINE)
+@njit(**NJIT)
 def log_prior(p, logp):
     """logp[j] = log p over the n = len(logp) coordinates of EGD's state (p twice when
     signed: n = 2 len(p)); returns their sum of p, the constant of the KL term."""

@@ -69,11 +69,6 @@ GRAM_BLOCK = 32
 #: alternate with the solves so often that each product evicts the Gram rows the solves read
 #: (blocks of 32 rows were slower at (64, 256); commit 4500202)
 CORR_BLOCK = 128
-#: for the helpers :func:`enet_ws` calls from one place: inlined into its numba IR, so they
-#: are not kernels of their own. numba links a kernel's callees into it and optimises and
-#: compiles the whole again for each caller up the chain (and a kernel costs it a fixed
-#: 0.1-0.2 s with its cache empty), so a shallower chain compiles faster on a first call
-_INLINE = dict(NJIT, inline="always")
 
 
 @njit(**NJIT)
@@ -137,7 +132,7 @@ def _sweep(B, cn2, l1, l2, positive, w, r, idx, n_idx):
     return biggest
 
 
-@njit(**_INLINE)
+@njit(**NJIT)
 def _gram_sweep(G, cw, w, ws, n, l1, l2, positive):
     """One cyclic pass over the working set ws[:n] on its Gram matrix G (n x n, leading
     block), with cw[a] = b_{ws[a]}^T r kept in sync. Returns (max_a G_aa |dw_a|, whether a
@@ -282,7 +277,7 @@ def _gram_newton(G, cw, w, ws, n, l1, l2):
     return 2 if first < 0 else 1
 
 
-@njit(**_INLINE)
+@njit(**NJIT)
 def _dependence_step(G, cw, w, ws, n, pos, q, last, d, l1, l2):
     """Move the non-zeros N = ws[pos[:q]] along d (non-zero on pos[:last + 1] only), the
     direction downhill, to the first coordinate reaching 0 (set to exactly 0) or to the
@@ -335,7 +330,7 @@ def _dependence_step(G, cw, w, ws, n, pos, q, last, d, l1, l2):
     return 0 if hit >= 0 else 1
 
 
-@njit(**_INLINE)
+@njit(**NJIT)
 def _ws_solve(G, cw, w, ws, n, l1, l2, positive, tol, budget):
     """Minimise over ws[:n] (the other coordinates fixed): Gram sweeps, and a Newton step
     after each sweep that changed no sign, until a sweep moves no coordinate by more than
@@ -365,7 +360,7 @@ def _ws_solve(G, cw, w, ws, n, l1, l2, positive, tol, budget):
     return used
 
 
-@njit(**_INLINE)
+@njit(**NJIT)
 def _ws_add(B, j, ws, n, Bws, G):
     """Append atom j to the working set at position n: its packed copy and its row and
     column of the Gram matrix."""
@@ -379,7 +374,7 @@ def _ws_add(B, j, ws, n, Bws, G):
         G[b, n] = g
 
 
-@njit(**_INLINE)
+@njit(**NJIT)
 def _ws_add_gram(GB, j, ws, n, G):
     """Append atom j to the working set at position n, its row and column of the Gram
     matrix copied from the full Gram matrix GB = B^T B."""
@@ -390,7 +385,7 @@ def _ws_add_gram(GB, j, ws, n, G):
         G[b, n] = g
 
 
-@njit(**_INLINE)
+@njit(**NJIT)
 def _kth_largest(a, p):
     """The p-th largest entry of a (1 <= p <= len(a)); a is reordered. Quickselect with
     the middle entry as pivot (np.partition would do, but takes seconds to compile)."""
@@ -422,7 +417,7 @@ def _kth_largest(a, p):
     return a[want]
 
 
-@njit(**_INLINE)
+@njit(**NJIT)
 def _ws_compact(w, ws, n, Bws, G, in_ws):
     """Remove the atoms whose coordinate is 0 from the working set ws[:n], in place and in
     order (an entry is only ever moved to a lower position, after it was read). Returns
