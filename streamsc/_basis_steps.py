@@ -29,12 +29,13 @@ ADAGRAD_FLOOR = 1e-4
 
 #: weight of example t in the surrogate's statistics: t + SURROGATE_T0 * k
 SURROGATE_T0 = 1.0
-#: the surrogate moves every atom at once, by one block-coordinate pass, after every k-th
-#: example learned (k the number of atoms): one matrix-vector product per example on
-#: average. Between passes an example only adds to the statistics, unless its step has an
-#: SGD part (gradient="implicit", a labelled backprop step): then the atoms its code uses
-#: (|w_j| >= ACTIVE_FRACTION * max|w|, at most MAX_ACTIVE) and ROUND_ROBIN more in turn
-#: also move after it, so the SGD part acts on atoms that follow the statistics.
+#: the surrogate's schedules. In blocks (a SparseCoder's learn_one): every atom moves, by one
+#: block-coordinate pass, after every k-th example learned (k the number of atoms), one
+#: matrix-vector product per example on average; between passes an example only adds to
+#: the statistics. Gradually (a supervised model's labelled step, whose head learns from
+#: the codes as the basis moves, and any step with an SGD part): after every example, the
+#: atoms its code uses (|w_j| >= ACTIVE_FRACTION * max|w|, at most MAX_ACTIVE) and
+#: ROUND_ROBIN more in turn move.
 ACTIVE_FRACTION = 0.05
 MAX_ACTIVE = 32
 ROUND_ROBIN = 2
@@ -148,19 +149,20 @@ def learn_one(lr, rows, x):
     return code.copy(), step(lr, rows, x, code, vdir, Bv, 1.0, 1.0)
 
 
-def step(lr, rows, x, code, v, Bv, backprop_weight, reconstruction_weight):
+def step(lr, rows, x, code, v, Bv, backprop_weight, reconstruction_weight, gradual=False):
     """The basis step along ``reconstruction_weight`` times the reconstruction gradient
     plus ``backprop_weight`` times an implicit gradient (``v``, ``Bv``; None: none): the
-    reconstruction part by the surrogate and the implicit part by AdaGrad, or both by
-    :func:`rank2_step` (``basis_update="sgd"``). ``x`` as learned (a distribution for
-    the KL loss). Returns the example's loss."""
+    reconstruction part by the surrogate (``gradual``: its schedule for a supervised
+    model) and the implicit part by AdaGrad, or both by :func:`rank2_step`
+    (``basis_update="sgd"``). ``x`` as learned (a distribution for the KL loss). Returns
+    the example's loss."""
     if lr.config.basis_update != "surrogate":
         return rank2_step(lr, rows, x, code, v, Bv, backprop_weight, reconstruction_weight)
     then = None
     if v is not None and backprop_weight > 0.0:  # AdaGrad on the implicit gradient,
         # its step times backprop_weight (AdaGrad alone would cancel any weight)
         then = _rank2(lr, rows, x, code, v, Bv, 1.0, 0.0, backprop_weight)[1]
-    return surrogate_step(lr, rows, x, code, reconstruction_weight, then)
+    return surrogate_step(lr, rows, x, code, reconstruction_weight, then, gradual)
 
 
 def _rank2(lr, rows, x, code, v, Bv, backprop_weight, reconstruction_weight, step_weight=1.0):
@@ -297,17 +299,15 @@ def unrolled_step(lr, rows, x, code, g_w, backprop_weight, reconstruction_weight
 # ---------------------------------------------------------------------------------------
 
 
-def _surrogate_atoms(lr, code, sgd_part):
-    """The atoms one surrogate step moves (None: none). Every atom if the example ends a
-    block of k examples; otherwise none, or, for a step with an SGD part, those its code
-    uses (largest first if capped) and ``ROUND_ROBIN`` more in turn. ``docs/learning.md`` compares the block passes with
-    moving the atoms the code uses after every example: that learned worse MNIST
-    features, and took longer."""
+def _surrogate_atoms(lr, code, gradual):
+    """The atoms one surrogate step moves (None: none). In blocks, every atom if the
+    example ends a block of k examples, else none; ``gradual``, the atoms its code uses
+    (largest first if capped) and ``ROUND_ROBIN`` more in turn. ``docs/learning.md``
+    measures both: for a SparseCoder, blocks learned better MNIST features in less time;
+    for a supervised model's head, blocks moved the codes too much at once (Phishing)."""
     k = code.shape[0]
-    if (lr.seen + 1) % k == 0:
-        return np.arange(k, dtype=np.int64)
-    if not sgd_part:
-        return None
+    if not gradual:
+        return np.arange(k, dtype=np.int64) if (lr.seen + 1) % k == 0 else None
     mag = np.abs(code)
     top = float(mag.max(initial=0.0))
     active = (mag >= ACTIVE_FRACTION * top).nonzero()[0] if top > 0 else np.empty(0, int)
@@ -321,13 +321,13 @@ def _surrogate_atoms(lr, code, sgd_part):
     return np.array(chosen + extra, dtype=np.int64)
 
 
-def surrogate_step(lr, rows, x, code, weight_=1.0, then=None):
+def surrogate_step(lr, rows, x, code, weight_=1.0, then=None, gradual=False):
     """``basis_update="surrogate"``: add the example to the running statistics ``A`` and
     ``S`` with weight ``weight_ * c_t``, then block-coordinate descent on the
-    surrogate (``_kernels.dictionary``) over the atoms :func:`_surrogate_atoms` picks:
-    every atom after every k-th example. No step size: the minimiser of each atom's
-    quadratic is scale-free. ``then``: a step to apply
-    after it (a supervised step's backprop part, checked by the caller). Raises before
+    surrogate (``_kernels.dictionary``) over the atoms :func:`_surrogate_atoms` picks
+    (``gradual``, or a step with ``then``: after every example; else in blocks of k).
+    No step size: the minimiser of each atom's quadratic is scale-free. ``then``: a step
+    to apply after it (a supervised step's backprop part, checked by the caller). Raises before
     changing anything if the statistics would not be finite. Returns the example's
     loss."""
     r, g, loss = residual(lr, rows, x, code)
@@ -336,7 +336,7 @@ def surrogate_step(lr, rows, x, code, weight_=1.0, then=None):
     check_step(loss, float(np.abs(g).max(initial=0.0)) * float(np.abs(code).max(initial=0.0)))
     if lr.encoder is not None:
         lr.encoder.update(x, code, rows)
-    atoms = _surrogate_atoms(lr, code, then is not None) if c > 0.0 else None
+    atoms = _surrogate_atoms(lr, code, gradual or then is not None) if c > 0.0 else None
     if c > 0.0:
         dict_kernels.surrogate_accumulate(lr.A, lr.S, lr.B, r, x, code, c, np.empty(lr.m))
         if atoms is not None:

@@ -116,11 +116,21 @@ def _solve(lr, rows, X, tol, init=None):
             pass
     W = solve(X, Bo, init=None, n_threads=cfg.n_threads, **kw)[0]
     if not np.isfinite(W).all():  # never store a non-finite code or step on one
-        raise ValueError(
+        raise CodeNotFinite(
             f"the sparse code is not finite (largest |x| is {np.abs(X).max():.3g}): "
             "scale the features. The model is unchanged"
         )
     return W
+
+
+class CodeNotFinite(ValueError):
+    """An example whose code is not finite (raised before anything changed). A learning
+    step turns it into a :class:`~streamsc._basis_steps.StepTooLarge`, which the
+    estimators reword to name the example's largest feature."""
+
+
+#: StepTooLarge's reason for an example whose code is not finite
+CODE_NOT_FINITE = "gives a sparse code that is not finite"
 
 
 class Learner:
@@ -368,7 +378,10 @@ class Learner:
             if x is None:
                 raise ValueError("x is an empty document (no positive count): nothing to learn")
         loss = self.initial_atom(rows, x)
-        out = (np.zeros(k), loss) if loss is not None else steps.learn_one(self, rows, x)
+        try:
+            out = (np.zeros(k), loss) if loss is not None else steps.learn_one(self, rows, x)
+        except CodeNotFinite:
+            raise steps.StepTooLarge(np.inf, reason=CODE_NOT_FINITE) from None
         self.count_scale(x)
         return out
 
@@ -390,7 +403,10 @@ class Learner:
             if not (totals > 0.0).all():
                 raise ValueError("X has an empty document (no positive count): nothing to learn")
             X = X / totals[:, None]
-        steps.learn_batch(self, rows, X)
+        try:
+            steps.learn_batch(self, rows, X)
+        except CodeNotFinite:
+            raise steps.StepTooLarge(np.inf, reason=CODE_NOT_FINITE) from None
         for x in X:  # after the step: a refused frame counts not
             if self.config.lam_per_norm is None:
                 break
@@ -414,9 +430,11 @@ class Learner:
         in :meth:`code`; raises on an empty document) or values (squared loss): the coder's
         own reconstruction step, weighted by ``reconstruction_weight`` (the surrogate's, or
         the rank-2 step's), plus the per-atom AdaGrad step along ``backprop_weight`` times
-        the implicit gradient (``v``, ``Bv`` from :meth:`direction`; None: none)."""
+        the implicit gradient (``v``, ``Bv`` from :meth:`direction`; None: none). The
+        surrogate moves the atoms gradually, after every example: the model's head learns
+        from the codes as the basis moves."""
         return steps.step(self, rows, self.as_learned(x), code, v, Bv, backprop_weight,
-                          reconstruction_weight)
+                          reconstruction_weight, gradual=True)
 
     def unrolled_step(self, rows, x, code, g_w, backprop_weight, reconstruction_weight):
         """One basis step along the unrolled gradient: :func:`streamsc._basis_steps.unrolled_step`."""
