@@ -331,36 +331,6 @@ def _dependence_step(G, cw, w, ws, n, pos, q, last, d, l1, l2):
 
 
 @njit(**NJIT)
-def _ws_solve(G, cw, w, ws, n, l1, l2, positive, tol, budget):
-    """Minimise over ws[:n] (the other coordinates fixed): Gram sweeps, and a Newton step
-    after each sweep that changed no sign, until a sweep moves no coordinate by more than
-    tol / 10 in gradient units, an exact Newton step is followed by a sweep that changes
-    no sign, or ``budget`` passes are spent. Returns the passes (sweeps and Newton
-    steps)."""
-    used = 0
-    newton_ok = True  # False when there is nothing to step, until the signs change
-    solved = False  # an exact Newton step was taken and no sign changed since
-    while used < budget:
-        ch, changed = _gram_sweep(G, cw, w, ws, n, l1, l2, positive)
-        used += 1
-        if ch <= 0.1 * tol:
-            break
-        if changed:
-            newton_ok = True
-            solved = False
-        elif solved:
-            # the restricted problem is solved to rounding (what is left of ch is rounding
-            # when tol is below what float64 resolves): the caller re-checks on exact B^T r
-            break
-        elif newton_ok and used < budget:
-            used += 1
-            res = _gram_newton(G, cw, w, ws, n, l1, l2)
-            newton_ok = res >= 0
-            solved = res == 2
-    return used
-
-
-@njit(**NJIT)
 def _ws_add(B, j, ws, n, Bws, G):
     """Append atom j to the working set at position n: its packed copy and its row and
     column of the Gram matrix."""
@@ -650,9 +620,33 @@ def enet_ws(x, B, GB, cx, l1, l2, positive, tol, max_iter, w, r):
         for a in range(n):
             cw[a] = c[ws[a]]
             w0[a] = w[ws[a]]
-        # solve the restricted problem only as well as the coordinates left out allow
+        # solve the restricted problem only as well as the coordinates left out allow:
+        # Gram sweeps, and a Newton step after each sweep that changed no sign, until a
+        # sweep moves no coordinate by more than inner_tol / 10 in gradient units, an exact
+        # Newton step is followed by a sweep that changes no sign, or max_iter passes are
+        # spent (here, not in a kernel of its own: numba re-optimises a kernel's callees for
+        # every caller up the chain, so a shallower chain compiles faster)
         inner_tol = max(tol, INNER * v_out)
-        sweeps += _ws_solve(G, cw, w, ws, n, l1, l2, positive, inner_tol, max_iter - sweeps)
+        newton_ok = True  # False when there is nothing to step, until the signs change
+        solved = False  # an exact Newton step was taken and no sign changed since
+        while sweeps < max_iter:
+            ch, changed = _gram_sweep(G, cw, w, ws, n, l1, l2, positive)
+            sweeps += 1
+            if ch <= 0.1 * inner_tol:
+                break
+            if changed:
+                newton_ok = True
+                solved = False
+            elif solved:
+                # the restricted problem is solved to rounding (what is left of ch is
+                # rounding when tol is below what float64 resolves): the outer loop
+                # re-checks on exact B^T r
+                break
+            elif newton_ok and sweeps < max_iter:
+                sweeps += 1
+                res = _gram_newton(G, cw, w, ws, n, l1, l2)
+                newton_ok = res >= 0
+                solved = res == 2
         if GB is None:
             for a in range(n):
                 dw = w[ws[a]] - w0[a]
