@@ -193,7 +193,8 @@ def _solve_enet(X, B, l1, l2, *, signed, tol, max_iter, init):
         # (plain coordinate descent) only when a code needs it
         x, w, r = X[0], W[0], np.empty(m)
         it, v, done = _call(
-            lasso_kernels.enet_ws, x, B, None, None, l1, l2, not signed, tol, cap, w, r
+            lasso_kernels.enet_ws, x, B, None, None, l1, l2, not signed, tol, cap, w, r,
+            lasso_kernels.ws_fills(m, k),
         )
         if not done:
             it, v = _call(lasso_kernels.active_set_cd, x, B, l1, l2, not signed, tol, cap,

@@ -481,7 +481,7 @@ def enet_gram(x, B, GB, cx, l1, l2, positive, tol, max_iter, w):
 def _enet(x, B, GB, cx, l1, l2, positive, tol, max_iter, w):
     """:func:`enet_ws`, finished by :func:`active_set_cd` when it falls back."""
     r = np.empty(B.shape[0])
-    sweeps, viol, done = enet_ws(x, B, GB, cx, l1, l2, positive, tol, max_iter, w, r)
+    sweeps, viol, done = enet_ws(x, B, GB, cx, l1, l2, positive, tol, max_iter, w, r, True)
     if done:
         return sweeps, viol
     return active_set_cd(x, B, l1, l2, positive, tol, max_iter, w, r, sweeps, viol)
@@ -502,8 +502,14 @@ def _residual(x, B, w, r):
                 r[i] -= wj * B[i, j]
 
 
+def ws_fills(m, k):
+    """:func:`enet_ws`'s ``fills`` for an (m, k) basis: None when the working set holds
+    every atom, else True."""
+    return True if k > max(WS_CAP_M * m, WS_CAP_MIN) else None
+
+
 @njit(**NJIT)
-def enet_ws(x, B, GB, cx, l1, l2, positive, tol, max_iter, w, r):
+def enet_ws(x, B, GB, cx, l1, l2, positive, tol, max_iter, w, r, fills):
     """The working-set solver behind :func:`enet_cd` (``GB`` and ``cx`` None: gradients
     from the residual r = x - B w, Gram rows from packed atoms) and :func:`enet_gram`
     (``GB = B^T B`` and ``cx = B^T x`` given: gradients cx - GB w, Gram rows copied, no
@@ -512,7 +518,11 @@ def enet_ws(x, B, GB, cx, l1, l2, positive, tol, max_iter, w, r):
     Returns (passes, violation, done); done False when the working set cannot hold the
     code: w is then where it got, ``r`` (float64[m], scratch otherwise) holds x - B w, and
     :func:`active_set_cd` finishes it from there. A separate kernel, so that the first
-    call of the one-row solver compiles the fallback only if it needs it."""
+    call of the one-row solver compiles the fallback only if it needs it.
+
+    ``fills`` True, or None when the working set holds every atom (k at most
+    ``max(WS_CAP_M m, WS_CAP_MIN)``, :func:`ws_fills`): it then never fills up and never
+    falls back, and None, known when compiling, leaves that code out."""
     m, k = B.shape
     cap = min(k, max(WS_CAP_M * m, WS_CAP_MIN))
     grow = max(WS_MIN_ADD, m // 8)
@@ -564,8 +574,9 @@ def enet_ws(x, B, GB, cx, l1, l2, positive, tol, max_iter, w, r):
             break
         # grow the working set: every non-zero, then the largest violators
         p = min(n_new, max(grow, n + n_nz))
-        if n + n_nz + p > cap:
-            # full: drop the working set's zeros (they may come back later), then take
+        if fills is not None and n + n_nz + p > cap:
+            # full (never when the set holds every atom: the set, the non-zeros outside it
+            # and the p violators are distinct atoms): drop the working set's zeros (they may come back later), then take
             # what room is left
             n = _ws_compact(w, ws, n, Bws, G, in_ws)
             n_out = 0
