@@ -9,6 +9,13 @@ writable numba warns and compiles in memory; nothing else changes.
 #: inf/nan as in NumPy (the solvers test for it) instead of raising
 NJIT = dict(cache=True, nogil=True, fastmath=False, error_model="numpy")
 
+#: flags for small helpers called from one solver: inlined into the caller's numba IR, so
+#: they compile as part of it instead of as kernels of their own (numba links a kernel's
+#: callees into it and optimises the whole again for each caller up the chain, and each
+#: kernel costs a fixed 0.1-0.2 s with the cache empty): a shorter cold start. Never for
+#: large helpers (inlining a solver's body made its compile slower)
+NJIT_INLINE = dict(NJIT, inline="always")
+
 #: flags for dot-product reductions only: reassociation lets LLVM vectorise the sum
 #: (results are deterministic for a given machine, not bit-equal to a naive loop)
 NJIT_REDUCE = dict(cache=True, nogil=True, fastmath={"reassoc", "contract"}, error_model="numpy")

@@ -69,7 +69,8 @@ def test_kernels_use_the_shared_flags():
     import streamsc._kernels as K
     from streamsc import _config
 
-    allowed = [_config.NJIT, _config.NJIT_REDUCE, _config.NJIT_PARALLEL, _config.NJIT_VECMATH]
+    allowed = [_config.NJIT, _config.NJIT_INLINE, _config.NJIT_REDUCE, _config.NJIT_PARALLEL,
+               _config.NJIT_VECMATH]
     for info in pkgutil.iter_modules(K.__path__):
         mod = importlib.import_module(f"streamsc._kernels.{info.name}")
         for attr, obj in vars(mod).items():

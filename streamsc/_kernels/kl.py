@@ -34,7 +34,7 @@ Every solver stops on the same criterion, ``max_j |dL/dw_j| <= tol``:
 import numpy as np
 from numba import njit, prange
 
-from .._config import NJIT, NJIT_PARALLEL
+from .._config import NJIT, NJIT_INLINE, NJIT_PARALLEL
 from .linalg import col_sq_norms, dot, matvec, rmatvec, solve_spd
 from .vecmath import exp as vexp
 
@@ -45,7 +45,7 @@ _EPS = 2.220446049250313e-16
 _Z_STEP = 30.0
 
 
-@njit(**NJIT)
+@njit(**NJIT_INLINE)
 def _unpack(w, k, signed, code):
     """code = w (unsigned) or w[:k] - w[k:] (signed)."""
     if signed:
@@ -155,7 +155,7 @@ def reconstruction_losses(X, B, W, loss, out):
         out[i] = loss_residual(X[i], B, W[i], r, loss)
 
 
-@njit(**NJIT)
+@njit(**NJIT_INLINE)
 def armijo(f_new, f, g, v_new, v, loss):
     """The line searches' test of a trial point v_new of objective ``f_new`` from v of
     objective ``f`` and gradient ``g``, of predicted change dec = g . (v_new - v) (negative
@@ -179,7 +179,7 @@ def armijo(f_new, f, g, v_new, v, loss):
     return -1 if -dec <= slack else 0
 
 
-@njit(**NJIT)
+@njit(**NJIT_INLINE)
 def log_prior(p, logp):
     """logp[j] = log p over the n = len(logp) coordinates of EGD's state (p twice when
     signed: n = 2 len(p)); returns their sum of p, the constant of the KL term."""

@@ -49,7 +49,7 @@ Every step is deterministic; scratch is O(k + m) plus the bounded working set.
 import numpy as np
 from numba import njit, prange
 
-from .._config import NJIT, NJIT_PARALLEL
+from .._config import NJIT, NJIT_INLINE, NJIT_PARALLEL
 from .linalg import chol_solve, col_sq_norms, dot, rmatvec
 
 #: working-set growth: at least this many new atoms per outer iteration (and m // 8)
@@ -132,7 +132,7 @@ def _sweep(B, cn2, l1, l2, positive, w, r, idx, n_idx):
     return biggest
 
 
-@njit(**NJIT)
+@njit(**NJIT_INLINE)
 def _gram_sweep(G, cw, w, ws, n, l1, l2, positive):
     """One cyclic pass over the working set ws[:n] on its Gram matrix G (n x n, leading
     block), with cw[a] = b_{ws[a]}^T r kept in sync. Returns (max_a G_aa |dw_a|, whether a
@@ -277,7 +277,7 @@ def _gram_newton(G, cw, w, ws, n, l1, l2):
     return 2 if first < 0 else 1
 
 
-@njit(**NJIT)
+@njit(**NJIT_INLINE)
 def _dependence_step(G, cw, w, ws, n, pos, q, last, d, l1, l2):
     """Move the non-zeros N = ws[pos[:q]] along d (non-zero on pos[:last + 1] only), the
     direction downhill, to the first coordinate reaching 0 (set to exactly 0) or to the
@@ -330,7 +330,7 @@ def _dependence_step(G, cw, w, ws, n, pos, q, last, d, l1, l2):
     return 0 if hit >= 0 else 1
 
 
-@njit(**NJIT)
+@njit(**NJIT_INLINE)
 def _ws_add(B, j, ws, n, Bws, G):
     """Append atom j to the working set at position n: its packed copy and its row and
     column of the Gram matrix."""
@@ -344,7 +344,7 @@ def _ws_add(B, j, ws, n, Bws, G):
         G[b, n] = g
 
 
-@njit(**NJIT)
+@njit(**NJIT_INLINE)
 def _ws_add_gram(GB, j, ws, n, G):
     """Append atom j to the working set at position n, its row and column of the Gram
     matrix copied from the full Gram matrix GB = B^T B."""
@@ -355,7 +355,7 @@ def _ws_add_gram(GB, j, ws, n, G):
         G[b, n] = g
 
 
-@njit(**NJIT)
+@njit(**NJIT_INLINE)
 def _kth_largest(a, p):
     """The p-th largest entry of a (1 <= p <= len(a)); a is reordered. Quickselect with
     the middle entry as pivot (np.partition would do, but takes seconds to compile)."""
@@ -387,7 +387,7 @@ def _kth_largest(a, p):
     return a[want]
 
 
-@njit(**NJIT)
+@njit(**NJIT_INLINE)
 def _ws_compact(w, ws, n, Bws, G, in_ws):
     """Remove the atoms whose coordinate is 0 from the working set ws[:n], in place and in
     order (an entry is only ever moved to a lower position, after it was read). Returns
