@@ -35,7 +35,7 @@ import numpy as np
 from numba import njit, prange
 
 from .._config import NJIT, NJIT_INLINE, NJIT_PARALLEL
-from .linalg import col_sq_norms, dot, matvec, rmatvec, solve_spd
+from .linalg import col_sq_norms, dot, matvec, max_abs, rmatvec, solve_spd
 from .vecmath import exp as vexp
 
 # exp() overflows past ~709; exponents are clipped here and the line searches reject them.
@@ -227,12 +227,7 @@ def egd_grad_from_c(logp, lam, signed, u, c, g):
     if signed:
         for j in range(k):
             g[k + j] = -c[j] + lam * (u[k + j] - logp[k + j])
-    gmax = 0.0
-    for j in range(u.shape[0]):
-        a = abs(g[j])
-        if a > gmax:
-            gmax = a
-    return gmax
+    return max_abs(g, u.shape[0])
 
 
 @njit(**NJIT)
@@ -819,12 +814,7 @@ def kl_newton(x, B, p, lam, signed, tol, max_iter, nu, hess_drop, max_kept, w):
 @njit(**NJIT)
 def _max_abs_rmatvec(B, r, out):
     rmatvec(B, r, out)
-    gmax = 0.0
-    for j in range(out.shape[0]):
-        a = abs(out[j])
-        if a > gmax:
-            gmax = a
-    return gmax
+    return max_abs(out, out.shape[0])
 
 
 # ---------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 import numpy as np
 from numba import njit
 
-from .._config import NJIT, NJIT_REDUCE
+from .._config import NJIT, NJIT_INLINE, NJIT_REDUCE
 
 
 @njit(**NJIT_REDUCE)
@@ -35,6 +35,17 @@ def dot(a, b):
     for i in range(a.shape[0]):
         s += a[i] * b[i]
     return s
+
+
+@njit(**NJIT_INLINE)
+def max_abs(v, n):
+    """max_j |v_j| over the first n entries (0.0 if n is 0)."""
+    top = 0.0
+    for j in range(n):
+        a = abs(v[j])
+        if a > top:
+            top = a
+    return top
 
 
 @njit(**NJIT)
