@@ -327,9 +327,9 @@ def surrogate_step(lr, rows, x, code, weight_=1.0, then=None, gradual=False):
     surrogate (``_kernels.dictionary``) over the atoms :func:`_surrogate_atoms` picks
     (``gradual``, or a step with ``then``: after every example; else in blocks of k).
     No step size: the minimiser of each atom's quadratic is scale-free. ``then``: a step
-    to apply after it (a supervised step's backprop part, checked by the caller). Raises before
-    changing anything if the statistics would not be finite. Returns the example's
-    loss."""
+    to apply after it (a supervised step's backprop part, checked by the caller). Raises
+    before changing anything if the statistics would not be finite. Returns the
+    example's loss."""
     r, g, loss = residual(lr, rows, x, code)
     c = weight_ * weight(lr)
     # Python floats: an overflowing product is inf (0 * inf nan), with no warning to silence

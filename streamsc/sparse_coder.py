@@ -89,7 +89,9 @@ class SparseCoder(_base.StreamscEstimator, base.MiniBatchTransformer):
     :math:`S = \sum_t c_t x_t \hat w_t^\top` with weights :math:`c_t` growing linearly in t
     (old examples, coded under an old basis, are forgotten); after every
     ``n_components``-th example, every atom moves to the surrogate's minimiser, one at a
-    time, on the unit sphere: no step size, and nothing depends on the scale of the data or the codes. With
+    time, on the unit sphere: no step size, and nothing depends on the scale of the data
+    or the codes (a supervised model's labelled step moves, after every example, the
+    atoms its code uses, so that its head sees the codes change gradually). With
     ``gradient="implicit"`` the surrogate takes the reconstruction part of the gradient and
     an SGD step the implicit term through the code; so does a supervised model's labelled
     step with its backprop term. ``gradient="unrolled"``, ``basis_update="sgd"`` and the

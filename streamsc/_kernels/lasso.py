@@ -576,8 +576,8 @@ def enet_ws(x, B, GB, cx, l1, l2, positive, tol, max_iter, w, r, fills):
         p = min(n_new, max(grow, n + n_nz))
         if fills is not None and n + n_nz + p > cap:
             # full (never when the set holds every atom: the set, the non-zeros outside it
-            # and the p violators are distinct atoms): drop the working set's zeros (they may come back later), then take
-            # what room is left
+            # and the p violators are distinct atoms): drop the working set's zeros (they
+            # may come back later), then take what room is left
             n = _ws_compact(w, ws, n, Bws, G, in_ws)
             n_out = 0
             for j in range(k):
