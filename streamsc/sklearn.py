@@ -140,7 +140,7 @@ class SparseCodingTransformer(_base.StreamscEstimator, ClassNamePrefixFeaturesOu
         solver=None,
         max_iter=None,
         gradient="alternating",
-        unrolled_steps=10,
+        unrolled_steps=_params.DEFAULT_UNROLLED_STEPS,
         encoder="exact",
         basis_update="auto",
         n_epochs=1,

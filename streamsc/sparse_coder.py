@@ -271,7 +271,7 @@ class SparseCoder(_base.StreamscEstimator, base.MiniBatchTransformer):
         max_iter: int | None = None,
         seed: int | None = None,
         gradient: str = "alternating",
-        unrolled_steps: int = 10,
+        unrolled_steps: int = _params.DEFAULT_UNROLLED_STEPS,
         encoder: str = "exact",
         mini_batch: bool = False,
         n_threads: int | None = None,

@@ -20,12 +20,10 @@ CASES = {
     "l1-signed": dict(prior="l1", signed=True),
     "implicit": dict(gradient="implicit"),
     "implicit-l1-signed": dict(gradient="implicit", prior="l1", signed=True),
-    "unrolled-l1-signed": pytest.param(
-        dict(gradient="unrolled", prior="l1", signed=True),
-        marks=pytest.mark.xfail(strict=True, reason="issue 17 target not met yet: 80% "
-                                "of the atoms in 30,000 examples with the default step "
-                                "(learning_rate=3: 98%, but unsigned L1 falls to 89%)")),
+    "unrolled-l1": dict(gradient="unrolled", prior="l1"),
+    "unrolled-l1-signed": dict(gradient="unrolled", prior="l1", signed=True),
     "unrolled-kl": dict(gradient="unrolled"),
+    "unrolled-kl-signed": dict(gradient="unrolled", signed=True),
     "amortized": dict(encoder="amortized"),
     "mini-batch": dict(mini_batch=True),
 }
