@@ -2,8 +2,8 @@
 
 Usage::
 
-    python demos/defaults.py [--quick] [--sections planted,text,mnist] [--data-dir DIR]
-                             [--json docs/figures/defaults.json]
+    python demos/defaults.py [--quick] [--sections planted,unrolled,text,mnist]
+                             [--data-dir DIR] [--json docs/figures/defaults.json]
 
 Every candidate is run with the public API only (``SparseCoder(n_components=k, seed=0,
 ...)``), the candidate's one setting given and everything else left at its default:
@@ -16,6 +16,9 @@ Every candidate is run with the public API only (``SparseCoder(n_components=k, s
   the KL prior mean times k; ``learning_rate`` candidates are run with
   ``gradient="unrolled"``, the squared-loss learner that takes SGD steps (the default
   learner, Mairal et al.'s surrogate, has no step size).
+* **unrolled** -- ``unrolled_steps`` T of ``gradient="unrolled"`` with L1 codes, signed and
+  non-negative, on the first planted problem drawn from several seeds (one column per seed):
+  the unrolled learner's one setting that the planted section does not sweep.
 * **text** -- :func:`streamsc.synthetic.planted_topics` (overlapping topics), KL-loss codes:
   dominant-topic accuracy of a logistic regression on the codes (3-fold), against LSA of the
   same dimension. Candidates: ``lam`` and ``learning_rate`` of ``SparseCoder(loss="kl")``.
@@ -55,6 +58,8 @@ DEFAULT_LAM_PER_NORM = {"kl": 0.05, "l1": 0.1}
 P_TIMES_K = (0.01, 0.1, 1.0)  # the KL prior mean times k (p=None: 0.1 / k)
 LEARNING_RATES = (0.1, 0.3, 1.0, 3.0, 10.0)
 TEXT_LAM = (0.001, 0.003, 0.01, 0.03, 0.1)
+UNROLLED_STEPS = (10, 15, 20, 25, 40)
+UNROLLED_SEEDS = 8
 
 
 def _log(msg):
@@ -100,6 +105,32 @@ def planted_section(quick, n):
                  f"({time.perf_counter() - t0:.1f} s)")
     return _table("planted dictionaries: atoms recovered (|cos| >= 0.95) after "
                   f"{n:,} examples", runs, names, scores,
+                  percent=True)
+
+
+def unrolled_section(quick, n):
+    """``unrolled_steps`` candidates for the unrolled learner with L1 codes: recovery of the
+    first planted problem (quick: the first quick one) at several seeds, signed and not."""
+    m, k, sparsity, _, scaling = (PLANTED_QUICK if quick else PLANTED)[0]
+    steps, seeds = ((10, 20, 40), 2) if quick else (UNROLLED_STEPS, UNROLLED_SEEDS)
+    default = SparseCoder().unrolled_steps
+    runs = [("unrolled L1 unrolled_steps", T, T == default, None) for T in steps]
+    problems, scores = [], {}
+    for signed in (True, False):
+        for seed in range(seeds):
+            name = f"{'signed' if signed else 'non-neg'} seed {seed}"
+            problems.append(name)
+            B_true, X = planted_dictionary(m, k, n, sparsity=sparsity, signed=signed,
+                                           scaling=scaling, seed=seed)
+            for setting, T, _, _ in runs:
+                coder = SparseCoder(n_components=k, seed=seed, signed=signed, prior="l1",
+                                    gradient="unrolled", unrolled_steps=T)
+                coder.learn_many(pd.DataFrame(X))
+                r = recovery(B_true, coder.basis_.to_numpy())
+                scores[(setting, T, name)] = r
+                _log(f"  unrolled {name:16s} T = {T:<3d} recovered {r:6.1%}")
+    return _table(f"m={m} k={k} s={sparsity} {scaling}, gradient='unrolled', prior='l1': "
+                  f"atoms recovered after {n:,} examples", runs, problems, scores,
                   percent=True)
 
 
@@ -209,7 +240,7 @@ def _table(title, runs, problems, scores, *, percent, lower_is_better=False):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="small problems (a smoke run)")
-    ap.add_argument("--sections", default="planted,text,mnist")
+    ap.add_argument("--sections", default="planted,unrolled,text,mnist")
     ap.add_argument("--n", type=int, default=None,
                     help="planted examples per run (default 30,000; 3,000 with --quick)")
     ap.add_argument("--data-dir", default=None,
@@ -217,13 +248,16 @@ def main(argv=None):
     ap.add_argument("--json", default=None, help="write the tables here")
     args = ap.parse_args(argv)
     sections = args.sections.split(",")
-    bad = set(sections) - {"planted", "text", "mnist"}
+    known = ("planted", "unrolled", "text", "mnist")
+    bad = set(sections) - set(known)
     if bad:
-        ap.error(f"unknown section(s) {sorted(bad)}; choose from planted, text, mnist")
+        ap.error(f"unknown section(s) {sorted(bad)}; choose from {', '.join(known)}")
     out = {}
     t0 = time.perf_counter()
     if "planted" in sections:
         out["planted"] = planted_section(args.quick, args.n or (3000 if args.quick else 30000))
+    if "unrolled" in sections:
+        out["unrolled"] = unrolled_section(args.quick, args.n or (3000 if args.quick else 30000))
     if "text" in sections:
         out["text"] = text_section(args.quick)
     if "mnist" in sections:

@@ -1,5 +1,5 @@
 """Smoke test of demos/defaults.py (the sweep behind the learner's defaults): its quick
-planted and text suites run and write one row per candidate with a score for every problem,
+planted, unrolled and text suites run and write one row per candidate with a score for every problem,
 the default starred once per setting, and scores in range. No learning quality is asserted
 at these tiny sizes; the full tables are in docs/learning.md."""
 
@@ -8,12 +8,12 @@ import math
 from conftest import ROOT, quick_json_fixture, quick_run_data
 from conftest import test_exit_status  # noqa: F401 (pytest collects it here)
 
-quick_run = quick_json_fixture(ROOT / "demos" / "defaults.py", "--sections", "planted,text")
+quick_run = quick_json_fixture(ROOT / "demos" / "defaults.py", "--sections", "planted,unrolled,text")
 
 
 def test_every_candidate_scored_on_every_problem(quick_run):
     data = quick_run_data(quick_run)
-    assert set(data) == {"planted", "text"}
+    assert set(data) == {"planted", "unrolled", "text"}
     for section in data.values():
         problems = section["problems"]
         assert problems
@@ -31,5 +31,5 @@ def test_every_candidate_scored_on_every_problem(quick_run):
 
 def test_tables_printed(quick_run):
     proc, _ = quick_run
-    assert proc.stdout.count("| setting | value |") == 2
+    assert proc.stdout.count("| setting | value |") == 3
     assert "planted dictionaries" in proc.stdout and "planted topics" in proc.stdout
