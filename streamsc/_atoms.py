@@ -113,8 +113,10 @@ def track(lr, rows, x, resid, usage, n=1):
     lr.usage += usage
     before = lr.seen
     lr.seen += n
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        score = float(np.dot(resid, resid) / np.dot(x, x))
+    # Python floats (np.vdot: np.dot's product without its floating-point error check):
+    # an overflow is inf, with no warning to silence; a zero x scores inf, never kept
+    xx = float(np.vdot(x, x))
+    score = float(np.vdot(resid, resid)) / xx if xx != 0.0 else math.inf
     if math.isfinite(score) and (lr.candidate is None or score > lr.candidate[0]):
         lr.candidate = (score, None if rows is None else rows.copy(), resid.copy())
     k = lr.config.n_components

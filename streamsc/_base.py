@@ -84,19 +84,20 @@ def _param_names(cls):
 
 
 def _state_objects(root, deep):
-    """The registered objects reachable from ``root`` through attributes (root first); in
-    deep mode the search stops at objects with their own ``snapshot``."""
+    """The registered objects reachable from ``root`` through attributes (root first).
+    Frozen ones (:func:`_frozen`) hold plain values: none is looked into, and the shallow
+    search leaves them out (they need no recording); the deep search also stops at
+    objects with their own ``snapshot``."""
     registered = _NAMES
     found = [root]
     seen = {id(root)}
     for obj in found:  # breadth first: found grows as the loop goes
-        if deep and hasattr(obj, "snapshot") and not isinstance(obj, StreamscEstimator):
-            continue
-        if _frozen(type(obj)):  # holds plain values (the learner's Config)
+        if deep and (_frozen(type(obj)) or hasattr(obj, "snapshot")
+                     and not isinstance(obj, StreamscEstimator)):
             continue
         # the registered values first (a comprehension: most attributes are not)
         for value in [value for value in obj.__dict__.values() if type(value) in registered]:
-            if id(value) not in seen:
+            if id(value) not in seen and (deep or not _frozen(type(value))):
                 seen.add(id(value))
                 found.append(value)
     return found
@@ -119,8 +120,7 @@ def _frozen(cls):
 def _snapshot(root, deep):
     objects = _state_objects(root, deep)
     if not deep:
-        return [(obj, None, dict(obj.__dict__)) for obj in objects
-                if not _frozen(type(obj))]
+        return [(obj, None, dict(obj.__dict__)) for obj in objects]
     memo = {id(obj): obj for obj in objects}  # other state objects: themselves, not copies
     out = []
     for obj in objects:

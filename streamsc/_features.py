@@ -8,6 +8,7 @@ pickle, deep-copy and clone.
 
 import math
 import numbers
+import operator
 import zlib
 
 import numpy as np
@@ -171,6 +172,73 @@ class Features:
         order = np.argsort(rows, kind="stable")
         return np.ascontiguousarray(rows[order]), np.ascontiguousarray(vals[order])
 
+    def remember(self, keys):
+        """Note the key order of an example just checked and gathered (a list from
+        :func:`check_features`), for :meth:`recall`: a cheap note, turned into a plan if an
+        example with the same keys (the same objects, in the same order) comes next."""
+        _PLANS[id(self)] = (self.index, keys, None, None)
+        if len(_PLANS) > MAX_PLANS:  # models come and go: keep a few
+            _PLANS.clear()
+            _PLANS[id(self)] = (self.index, keys, None, None)
+
+    def recall(self, x):
+        """``gather(*check_features(x))`` for a plain dict whose keys are the known
+        features of the example last remembered, in any order, and whose values are plain
+        finite numbers: the same ``(rows, x)``, by one look-up per key, in row order (no
+        key checks, no scatter). None otherwise: the caller then checks and gathers x in
+        full, which raises what it must (a missing, unknown or bad key, a bad value).
+
+        The plan (the rows and a getter of the keys in row order) is built the second time
+        the same keys come in the same order; it is kept outside the object (in a small
+        table by ``id``, with the name index it was made for), so that copies, pickles and
+        model files never hold it, and a plan of a replaced index is never used."""
+        plan = _PLANS.get(id(self))
+        if plan is None or type(x) is not dict:  # a subclass may look keys up its own way
+            return None
+        index, keys, getter, rows = plan
+        if index is not self.index or len(x) != len(keys):
+            return None
+        if getter is None:  # a note: the same key objects in the same order make a plan
+            if not all(map(operator.is_, x, keys)):
+                return None
+            getter, rows = self._plan(keys)
+            if getter is None:
+                return None
+            _PLANS[id(self)] = (index, keys, getter, rows)
+        try:
+            raw = getter(x)  # same size and every key found: the same set of keys
+        except Exception:  # noqa: BLE001 (a key that compares oddly: the full checks say)
+            return None
+        if not _FAST_TYPES.issuperset(map(type, raw)):
+            return None
+        try:
+            values = np.array(raw, dtype=np.float64)
+        except OverflowError:
+            return None
+        if not all_finite(values):
+            return None
+        return rows, values
+
+    def _plan(self, keys):
+        """(getter, rows) of :meth:`recall` for checked keys: a getter of the keys in row
+        order (a tuple of their values) and their rows (None: every known feature), or
+        (None, None) if a key is unknown."""
+        index = self.index
+        if not keys or not all(map(index.__contains__, keys)):
+            return None, None
+        by_row = sorted(keys, key=index.__getitem__)
+        getter = (operator.itemgetter(*by_row) if len(by_row) > 1
+                  else lambda x, key=by_row[0]: (x[key],))
+        rows = None if len(keys) == len(self.names) else np.fromiter(
+            map(index.__getitem__, by_row), dtype=np.int64, count=len(by_row))
+        return getter, rows
+
+
+#: Features.recall's plans: id(Features) -> (index, keys, getter, rows), getter None for a
+#: note not yet made a plan; cleared beyond MAX_PLANS entries (models come and go)
+_PLANS = {}
+MAX_PLANS = 32
+
 
 # ---------------------------------------------------------------------------------------
 # an example given as a dict
@@ -231,6 +299,14 @@ def check_feature_name(key, name="x"):
         )
 
 
+def all_finite(values):
+    """Whether every entry of a float64 vector is finite (short vectors in Python floats:
+    cheaper than a ufunc call and a reduction on a few values)."""
+    if values.size <= SHORT_EXAMPLE:
+        return all(map(math.isfinite, values.tolist()))
+    return bool(np.isfinite(values).all())
+
+
 def check_features(x, name="x"):
     """Check one example given as a dict of numbers; returns ``(keys, values)`` with values a
     float64 array. Raises ``TypeError`` for a non-dict or a non-numeric value and
@@ -282,8 +358,7 @@ def check_features(x, name="x"):
                     "feature value must be a finite float. The model is unchanged"
                 ) from None
         raise
-    if not (all(map(math.isfinite, values.tolist())) if values.size <= SHORT_EXAMPLE
-            else np.isfinite(values).all()):
+    if not all_finite(values):
         bad = int(np.flatnonzero(~np.isfinite(values))[0])
         raise ValueError(
             f"{name}[{keys[bad]!r}] is {raw[bad]!r}: every feature value must be finite"

@@ -30,7 +30,7 @@ import numpy as np
 from . import _atoms
 from . import _models
 from . import _basis_steps as steps
-from ._features import init_rows
+from ._features import all_finite, init_rows
 from ._kernels import dictionary as dict_kernels
 from .amortized import AmortizedEncoder
 from .coding import default_tol, solve
@@ -110,12 +110,12 @@ def _solve(lr, rows, X, tol, init=None):
     if init is not None:
         try:
             W, _, _, viol = solve(X, Bo, init=init, n_threads=cfg.n_threads, **kw)
-            if (viol <= tol).all() and np.isfinite(W).all():
+            if (viol <= tol).all() and all_finite(W.ravel()):
                 return W
         except np.linalg.LinAlgError:
             pass
     W = solve(X, Bo, init=None, n_threads=cfg.n_threads, **kw)[0]
-    if not np.isfinite(W).all():  # never store a non-finite code or step on one
+    if not all_finite(W.ravel()):  # never store a non-finite code or step on one
         raise CodeNotFinite(
             f"the sparse code is not finite (largest |x| is {np.abs(X).max():.3g}): "
             "scale the features. The model is unchanged"
@@ -276,8 +276,9 @@ class Learner:
             init = self.encoder.predict(x, rows)[None, :]
         else:
             init = None
-        with np.errstate(over="ignore"):  # an overflowing norm (inf) just means tol
-            norm = math.sqrt(float(np.dot(x, x)))
+        # an overflowing norm (inf) just means tol; np.vdot is np.dot's BLAS product
+        # without its floating-point error check: no warning to silence
+        norm = math.sqrt(float(np.vdot(x, x)))
         tol = self.config.tol * 2.0 ** max(math.frexp(norm)[1] - 1, 0)  # tol_for, one row
         return _solve(self, rows, x[None, :], tol, init)[0], True
 

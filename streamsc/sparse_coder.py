@@ -334,10 +334,22 @@ class SparseCoder(_base.StreamscEstimator, base.MiniBatchTransformer):
 
     def _gather(self, keys, values):
         """(rows, x) for the learner: the observed rows and their values (squared loss), or
-        ``(None, counts over every row)`` (KL loss: a missing word is a zero count)."""
+        ``(None, counts over every row)`` (KL loss: a missing word is a zero count). The
+        squared loss's keys are remembered for :meth:`_recall`."""
         if self._learner.config.distribution:
             return None, self._features.dense(keys, values)
-        return self._features.gather(keys, values)
+        gathered = self._features.gather(keys, values)
+        if keys:
+            self._features.remember(keys)
+        return gathered
+
+    def _recall(self, x):
+        """``_gather(*_check_x(x))`` by the shortcut of :meth:`Features.recall` (squared
+        loss, the known keys of the last example gathered, again; then there is no key to
+        add), or None: x must be checked and gathered in full."""
+        if self._learner.config.distribution:
+            return None
+        return self._features.recall(x)
 
     _check_counts_frame = staticmethod(_features.check_frame_counts)
 
@@ -380,20 +392,23 @@ class SparseCoder(_base.StreamscEstimator, base.MiniBatchTransformer):
         x : dict
             Feature name -> real number.
         """
-        keys, values = self._check_x(x)
-        if not keys:
-            return
-        if self._learner.config.distribution and not (values > 0).any():
-            return  # a blank document: no distribution to learn from
+        example = self._recall(x)  # (rows, x) of known keys, or None: check x in full
+        if example is None:
+            keys, values = self._check_x(x)
+            if not keys:
+                return
+            if self._learner.config.distribution and not (values > 0).any():
+                return  # a blank document: no distribution to learn from
         # one learning call at a time, across threads; all or nothing (the step replaces
         # what it changes, so the state is recorded by reference)
         with validation.model_lock(self), self._transaction():
-            self._grow(keys)
-            rows, xv = self._gather(keys, values)
+            if example is None:
+                self._grow(keys)
+                example = self._gather(keys, values)
             try:
-                self._learner.learn(rows, xv)
+                self._learner.learn(*example)
             except StepTooLarge as exc:
-                raise _features.too_large(exc, keys, values) from None
+                raise _features.too_large(exc, *self._check_x(x)) from None
 
     def transform_one(self, x):
         """The code of ``x``: ``{"atom_0": w_0, ...}``. Names never learned are ignored.
@@ -408,9 +423,10 @@ class SparseCoder(_base.StreamscEstimator, base.MiniBatchTransformer):
         dict
             Atom name -> coefficient.
         """
-        keys, values = self._check_x(x)
-        rows, xv = self._gather(keys, values)
-        return self._as_dict(self._learner.code(rows, xv))
+        example = self._recall(x)
+        if example is None:
+            example = self._gather(*self._check_x(x))
+        return self._as_dict(self._learner.code(*example))
 
     def learn_many(self, X):
         """Exactly ``learn_one`` on every row of ``X`` in order (same codes, same steps); with
