@@ -95,9 +95,9 @@ def _state_objects(root, deep):
         if deep and (_frozen(type(obj)) or hasattr(obj, "snapshot")
                      and not isinstance(obj, StreamscEstimator)):
             continue
-        # the registered values first (a comprehension: most attributes are not)
-        for value in [value for value in obj.__dict__.values() if type(value) in registered]:
-            if id(value) not in seen and (deep or not _frozen(type(value))):
+        for value in obj.__dict__.values():
+            if type(value) in registered and id(value) not in seen \
+                    and (deep or not _frozen(type(value))):
                 seen.add(id(value))
                 found.append(value)
     return found

@@ -300,10 +300,13 @@ def check_feature_name(key, name="x"):
 
 
 def all_finite(values):
-    """Whether every entry of a float64 vector is finite (short vectors in Python floats:
-    cheaper than a ufunc call and a reduction on a few values)."""
+    """Whether every entry of a float64 array is finite. Short arrays in Python floats
+    (cheaper than a ufunc call and a reduction on a few values): a finite sum proves it
+    (a non-finite entry makes the sum inf or NaN), and only a sum that is not finite needs
+    a look at each entry (finite entries whose sum overflows)."""
     if values.size <= SHORT_EXAMPLE:
-        return all(map(math.isfinite, values.tolist()))
+        entries = values.ravel().tolist()
+        return math.isfinite(sum(entries)) or all(map(math.isfinite, entries))
     return bool(np.isfinite(values).all())
 
 

@@ -110,12 +110,12 @@ def _solve(lr, rows, X, tol, init=None):
     if init is not None:
         try:
             W, _, _, viol = solve(X, Bo, init=init, n_threads=cfg.n_threads, **kw)
-            if (viol <= tol).all() and all_finite(W.ravel()):
+            if (viol <= tol).all() and all_finite(W):
                 return W
         except np.linalg.LinAlgError:
             pass
     W = solve(X, Bo, init=None, n_threads=cfg.n_threads, **kw)[0]
-    if not all_finite(W.ravel()):  # never store a non-finite code or step on one
+    if not all_finite(W):  # never store a non-finite code or step on one
         raise CodeNotFinite(
             f"the sparse code is not finite (largest |x| is {np.abs(X).max():.3g}): "
             "scale the features. The model is unchanged"
