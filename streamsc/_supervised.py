@@ -55,6 +55,11 @@ CODER_DEFAULTS = {"n_components": 32, "prior": "kl", "loss": "squared", "lam": N
                   "p": None, "signed": False, "seed": None, "basis": None}
 
 
+#: the head's default ``learning_rate``, and always the linear expert's (the safety net of
+#: ``raw_features=True``: a linear model with a fixed, conservative step, whatever step the
+#: head is given)
+DEFAULT_LEARNING_RATE = 0.05
+
 #: the head's parameters, checked by the schema every estimator shares (streamsc._params);
 #: the coder's are checked by the SparseCoder built from them
 HEAD_PARAMS = ("learning_rate", "l2", "gradient", "backprop_weight", "reconstruction_weight",
@@ -111,7 +116,7 @@ class SupervisedCoding(_base.StreamscEstimator):
         seed: int | None = None, basis=None, coder=None,
         # the head's
         gradient: str = "alternating",
-        learning_rate: float = 0.05,
+        learning_rate: float = DEFAULT_LEARNING_RATE,
         l2: float = 0.0,
         backprop_weight: float = 1.0,
         reconstruction_weight: float = 1.0,
@@ -184,18 +189,32 @@ class SupervisedCoding(_base.StreamscEstimator):
         out[..., positions] = W
         return out
 
-    def _step_size(self, z, raw):
-        """The head's normalised step for its d inputs f: ``learning_rate * d / (d + |f|^2)``
-        (about ``learning_rate / 2`` for standardised inputs), at most ``1 / |f|^2``, the step
-        that fits the example exactly (a larger one overshoots: normalised LMS diverges at
-        twice it)."""
+    def _step_size(self, z, raw, rate=None):
+        """The head's normalised step for its d inputs f: ``rate * d / (d + |f|^2)`` (about
+        ``rate / 2`` for standardised inputs; ``rate`` default ``learning_rate``), at most
+        ``1 / |f|^2``, the step that fits the example exactly (a larger one overshoots:
+        normalised LMS diverges at twice it). No inputs (the linear expert's bias alone):
+        ``rate``."""
+        rate = self.learning_rate if rate is None else rate
         d = z.size + (0 if raw is None else raw[1].size)
+        if d == 0:
+            return rate
         with np.errstate(over="ignore", invalid="ignore"):  # a huge raw feature: no step
             ff = float(z @ z) + (0.0 if raw is None else float(raw[1] @ raw[1]))
         if not math.isfinite(ff):
             return 0.0
-        eta = self.learning_rate * d / (d + ff)
+        eta = rate * d / (d + ff)
         return min(eta, 1.0 / ff) if ff > 0.0 else eta
+
+    def _head_weight(self):
+        """The weight of the head in the prediction, ``1 - `` that of the linear expert on
+        the raw features: the Bayesian mixture of the two, uniform prior,
+        ``1 / (1 + exp(L_head - L_linear))`` with ``L`` each one's cumulative loss on the
+        labelled examples, each scored before learning from it. Its cumulative log-loss is
+        within ``log 2`` of the better one's, so the model is never much worse than the
+        linear model on its inputs, and soon as good as the better of the two."""
+        gap = float(self._expert_loss[0] - self._expert_loss[1])
+        return 1.0 / (1.0 + math.exp(min(gap, 700.0)))
 
     # --- one labelled step
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 from river import base
 
-from ._supervised import SupervisedCoding, check_class_label
+from ._supervised import DEFAULT_LEARNING_RATE, SupervisedCoding, check_class_label
 
 __all__ = ["SparseCodingClassifier"]
 
@@ -22,6 +22,13 @@ class SparseCodingClassifier(SupervisedCoding, base.Classifier):
     ``1e-2`` times the largest). The model thus contains the linear model on its inputs, and
     the codes add what a linear model cannot see (on river's Bananas, 79 % against 54 % for
     ``LogisticRegression``: ``python demos/river_streams.py``, ``docs/supervised.md``).
+    With ``raw_features=True`` it also keeps a linear expert, a logistic regression on the
+    raw features alone (the same normalised step at the default ``learning_rate``), and
+    predicts the Bayesian mixture :math:`a\pi + (1 - a)\pi_{lin}` of the two, with
+    :math:`a = 1/(1 + e^{L - L_{lin}})` from their cumulative log-losses on the labelled
+    examples (each scored before learning from it): the model's log-loss is within
+    :math:`\log 2` of the better expert's, so where the codes only add noise (river's
+    Phishing) it is as good as the linear model, and where they help it follows the head.
     ``learn_one(x, y)`` codes ``x`` with the owned coder (warm-started, cached), takes the
     gradient :math:`g_j = [V^\top(\pi - e_y)]_j / \sigma_j` of the log-loss with respect to
     the code, steps the basis (the coder's reconstruction step; with ``gradient="implicit"``
@@ -119,6 +126,10 @@ class SparseCodingClassifier(SupervisedCoding, base.Classifier):
         self._V = np.zeros((0, self._coder.n_components))  # weights of the standardised code
         self._U = np.zeros((0, 0))  # weights of the raw features, on the coder's rows
         self._b = np.zeros(0)
+        # the linear expert (raw_features=True): a logistic regression on the raw features
+        self._U_lin = np.zeros((0, 0))
+        self._b_lin = np.zeros(0)
+        self._expert_loss = np.zeros(2)  # cumulative log-loss of (the head, the linear expert)
 
     @classmethod
     def _unit_test_params(cls):
@@ -138,40 +149,56 @@ class SparseCodingClassifier(SupervisedCoding, base.Classifier):
             logits += (U if rows is None else U[:, rows]) @ values
         return logits, z, sigma
 
+    def _linear_logits(self, raw, U, b):
+        """The linear expert's logits ``U x + b`` (``b`` alone without raw inputs)."""
+        if raw is None:
+            return b.copy()
+        rows, values = raw
+        return (U if rows is None else U[:, rows]) @ values + b
+
     def _head_grad(self, w, y, raw):
         kind = check_class_label(y, self._label_kind)
         new = y not in self._class_index
         n = len(self.classes_) + (1 if new else 0)
         k = self._V.shape[1]
-        V, b = self._V, self._b
-        U = self._spread(self._U, self._raw_positions())
+        V, b, b_lin = self._V, self._b, self._b_lin
+        moved = self._raw_positions()
+        U, U_lin = self._spread(self._U, moved), self._spread(self._U_lin, moved)
         if new:
             V = np.vstack([V, np.zeros((1, k))])
             U = np.vstack([U, np.zeros((1, U.shape[1]))])
-            b = np.append(b, 0.0)
+            U_lin = np.vstack([U_lin, np.zeros((1, U_lin.shape[1]))])
+            b, b_lin = np.append(b, 0.0), np.append(b_lin, 0.0)
         logits, z, sigma = self._logits(w, raw, V, U, b)
         pi = _softmax(logits)
         c = self._class_index.get(y, n - 1)
-        gz = pi
+        pi_lin = _softmax(self._linear_logits(raw, U_lin, b_lin))
+        expert_loss = self._expert_loss + _log_loss(np.array([pi[c], pi_lin[c]]))
+        gz, g_lin = pi, pi_lin
         gz[c] -= 1.0
+        g_lin[c] -= 1.0
         g_w = (V.T @ gz) / sigma
         w_mean, w_m2 = self._code_stats_after(w)
         eta = self._step_size(z, raw)
+        eta_lin = self._step_size(z[:0], raw, DEFAULT_LEARNING_RATE)
 
         def apply():
             V_new = V - eta * (np.outer(gz, z) + self.l2 * V)
-            U_new = U  # updated in place: nothing can fail any more
-            if raw is not None:
-                rows, values = raw
-                if rows is None:
-                    U_new -= eta * (np.outer(gz, values) + self.l2 * U)
-                else:
-                    U_new[:, rows] -= eta * (np.outer(gz, values) + self.l2 * U[:, rows])
+            # U and U_lin are updated in place: nothing can fail any more
+            for W, step, g in ((U, eta, gz), (U_lin, eta_lin, g_lin)):
+                if raw is not None:
+                    rows, values = raw
+                    if rows is None:
+                        W -= step * (np.outer(g, values) + self.l2 * W)
+                    else:
+                        W[:, rows] -= step * (np.outer(g, values) + self.l2 * W[:, rows])
             if new:
                 self._class_index[y] = len(self.classes_)
                 self.classes_.append(y)
             self._label_kind = kind
-            self._V, self._U, self._b = V_new, U_new, b - eta * gz
+            self._V, self._U, self._b = V_new, U, b - eta * gz
+            self._U_lin, self._b_lin = U_lin, b_lin - eta_lin * g_lin
+            self._expert_loss = expert_loss
             self._w_mean, self._w_m2 = w_mean, w_m2
             self._n_labelled += 1
 
@@ -197,8 +224,13 @@ class SparseCodingClassifier(SupervisedCoding, base.Classifier):
         w, raw = self._inputs(x)
         if not self.classes_:
             return {}
-        U = self._spread(self._U, self._raw_positions())
-        pi = _softmax(self._logits(w, raw, self._V, U, self._b)[0])
+        moved = self._raw_positions()
+        pi = _softmax(self._logits(w, raw, self._V, self._spread(self._U, moved), self._b)[0])
+        if self.raw_features:  # the mixture with the linear expert
+            a = self._head_weight()
+            pi_lin = _softmax(self._linear_logits(raw, self._spread(self._U_lin, moved),
+                                                  self._b_lin))
+            pi = a * pi + (1.0 - a) * pi_lin
         return dict(zip(self.classes_, pi.tolist()))
 
     def predict_proba_many(self, X):
@@ -206,6 +238,11 @@ class SparseCodingClassifier(SupervisedCoding, base.Classifier):
         column per class seen so far, on X's index."""
         probs = [self.predict_proba_one(x) for x in self._rows(X)]
         return pd.DataFrame(probs, index=X.index, columns=list(self.classes_), dtype=float)
+
+
+def _log_loss(p):
+    """-log p, at most -log(1e-300) (a probability that underflowed to 0)."""
+    return -np.log(np.maximum(p, 1e-300))
 
 
 def _softmax(z):

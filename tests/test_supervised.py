@@ -344,6 +344,38 @@ def test_classifier_head_is_invariant_to_the_scale_of_the_codes():
     assert late > 0.8, late  # and the head learned (3 classes: chance is about 1/3)
 
 
+def test_classifier_is_the_bayes_mixture_of_its_head_and_a_linear_expert():
+    """With ``raw_features=True`` the classifier's probabilities mix its head and a linear
+    expert on the raw features by their cumulative log-loss: over a stream, the model's own
+    progressive log-loss is within log 2 of the better expert's (the mixture's bound), and
+    on a linear task whose codes are noise it is as accurate as the linear expert alone."""
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((600, 4))
+    ys = (X @ np.array([1.0, -2.0, 0.5, 0.0]) + 0.3 * rng.standard_normal(600) > 0)
+    model = SparseCodingClassifier(n_components=8, seed=0)
+    mixed, linear_hits, start = 0.0, 0, None
+    for i, (row, y) in enumerate(zip(X, ys.tolist())):
+        x = {f"x{j}": v for j, v in enumerate(row)}
+        if len(model.classes_) == 2:  # scored from when both classes are known
+            if start is None:
+                start = model._expert_loss.copy()
+            probs = model.predict_proba_one(x)
+            mixed -= math.log(max(probs.get(y, 0.0), 1e-300))
+            _, raw = model._inputs(x)
+            logits = model._linear_logits(raw, model._U_lin, model._b_lin)
+            linear_hits += model.classes_[int(np.argmax(logits))] == y
+        model.learn_one(x, y)
+    head_loss, linear_loss = model._expert_loss - start
+    assert head_loss != linear_loss
+    assert mixed <= min(head_loss, linear_loss) + math.log(2) + 1e-9, (mixed, head_loss,
+                                                                        linear_loss)
+    assert mixed >= min(head_loss, linear_loss) - 1e-9  # a mixture, not a better model
+    accuracy = np.mean([model.predict_one({f"x{j}": v for j, v in enumerate(row)}) == y
+                        for row, y in zip(X[-200:], ys[-200:].tolist())])
+    assert accuracy > 0.85, accuracy
+    assert linear_hits > 0.8 * (len(X) - 10)
+
+
 @pytest.mark.parametrize("cls", [SparseCodingClassifier, SparseCodingRegressor])
 @pytest.mark.parametrize(
     "params",
