@@ -207,7 +207,7 @@ class Features:
             _PLANS[id(self)] = (index, keys, getter, rows)
         try:
             raw = getter(x)  # same size and every key found: the same set of keys
-        except Exception:  # noqa: BLE001 (a key that compares oddly: the full checks say)
+        except Exception:  # a missing key, or one comparing oddly: the full checks say
             return None
         if not _FAST_TYPES.issuperset(map(type, raw)):
             return None
