@@ -4,7 +4,7 @@
 Usage::
 
     python benchmarks/learn.py [--quick] [--shapes 64x256,180x1024] [--lam 0.1]
-                               [--learning-rate 10] [--kl-solver newton|egd]
+                               [--kl-solver newton|egd]
                                [--batch-size 256] [--rows N]
                                [--budget SECONDS] [--seed S] [--json out.json]
 
@@ -32,10 +32,10 @@ with ``alpha``, which passes ``alpha / n_features`` to ``LassoLars``/``Lasso``, 
 divide the squared loss by ``n_features``), with signed codes (``positive_code=False``). That is
 streamsc's ``prior="l1", signed=True, lam=alpha``. The script checks it: on the starting basis,
 streamsc's L1 codes and ``sklearn.decomposition.sparse_encode`` (lars and cd) agree to 1e-4.
-The basis updates differ by design: streamsc takes the paper's SGD step (eq. 7, step
-``learning_rate / sqrt(t)``, unit-norm atoms); scikit-learn runs block coordinate descent on
-accumulated sufficient statistics ``A = sum w w^T``, ``B = sum x w^T`` (Mairal et al., 2010),
-projecting atoms to norm <= 1.
+Both update the basis by block coordinate descent on accumulated sufficient statistics
+``A = sum w w^T``, ``B = sum x w^T`` (Mairal et al., 2010): streamsc's default (its
+``basis_update="auto"``, which is the surrogate for the squared loss) passes over the atoms
+once every k samples, unit-norm atoms; scikit-learn after every call, atoms of norm <= 1.
 
 **Data.** A planted dictionary: ``B*`` Gaussian with unit-norm columns; each sample is
 ``x = B* w* + e``, rescaled to unit norm, with ``max(2, round(k/32))`` planted atoms of random
@@ -61,11 +61,6 @@ nonzeros per code (the sparsity), mean objective, coordinate-descent sweeps per 
 that stopped short of the tolerance), and the fraction of planted atoms recovered (Hungarian
 matching, ``|cos| >= 0.95``).
 Learners saw different numbers of samples (the faster saw more), which is printed alongside.
-
-**Learning rate.** streamsc's ``learning_rate`` (default 10 here) sets how far its basis moves,
-hardly what a sample costs: at (64, 256), one pass over 4,096 samples with learning rates 1, 10,
-30 and 100 ran at 696, 697, 729 and 716 samples per CPU-second (mean nonzeros 34.5, 33.5, 31.6,
-30.9; held-out objective 0.331, 0.311, 0.304, 0.306, against 0.342 for the starting basis).
 
 **Python overhead.** In the live stream each learner's basis, hence the cost of its codes,
 drifts apart; so the overhead of each streamsc call path is measured separately on identical
@@ -191,7 +186,7 @@ def make_jobs(B0, X, lam, args):
     rows = [X[i] for i in range(n)]
     slices = [X[i:i + 1] for i in range(n)]
     batches = [X[i:i + bs] for i in range(0, n - bs + 1, bs)]
-    common = dict(n_components=k, lam=lam, learning_rate=args.learning_rate)
+    common = dict(n_components=k, lam=lam)
 
     def coder(prior, signed):
         return SparseCoder(prior=prior, signed=signed, seed=args.seed, basis=B0, **common)
@@ -272,8 +267,7 @@ def check_same_path(B0, X, lam, args):
     m, k = B0.shape
     n = min(SAME_PATH_ROWS, X.shape[0])
     Xs = np.ascontiguousarray(X[:n])
-    common = dict(n_components=k, prior="l1", signed=True, lam=lam,
-                  learning_rate=args.learning_rate)
+    common = dict(n_components=k, prior="l1", signed=True, lam=lam)
     # no basis=: the atoms come from the first rows, as in the transformer
     a = SparseCoder(seed=args.seed, **common)
     for x in _rows_as_dicts(Xs):
@@ -452,8 +446,7 @@ def measure_overheads(B0, X, lam, args):
 
     m, k = B0.shape
     n = min(args.batch_size, X.shape[0] - 1)
-    common = dict(n_components=k, prior="l1", signed=True, lam=lam,
-                  learning_rate=args.learning_rate)
+    common = dict(n_components=k, prior="l1", signed=True, lam=lam)
     X1 = np.ascontiguousarray(X[: n + 1])
     dicts = _rows_as_dicts(X1)
     rows = [X1[i] for i in range(n + 1)]
@@ -602,8 +595,6 @@ def parse_args(argv):
                   "wraps around after them",
         budget_help="seconds spent timing each contender (default 2, --quick 0.02)",
     )
-    ap.add_argument("--learning-rate", type=float, default=10.0,
-                    help="streamsc's first SGD step size (step t: learning_rate / sqrt(t))")
     ap.add_argument("--kl-solver", choices=["newton", "egd"], default=None,
                     help="solver of the KL rows (default: SparseCoder's default)")
     ap.add_argument("--batch-size", type=int, default=None,
@@ -615,8 +606,6 @@ def parse_args(argv):
         ap.error("--batch-size must be >= 1")
     if args.rows < args.batch_size:
         ap.error("--rows must be >= --batch-size")
-    if not args.learning_rate > 0:
-        ap.error("--learning-rate must be > 0")
     return args
 
 
@@ -631,9 +620,9 @@ def main(argv=None):
         "Problem: 1/2||x - Bw||^2 + lam ||w||_1 per sample, signed codes: streamsc prior='l1', "
         "signed=True, lam; scikit-learn MiniBatchDictionaryLearning(alpha=lam) (checked below). "
         "streamsc also learns with KL codes (p = 1/k) and signed KL codes, same lam.\n"
-        f"Basis updates: streamsc SGD (eq. 7), learning_rate {args.learning_rate:g} / sqrt(t), "
-        "unit-norm atoms; scikit-learn block coordinate descent on its running sufficient "
-        "statistics.\n"
+        "Basis updates: streamsc's default (Mairal et al.'s online surrogate, a pass over the "
+        "atoms every k samples), unit-norm atoms; scikit-learn block coordinate descent on its "
+        "running sufficient statistics after every call.\n"
         "Data: planted unit-norm B*, samples B* w* + 10% noise with random-sign w*, rescaled to "
         f"unit norm; a stream of {args.rows} samples per shape, the same order for every "
         "learner; all start from the same random unit-norm basis.\n"
@@ -663,7 +652,7 @@ def main(argv=None):
               file=sys.stderr)
     _common.write_json(
         args.json, SCRIPT, argv, all_records, machine=machine,
-        settings=_common.settings(args, "learning_rate", "kl_solver", "batch_size"),
+        settings=_common.settings(args, "kl_solver", "batch_size"),
         import_seconds=import_seconds, checks=all_checks, planted_reference=references,
         issue_ratios=ratios, overheads=all_overheads,
     )
