@@ -19,12 +19,17 @@ CASES = {
     "l1": dict(prior="l1"),
     "l1-signed": dict(prior="l1", signed=True),
     "implicit": dict(gradient="implicit"),
+    "implicit-kl-signed": dict(gradient="implicit", signed=True),
+    "implicit-l1": dict(gradient="implicit", prior="l1"),
     "implicit-l1-signed": dict(gradient="implicit", prior="l1", signed=True),
     "unrolled-l1": dict(gradient="unrolled", prior="l1"),
     "unrolled-l1-signed": dict(gradient="unrolled", prior="l1", signed=True),
     "unrolled-kl": dict(gradient="unrolled"),
     "unrolled-kl-signed": dict(gradient="unrolled", signed=True),
     "amortized": dict(encoder="amortized"),
+    "amortized-kl-signed": dict(encoder="amortized", signed=True),
+    "amortized-l1": dict(encoder="amortized", prior="l1"),
+    "amortized-l1-signed": dict(encoder="amortized", prior="l1", signed=True),
     "mini-batch": dict(mini_batch=True),
 }
 
