@@ -154,8 +154,8 @@ class SupervisedCoding(_base.StreamscEstimator):
     def _inputs(self, x):
         """(code, raw) of x for prediction; nothing is learned."""
         coder = self._coder
-        keys, values = coder._check_x(x)
-        rows, xv = coder._gather(keys, values)
+        example = coder._recall(x)  # (rows, x) of known keys, or None: check x in full
+        rows, xv = example if example is not None else coder._gather(*coder._check_x(x))
         w = coder._learner.code(rows, xv)
         return w, self._raw(rows, xv)
 
@@ -225,16 +225,20 @@ class SupervisedCoding(_base.StreamscEstimator):
         """One semi-supervised step; ``y`` already checked. The head's update is returned by
         ``_head_grad`` as a closure and applied last, once nothing can fail any more."""
         coder = self._coder
-        keys, values = coder._check_x(x)
-        if coder._learner.config.distribution and not (values > 0).any():
-            return  # a blank document: nothing to learn from
+        example = coder._recall(x)  # (rows, x) of known keys, or None: check x in full
+        if example is None:
+            keys, values = coder._check_x(x)
+            if coder._learner.config.distribution and not (values > 0).any():
+                return  # a blank document: nothing to learn from
         with validation.model_lock(coder):  # one learning call at a time, across threads
             # all or nothing up to the head's update (the steps replace what they change, so
             # the state -- the cache of x's code included -- is recorded by reference)
             with self._transaction():
-                coder._grow(keys)
+                if example is None:
+                    coder._grow(keys)
+                    example = coder._gather(keys, values)
                 lr = coder._learner
-                rows, xv = coder._gather(keys, values)
+                rows, xv = example
                 w = lr.code(rows, xv)
                 try:
                     g_w, apply_head = self._head_grad(w, y, self._raw(rows, xv))
@@ -243,7 +247,7 @@ class SupervisedCoding(_base.StreamscEstimator):
                         self.n_backprop_skipped_ += skipped
                         lr.count_scale(lr.as_learned(xv))
                 except StepTooLarge as exc:
-                    raise _features.too_large(exc, keys, values) from None
+                    raise _features.too_large(exc, *coder._check_x(x)) from None
             apply_head()
             if self.raw_features:
                 self._raw_names = list(coder._features.names)
