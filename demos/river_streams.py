@@ -161,7 +161,7 @@ def run(seed=0, limit=None, progress=True):
         metric="accuracy", streamsc=s_pre, fresh_basis=s_fresh, baseline=s_lr,
         baseline_model="StandardScaler | OneVsRest(LogisticRegression)", n=len(new),
         streamsc_rate=r_pre, baseline_rate=r_lr,
-        curves={"streamsc": c_pre, "fresh basis": c_fresh, "baseline": c_lr})
+        curves={"pretrained basis": c_pre, "fresh basis": c_fresh, "baseline": c_lr})
     # the same transfer, the head on the codes alone: what the pretrained basis itself adds
     codes_pre, codes_fresh = (
         preprocessing.StandardScaler() | SparseCodingClassifier(**start, seed=seed,
@@ -174,7 +174,7 @@ def run(seed=0, limit=None, progress=True):
         streamsc_model="SparseCodingClassifier(basis=..., raw_features=False)",
         baseline_model="StandardScaler | OneVsRest(LogisticRegression)", n=len(new),
         streamsc_rate=r_cpre, baseline_rate=r_lr,
-        curves={"streamsc": c_cpre, "fresh basis": c_cfresh, "baseline": c_lr})
+        curves={"pretrained basis": c_cpre, "fresh basis": c_cfresh, "baseline": c_lr})
 
     # text: KL-loss codes downstream of BagOfWords, a river head after them
     docs = _text_stream(seed, limit or 2000)
