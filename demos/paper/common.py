@@ -39,9 +39,13 @@ __all__ = [
     "mean_sorted_profile",
     "relative_l1_change",
     "stream_backprop",
+    "backprop_codes",
     "backprop_predictions",
     "fit_maxent",
+    "fit_maxent_on_validation",
+    "validation_split",
     "choose_on_validation",
+    "select_basis",
     "write_outputs",
     "TABLES",
     "main",
@@ -106,9 +110,14 @@ class MnistSpace:
 
 
 def learn_basis(Z, n_components, *, lam, learning_rate, epochs=1, seed=0, progress=True,
-                desc="unlabelled basis (L1)"):
+                desc="unlabelled basis (L1)", after_pass=None):
     """Learn a basis by online L1 sparse coding (:class:`streamsc.SparseCoder`) on the rows of
     ``Z`` (no labels), ``epochs`` passes in a shuffled order. Returns the ``(m, k)`` basis.
+
+    ``learning_rate`` is the coder's SGD step; with its default basis update (``"auto"``,
+    here Mairal et al.'s online surrogate) the unsupervised learner does not use it.
+    ``after_pass(epoch, basis)``, if given, is called after every pass (``epoch`` from 1)
+    with a copy of the basis so far.
 
     Examples
     --------
@@ -133,6 +142,8 @@ def learn_basis(Z, n_components, *, lam, learning_rate, epochs=1, seed=0, progre
         for s in _tqdm(starts, desc=f"{desc}, pass {epoch + 1}/{epochs}", disable=not progress,
                        unit="chunk"):
             coder.learn_many(pd.DataFrame(Z[order[s : s + chunk]], columns=columns))
+        if after_pass is not None:
+            after_pass(epoch + 1, np.ascontiguousarray(coder.basis_.to_numpy()))
     return np.ascontiguousarray(coder.basis_.to_numpy())
 
 
@@ -175,6 +186,32 @@ def fit_maxent(W, y, *, C=1.0):
     return model.fit(W, y)
 
 
+#: the candidate inverse regularisations of the maxent head (:func:`fit_maxent_on_validation`)
+MAXENT_C = (0.01, 0.1, 1.0)
+
+
+def fit_maxent_on_validation(W, y, W_va, y_va, Cs=MAXENT_C):
+    """:func:`fit_maxent` at every ``C`` of ``Cs``; the one with the lowest error on the
+    validation features ``(W_va, y_va)`` (the first on ties). Returns ``(model, C, validation
+    error)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> W = np.array([[0.0], [0.1], [1.0], [1.1]]); y = np.array([0, 0, 1, 1])
+    >>> model, C, err = fit_maxent_on_validation(W, y, W, y, Cs=(0.1, 1.0))
+    >>> C, err
+    (0.1, 0.0)
+    """
+    best = None
+    for C in Cs:
+        model = fit_maxent(W, y, C=C)
+        err = float(np.mean(model.predict(W_va) != y_va))
+        if best is None or err < best[2]:
+            best = (model, C, err)
+    return best
+
+
 def stream_backprop(Z, y, B, *, lam, p, learning_rate, head_learning_rate, backprop_weight,
                     epochs=1, head_epochs=1, seed=0, progress=True, desc="KL + backprop"):
     """Stream labelled rows through :class:`streamsc.SparseCodingClassifier` with KL codes on
@@ -214,14 +251,27 @@ def stream_backprop(Z, y, B, *, lam, p, learning_rate, head_learning_rate, backp
     return model, np.ascontiguousarray(model.coder_.basis_.to_numpy())
 
 
+def backprop_codes(Z, y, B, prm, rows, *, epochs=1, seed=0, progress=True,
+                   desc="KL + backprop"):
+    """Stream the labelled rows ``(Z, y)`` through :func:`stream_backprop` from the basis
+    ``B`` with the parameters ``prm`` (the chosen KL lambda, ``p_factor``, basis step, head
+    learning rate and backprop weight), then KL-code every array of ``rows`` with the
+    adapted basis. Returns ``(streamed model, adapted basis, list of codes)``."""
+    p = prm["p_factor"] / B.shape[1]
+    streamed, B_bp = stream_backprop(
+        Z, y, B, lam=prm["lam_kl"], p=p, learning_rate=prm["bp_learning_rate"],
+        head_learning_rate=prm["head_learning_rate"], backprop_weight=prm["backprop_weight"],
+        epochs=epochs, seed=seed, progress=progress, desc=desc)
+    codes = [encode_rows(R, B_bp, prior="kl", lam=prm["lam_kl"], p=p, progress=progress,
+                         desc="KL codes, adapted basis") for R in rows]
+    return streamed, B_bp, codes
+
+
 def backprop_predictions(Z, y, Z_test, B, prm, *, epochs=1, seed=0, progress=True,
                          desc="KL + backprop"):
-    """The "KL + backprop" rows of Tables 2 and 5: stream the labelled rows ``(Z, y)``
-    through :func:`stream_backprop` from the basis ``B`` with the parameters ``prm`` (the
-    chosen KL lambda, ``p_factor``, basis step, head learning rate and backprop weight), then
-    recode ``Z`` and ``Z_test`` with the adapted basis and refit :func:`fit_maxent` on them.
-    Returns ``(refitted head's test predictions, streamed head's test predictions, adapted
-    basis)``.
+    """The "KL + backprop" rows of Tables 2 and 5: :func:`backprop_codes` of ``Z`` and
+    ``Z_test``, and :func:`fit_maxent` refitted on the recoded ``(Z, y)``. Returns
+    ``(refitted head's test predictions, streamed head's test predictions, adapted basis)``.
 
     Examples
     --------
@@ -234,15 +284,9 @@ def backprop_predictions(Z, y, Z_test, B, prm, *, epochs=1, seed=0, progress=Tru
     >>> refit.shape, streamed.shape, B.shape
     ((20,), (20,), (5, 4))
     """
-    p = prm["p_factor"] / B.shape[1]
-    kl = dict(prior="kl", lam=prm["lam_kl"], p=p, progress=progress)
-    streamed, B_bp = stream_backprop(
-        Z, y, B, lam=prm["lam_kl"], p=p, learning_rate=prm["bp_learning_rate"],
-        head_learning_rate=prm["head_learning_rate"], backprop_weight=prm["backprop_weight"],
-        epochs=epochs, seed=seed, progress=progress, desc=desc)
+    streamed, B_bp, (W, W_test) = backprop_codes(Z, y, B, prm, [Z, Z_test], epochs=epochs,
+                                                 seed=seed, progress=progress, desc=desc)
     pred_streamed = predict_stream(streamed, Z_test, progress=progress)
-    W = encode_rows(Z, B_bp, desc="KL codes, adapted basis", **kl)
-    W_test = encode_rows(Z_test, B_bp, desc="KL test codes, adapted basis", **kl)
     return fit_maxent(W, y).predict(W_test), pred_streamed, B_bp
 
 
@@ -260,14 +304,15 @@ def score_backprop(scores, score, Z, y, Z_test, y_test, B, prm, *, epochs, seed,
     return B_bp, timer.elapsed()
 
 
-def finish_backprop_table(out, name, lines, report, prm, timing, where):
+def finish_backprop_table(out, name, lines, report, prm, timing, where, phases=None):
     """Complete and write a Table 2 or 5 report (:func:`write_outputs`): its ``"compute"``
     entry from ``timing = (timer, basis seconds, grid seconds, backprop seconds per size)``
-    and the markdown's last line, the settings chosen on ``where`` and the wall time.
-    Returns the report."""
+    (and ``phases``, seconds by phase of the run, if given) and the markdown's last line, the
+    settings chosen on ``where`` and the wall time. Returns the report."""
     timer, t_basis, grid_seconds, bp_seconds = timing
     report["compute"] = {"wall_seconds": timer.elapsed(), "basis_seconds": t_basis,
                          "grid_seconds": grid_seconds, "backprop_seconds_per_size": bp_seconds,
+                         **({"phase_seconds": phases} if phases is not None else {}),
                          "machine": machine()}
     lines = [*lines, "", f"Chosen on {where}: lam_l1={prm['lam_l1']}, lam_kl={prm['lam_kl']}, "
              f"p={prm['p_factor']}/k, backprop basis step {prm['bp_learning_rate']}. "
@@ -449,6 +494,30 @@ class Timer:
         return round(time.perf_counter() - self.t0, 1)
 
 
+class Phases:
+    """Wall time of the successive phases of a run: ``done(name)`` records (and prints) the
+    seconds since the previous phase ended; ``seconds`` holds them by name.
+
+    Examples
+    --------
+    >>> phases = Phases(prefix="t", echo=False)
+    >>> phases.done("load") >= 0, list(phases.seconds)
+    (True, ['load'])
+    """
+
+    def __init__(self, prefix, echo=True):
+        self.prefix, self.echo, self.seconds = prefix, echo, {}
+        self.timer = Timer()
+
+    def done(self, name):
+        """End the phase ``name``: its seconds, printed if ``echo``."""
+        self.seconds[name] = self.timer.elapsed()
+        if self.echo:
+            print(f"[{self.prefix}] {name}: {self.seconds[name]} s", flush=True)
+        self.timer = Timer()
+        return self.seconds[name]
+
+
 def load_mnist_space(data_dir, *, n_pca_fit, seed, progress=True):
     """MNIST (train 50k / validation 10k / test 10k, float pixels) and the PCA space fitted
     on the first ``n_pca_fit`` training images. Returns ``(space, data dict)``."""
@@ -475,15 +544,25 @@ QUICK_GRID = dict(train=300, val=200, lam_l1=[0.05], lam_kl=[0.01], p_factor=[1.
                   bp_learning_rate=[0.2, 0.5])
 
 
+def validation_split(data, space, grid, *, seed=0):
+    """The labelled images every validation choice is scored on: ``grid["train"]`` random
+    training images of the 50,000-image pool and ``grid["val"]`` random validation images
+    (drawn with ``seed``), in the PCA space. Returns ``(Z_tr, y_tr, Z_va, y_va)``."""
+    rng = np.random.default_rng(seed + 7)
+    tr = rng.choice(data["X_tr"].shape[0], grid["train"], replace=False)
+    va = rng.choice(data["X_va"].shape[0], grid["val"], replace=False)
+    return (space.transform(data["X_tr"][tr]), data["y_tr"][tr],
+            space.transform(data["X_va"][va]), data["y_va"][va])
+
+
 def choose_on_validation(data, space, B, grid, *, seed=0, progress=True):
     """Choose the coding parameters on MNIST's validation set, one after the other: the L1
     lambda; the KL lambda at ``p = 1/k``; ``p`` at that lambda; then the basis step of
     KL + backprop (one head-only and one backprop pass of :func:`stream_backprop`) at the
     chosen KL lambda and ``p``. Each candidate is scored by the validation error of a maxent
-    head (:func:`fit_maxent`) trained on ``grid["train"]`` labelled training images (a random
-    subset of the 50,000-image pool, drawn with ``seed``) and measured on ``grid["val"]``
-    random validation images. Tables 2 and 5 call this with the same seed and grid, so they
-    make the same choices.
+    head (:func:`fit_maxent`, ``C=1``) trained on ``grid["train"]`` labelled training images
+    and measured on ``grid["val"]`` validation images (:func:`validation_split`). Tables 2 and
+    5 call this with the same seed and grid: given the same basis, they make the same choices.
 
     Parameters
     ----------
@@ -507,11 +586,7 @@ def choose_on_validation(data, space, B, grid, *, seed=0, progress=True):
     """
     timer = Timer()
     k = B.shape[1]
-    rng = np.random.default_rng(seed + 7)
-    tr = rng.choice(data["X_tr"].shape[0], grid["train"], replace=False)
-    va = rng.choice(data["X_va"].shape[0], grid["val"], replace=False)
-    Z_tr, y_tr = space.transform(data["X_tr"][tr]), data["y_tr"][tr]
-    Z_va, y_va = space.transform(data["X_va"][va]), data["y_va"][va]
+    Z_tr, y_tr, Z_va, y_va = validation_split(data, space, grid, seed=seed)
     prm = dict(DEFAULTS)
     records = {"lam_l1": [], "lam_kl": [], "p_factor": [], "bp_learning_rate": []}
 
@@ -550,6 +625,15 @@ def choose_on_validation(data, space, B, grid, *, seed=0, progress=True):
     return prm, records, timer.elapsed()
 
 
+def unlabelled_rows(data, space, n_unlabelled, *, seed):
+    """``n_unlabelled`` training images of the 50,000-image pool drawn at random with
+    ``seed`` (all of them, shuffled, if ``n_unlabelled`` is the pool's size), in the PCA
+    space; no labels."""
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(data["X_tr"].shape[0], n_unlabelled, replace=False)
+    return space.transform(data["X_tr"][idx])
+
+
 def mnist_basis(data_dir, *, n_pca_fit, n_unlabelled, n_components, epochs, seed,
                 progress=True, params=DEFAULTS):
     """The MNIST PCA space, the data, and the basis learned by online L1 sparse coding on
@@ -557,12 +641,84 @@ def mnist_basis(data_dir, *, n_pca_fit, n_unlabelled, n_components, epochs, seed
     ``(space, data, B, seconds)``."""
     t = Timer()
     space, data = load_mnist_space(data_dir, n_pca_fit=n_pca_fit, seed=seed, progress=progress)
-    rng = np.random.default_rng(seed)
-    idx = rng.choice(data["X_tr"].shape[0], n_unlabelled, replace=False)
-    B = learn_basis(space.transform(data["X_tr"][idx]), n_components, lam=params["basis_lam"],
-                    learning_rate=params["basis_learning_rate"], epochs=epochs, seed=seed,
-                    progress=progress)
+    B = learn_basis(unlabelled_rows(data, space, n_unlabelled, seed=seed), n_components,
+                    lam=params["basis_lam"], learning_rate=params["basis_learning_rate"],
+                    epochs=epochs, seed=seed, progress=progress)
     return space, data, B, t.elapsed()
+
+
+def _cache_path(cache_dir, settings):
+    """``<cache_dir>/basis-<hash of settings>.npz`` (None without a cache folder)."""
+    if cache_dir is None:
+        return None
+    import hashlib
+
+    key = hashlib.sha1(json.dumps(_jsonable(settings), sort_keys=True).encode()).hexdigest()
+    return output_dir(cache_dir) / f"basis-{key[:12]}.npz"
+
+
+def select_basis(data, space, cfg, grid, *, seed=0, progress=True, params=DEFAULTS,
+                 cache_dir=None):
+    """The unlabelled basis with its size and number of passes chosen on validation.
+
+    For every size of ``cfg["n_components"]`` a basis is learned by :func:`learn_basis` over
+    ``cfg["n_unlabelled"]`` unlabelled training images (:func:`unlabelled_rows`) for
+    ``cfg["epochs"]`` passes; after every pass (the passes are nested, so a candidate
+    number of passes costs nothing more than the passes) the basis is scored by the
+    validation error of a maxent head on its signed KL codes (``params["lam_kl"]``,
+    ``p = params["p_factor"] / k``), trained on the ``grid["train"]`` labelled images of
+    :func:`validation_split` with ``C`` chosen among ``cfg["C"]``
+    (:func:`fit_maxent_on_validation`). The basis of lowest validation error is kept (the
+    smaller, then the fewer passes, on ties). With ``cache_dir`` the result is stored in,
+    and read back from, a file there named by a hash of every setting it depends on.
+
+    Returns
+    -------
+    B : ndarray of shape (180, k)
+    record : dict
+        ``n_components`` and ``epochs`` chosen, and ``candidates``: one entry per size and
+        pass with its validation error, the ``C`` chosen for it and the learning and scoring
+        seconds.
+    seconds : float
+        Wall time (of reading the cache, if it was there).
+    """
+    timer = Timer()
+    settings = dict(sizes=[cfg[n] for n in ("n_pca_fit", "n_unlabelled", "n_components",
+                                            "epochs", "C")],
+                    grid=[grid["train"], grid["val"]], seed=seed,
+                    params=[params[n] for n in ("basis_lam", "basis_learning_rate", "lam_kl",
+                                                "p_factor")])
+    path = _cache_path(cache_dir, settings)
+    if path is not None and path.exists():
+        with np.load(path) as f:
+            return f["B"], json.loads(str(f["record"])), timer.elapsed()
+    Z = unlabelled_rows(data, space, cfg["n_unlabelled"], seed=seed)
+    Z_tr, y_tr, Z_va, y_va = validation_split(data, space, grid, seed=seed)
+    candidates, bases = [], {}
+    for k in cfg["n_components"]:
+        clock = Timer()
+        kw = dict(prior="kl", lam=params["lam_kl"], p=params["p_factor"] / k, progress=False)
+
+        def score(epoch, B, k=k, kw=kw, clock=clock):
+            learn_seconds = clock.elapsed()
+            _, C, err = fit_maxent_on_validation(encode_rows(Z_tr, B, **kw), y_tr,
+                                                 encode_rows(Z_va, B, **kw), y_va, cfg["C"])
+            candidates.append({"n_components": k, "epochs": epoch, "val_error": err, "C": C,
+                               "learn_seconds": learn_seconds,
+                               "score_seconds": round(clock.elapsed() - learn_seconds, 1)})
+            bases[k, epoch] = B
+            clock.t0 = time.perf_counter()
+
+        learn_basis(Z, k, lam=params["basis_lam"], learning_rate=params["basis_learning_rate"],
+                    epochs=cfg["epochs"], seed=seed, progress=progress,
+                    desc=f"unlabelled basis (L1, {k} atoms)", after_pass=score)
+    best = min(candidates, key=lambda r: r["val_error"])  # the first: smaller, fewer passes
+    B = bases[best["n_components"], best["epochs"]]
+    record = {"n_components": best["n_components"], "epochs": best["epochs"],
+              "candidates": candidates}
+    if path is not None:
+        np.savez(path, B=B, record=json.dumps(_jsonable(record)))
+    return B, record, timer.elapsed()
 
 
 # ------------------------------------------------------------------------------------------
@@ -612,6 +768,13 @@ def run_doc(number, outputs, key, keys):
 #: the MNIST basis of Tables 1, 2 and 5 (:func:`table_basis`): full size and quick mode
 BASIS_SIZES = dict(n_pca_fit=50000, n_unlabelled=20000, n_components=96, epochs=1)
 QUICK_BASIS_SIZES = dict(n_pca_fit=5000, n_unlabelled=2000, n_components=32, epochs=1)
+
+#: the basis chosen on validation (:func:`select_basis`, Table 2): the candidate sizes, the
+#: most passes over the unlabelled images and the maxent C candidates; and its quick version
+BASIS_SELECTION = dict(n_pca_fit=50000, n_unlabelled=50000, n_components=(256, 512, 1024),
+                       epochs=3, C=MAXENT_C)
+QUICK_BASIS_SELECTION = dict(n_pca_fit=5000, n_unlabelled=2000, n_components=(16, 32), epochs=2,
+                             C=MAXENT_C)
 
 
 def table_basis(data_dir, cfg, *, seed, progress):

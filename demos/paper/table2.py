@@ -1,18 +1,27 @@
 """Table 2: MNIST test error of maxent on L1, KL and KL + backprop codes (Section 6.3.1).
 
 Protocol: MNIST's last 10,000 training images are held out for validation; pixels are
-projected to 180-D by PCA; a basis is learned without labels by online L1 sparse coding.
-The coding lambdas (and the KL prior mean p) are chosen on a small grid by the validation
-error of a maxent head trained on a labelled subset. For every labelled subset size (nested
-prefixes of one random permutation of the 50,000 training images):
+projected to 180-D by PCA; a basis is learned without labels by online L1 sparse coding over
+all 50,000 images of the training pool, its size (256, 512 or 1024 atoms) and its number of
+passes (1 to 3, nested) chosen by the validation error of a maxent head on its KL codes
+(:func:`common.select_basis`). The coding lambdas, the KL prior mean p and the backprop
+basis step are then chosen on a small grid by the validation error of a maxent head trained
+on a labelled subset (:func:`common.choose_on_validation`). For every labelled subset size
+(nested prefixes of one random permutation of the 50,000 training images; 1k to 50k), tested
+on all 10,000 test digits:
 
 * **L1**, **KL**: codes on the unlabelled basis, scikit-learn ``LogisticRegression``
-  (multinomial, L-BFGS, standardised codes, C=1);
-* **KL + backprop**: :class:`streamsc.SparseCodingClassifier` with ``gradient="implicit"`` streams the
-  labelled subset (the basis adapts to every label through the implicit gradient of the
-  code); its basis is then used to recode the subset and a ``LogisticRegression`` is refitted
-  on those codes, so the three columns share one kind of head. The streamed model's own SGD
-  head is reported too.
+  (multinomial, L-BFGS, standardised codes), its C chosen on the validation images among
+  :data:`common.MAXENT_C` at every size;
+* **KL + backprop**: :class:`streamsc.SparseCodingClassifier` with ``gradient="implicit"``
+  streams the labelled subset (the basis adapts to every label through the implicit gradient
+  of the code; at most ``bp_max_labels`` labels, beyond which the basis adapted on the first
+  ``bp_max_labels`` serves the larger subsets); its basis then recodes the subset and a
+  ``LogisticRegression`` is refitted on those codes (C chosen on validation likewise), so the
+  three columns share one kind of head. The streamed model's own SGD head is reported too.
+
+Every phase's wall time is printed as it ends and stored in the JSON. The chosen basis is
+cached under ``<out>/cache`` (keyed by its settings), so a rerun does not relearn it.
 """
 
 import sys
@@ -32,14 +41,18 @@ PAPER = {
     "KL (training set)": [0.00, 0.05, 1.01, 1.50, 1.65],
 }
 
-FULL = dict(common.BASIS_SIZES, sizes=[1000, 2000, 10000, 20000], n_test=10000, bp_epochs=1,
-            grid=common.GRID)
-QUICK = dict(common.QUICK_BASIS_SIZES, sizes=[100, 300], n_test=300, bp_epochs=1,
-             grid=common.QUICK_GRID)
+FULL = dict(common.BASIS_SELECTION, sizes=[1000, 2000, 10000, 20000, 50000], n_test=10000,
+            bp_epochs=1, bp_max_labels=10000, grid=common.GRID)
+QUICK = dict(common.QUICK_BASIS_SELECTION, sizes=[100, 300], n_test=300, bp_epochs=1,
+             bp_max_labels=200, grid=common.QUICK_GRID)
+
+#: the columns of the table, then the extra rows
+FIXED = ("L1", "KL")
+NAMES = ["L1", "KL", "KL + backprop", "KL + backprop (streamed head)", "KL (training set)"]
 
 
-def _error(model, W, y):
-    return float(np.mean(model.predict(W) != y))
+def _error(pred, y):
+    return float(np.mean(pred != y))
 
 
 @common.run_doc(2, ['atoms', 'figure1', 'curves'], 'test_error',
@@ -49,59 +62,87 @@ def run(data_dir=None, out="reproduce-out", *, quick=False, seed=0, progress=Tru
 
     cfg = QUICK if quick else FULL
     timer = common.Timer()
-    space, data, B, t_basis = common.table_basis(data_dir, cfg, seed=seed, progress=progress)
-    k = B.shape[1]
-    # --- lambda, p and the backprop step on the validation set
+    phases = common.Phases("table2")
+    space, data = common.load_mnist_space(data_dir, n_pca_fit=cfg["n_pca_fit"], seed=seed,
+                                          progress=progress)
+    phases.done("data and PCA")
+    # --- the basis (size and passes), then lambda, p and the backprop step, on validation
+    B, selection, t_basis = common.select_basis(data, space, cfg, cfg["grid"], seed=seed,
+                                                progress=progress,
+                                                cache_dir=common.output_dir(out) / "cache")
+    phases.done("basis selection")
     prm, grid, grid_seconds = common.choose_on_validation(data, space, B, cfg["grid"],
                                                           seed=seed, progress=progress)
-    p = prm["p_factor"] / k
+    phases.done("validation grid")
+    _, _, Z_va, y_va = common.validation_split(data, space, cfg["grid"], seed=seed)
+    kw = {"L1": dict(prior="l1", lam=prm["lam_l1"]),
+          "KL": dict(prior="kl", lam=prm["lam_kl"], p=prm["p_factor"] / B.shape[1])}
     rng = np.random.default_rng(seed + 2)
     order = rng.permutation(data["X_tr"].shape[0])
-    Z_tr = space.transform(data["X_tr"][order[: max(cfg["sizes"])]])
-    y_tr = data["y_tr"][order[: Z_tr.shape[0]]]
+    n_max = max(cfg["sizes"])
+    Z_tr = space.transform(data["X_tr"][order[:n_max]])
+    y_tr = data["y_tr"][order[:n_max]]
     n_test = min(cfg["n_test"], data["X_te"].shape[0])
     te = np.sort(rng.choice(data["X_te"].shape[0], n_test, replace=False))
     Z_te, y_te = space.transform(data["X_te"][te]), data["y_te"][te]
 
     # --- fixed-basis codes (nested subsets: code the largest once)
-    n_max = max(cfg["sizes"])
-    W = {"L1": common.encode_rows(Z_tr[:n_max], B, prior="l1", lam=prm["lam_l1"],
-                                  progress=progress, desc="L1 codes, labelled pool"),
-         "KL": common.encode_rows(Z_tr[:n_max], B, prior="kl", lam=prm["lam_kl"], p=p,
-                                  progress=progress, desc="KL codes, labelled pool")}
-    W_te = {"L1": common.encode_rows(Z_te, B, prior="l1", lam=prm["lam_l1"],
-                                     progress=progress, desc="L1 codes, test"),
-            "KL": common.encode_rows(Z_te, B, prior="kl", lam=prm["lam_kl"], p=p,
-                                     progress=progress, desc="KL codes, test")}
-    names = ["L1", "KL", "KL + backprop", "KL + backprop (streamed head)", "KL (training set)"]
-    err = {n: [] for n in names}
-    bp_seconds = []
-    B_last = B
-    for n in tqdm(cfg["sizes"], desc="label sizes", disable=not progress):
-        for name in ("L1", "KL"):
-            model = common.fit_maxent(W[name][:n], y_tr[:n])
-            err[name].append(_error(model, W_te[name], y_te))
+    W, W_te, W_va = ({name: common.encode_rows(Z, B, progress=progress,
+                                               desc=f"{name} codes, {what}", **kw[name])
+                      for name in FIXED}
+                     for Z, what in ((Z_tr, "labelled pool"), (Z_te, "test"),
+                                     (Z_va, "validation")))
+    phases.done("fixed-basis codes")
+    err = {n: [] for n in NAMES}
+    chosen_C = {n: [] for n in ("L1", "KL", "KL + backprop")}
+    for n in tqdm(cfg["sizes"], desc="label sizes, fixed codes", disable=not progress):
+        for name in FIXED:
+            model, C, _ = common.fit_maxent_on_validation(W[name][:n], y_tr[:n], W_va[name],
+                                                          y_va, cfg["C"])
+            err[name].append(_error(model.predict(W_te[name]), y_te))
+            chosen_C[name].append(C)
             if name == "KL":
-                err["KL (training set)"].append(_error(model, W[name][:n], y_tr[:n]))
-        B_last, seconds = common.score_backprop(
-            err, lambda pred, y: float(np.mean(pred != y)), Z_tr[:n], y_tr[:n], Z_te, y_te,
-            B, prm, epochs=cfg["bp_epochs"], seed=seed, progress=progress)
-        bp_seconds.append(seconds)
+                err["KL (training set)"].append(_error(model.predict(W[name][:n]), y_tr[:n]))
+    phases.done("maxent on fixed codes")
 
-    return _write(out, cfg, prm, grid, err, W_te, space, B, B_last, quick, seed, t_basis,
-                  grid_seconds, bp_seconds, timer)
+    # --- KL + backprop: one adapted basis per subset, up to bp_max_labels streamed labels
+    cap = cfg["bp_max_labels"]
+    adapted, bp_seconds = {}, []
+    for n in tqdm(cfg["sizes"], desc="label sizes, KL + backprop", disable=not progress):
+        clock = common.Timer()
+        n_bp = min(n, cap)
+        if n_bp not in adapted:  # from the cap on, recode the whole pool once
+            rows = Z_tr[: n if n < cap else n_max]
+            streamed, B_bp, codes = common.backprop_codes(
+                Z_tr[:n_bp], y_tr[:n_bp], B, prm, [rows, Z_te, Z_va], epochs=cfg["bp_epochs"],
+                seed=seed, progress=progress, desc=f"KL + backprop, {n_bp}")
+            adapted[n_bp] = (B_bp, codes, common.predict_stream(streamed, Z_te,
+                                                                progress=progress))
+        B_last, (W_bp, W_bp_te, W_bp_va), pred_streamed = adapted[n_bp]
+        model, C, _ = common.fit_maxent_on_validation(W_bp[:n], y_tr[:n], W_bp_va, y_va,
+                                                      cfg["C"])
+        err["KL + backprop"].append(_error(model.predict(W_bp_te), y_te))
+        err["KL + backprop (streamed head)"].append(_error(pred_streamed, y_te))
+        chosen_C["KL + backprop"].append(C)
+        bp_seconds.append(clock.elapsed())
+    phases.done("KL + backprop")
+
+    return _write(out, cfg, prm, grid, selection, chosen_C, err, W_te, space, B, B_last, quick,
+                  seed, (timer, t_basis, grid_seconds, bp_seconds), phases)
 
 
-def _write(out, cfg, prm, grid, err, W_te, space, B, B_last, quick, seed, t_basis,
-           grid_seconds, bp_seconds, timer):
+def _write(out, cfg, prm, grid, selection, chosen_C, err, W_te, space, B, B_last, quick,
+           seed, timing, phases):
     out = common.output_dir(out)
     sizes = cfg["sizes"]
     g = cfg["grid"]
+    cap = cfg["bp_max_labels"]
+    k, passes = selection["n_components"], selection["epochs"]
     common.plot_atoms(space.back_project(B), out / "table2_atoms.png",
-                      f"MNIST basis ({B.shape[1]} atoms, L1 sparse coding), back-projected")
+                      f"MNIST basis ({k} atoms, L1 sparse coding), back-projected")
     common.plot_atoms(space.back_project(B_last), out / "table2_atoms_backprop.png",
-                      f"the same basis after KL + backprop on {sizes[-1]} labels")
-    profiles = {n: common.mean_sorted_profile(W_te[n]) for n in ("L1", "KL")}
+                      f"the same basis after KL + backprop on {min(sizes[-1], cap)} labels")
+    profiles = {n: common.mean_sorted_profile(W_te[n]) for n in FIXED}
     common.plot_profile(profiles, out / "table2_figure1.png",
                         f"Figure 1: mean sorted |w|/max|w|, {cfg['n_test']} MNIST test digits")
     pct = {n: [100 * e for e in v] for n, v in err.items()}
@@ -114,11 +155,15 @@ def _write(out, cfg, prm, grid, err, W_te, space, B, B_last, quick, seed, t_basi
              + (" (QUICK MODE: smoke-test sizes)" if quick else ""), "",
              "| labels | " + " | ".join(str(s) for s in sizes) + " |",
              "| --- |" + " --- |" * len(sizes)]
-    for n in ("L1", "KL", "KL + backprop", "KL + backprop (streamed head)", "KL (training set)"):
+    for n in NAMES:
         lines.append(f"| {n} (ours) | " + " | ".join(f"{v:.2f}" for v in pct[n]) + " |")
         if n in paper_at:
             lines.append(f"| {n} (paper) | " + " | ".join(
                 f"{paper_at[n][s]:.2f}" if s in paper_at[n] else "—" for s in sizes) + " |")
+    lines += ["", f"Basis chosen on validation: {k} atoms, {passes} pass(es) over "
+              f"{cfg['n_unlabelled']} unlabelled digits (candidates {list(cfg['n_components'])}"
+              f" atoms, 1 to {cfg['epochs']} passes). Maxent C chosen on validation per size: "
+              + "; ".join(f"{n} {chosen_C[n]}" for n in chosen_C) + "."]
     report = {
         "table": "table2",
         "quick": quick,
@@ -128,31 +173,41 @@ def _write(out, cfg, prm, grid, err, W_te, space, B, B_last, quick, seed, t_basi
         "paper_percent": PAPER,
         "chosen": {"lam_l1": prm["lam_l1"], "lam_kl": prm["lam_kl"],
                    "p": f"{prm['p_factor']}/k", "bp_learning_rate": prm["bp_learning_rate"]},
+        "chosen_C": chosen_C,
+        "basis_selection": selection,
         "validation_grid": grid,
         "protocol": {
             "split": "MNIST train: first 50,000 training pool, last 10,000 validation",
             "input": f"pixels /255, PCA to 180-D fitted on the first {cfg['n_pca_fit']} "
                      f"training images, divided by the mean training norm {space.scale:.4f}",
-            "basis": f"{cfg['n_components']} atoms, online L1 sparse coding (signed, lam="
-                     f"{prm['basis_lam']}, learning_rate={prm['basis_learning_rate']}) on "
-                     f"{cfg['n_unlabelled']} random unlabelled training images, "
-                     f"{cfg['epochs']} pass(es)",
-            "validation": f"maxent trained on {g['train']} random labelled training "
+            "basis": f"online L1 sparse coding (SparseCoder(prior='l1', lam="
+                     f"{prm['basis_lam']}, signed=True), its default basis update, Mairal et "
+                     "al.'s online surrogate, which no learning_rate enters) over "
+                     f"{cfg['n_unlabelled']} unlabelled training images, without labels; "
+                     f"size among {list(cfg['n_components'])} atoms and 1 to {cfg['epochs']} "
+                     "passes (nested: scored after every pass) chosen by the validation error "
+                     f"of maxent (C among {list(cfg['C'])}) on signed KL codes (lam="
+                     f"{common.DEFAULTS['lam_kl']}, p={common.DEFAULTS['p_factor']}/k) trained on the grid's {g['train']} "
+                     f"labelled images, error on its {g['val']} validation images: chosen "
+                     f"{k} atoms, {passes} pass(es)",
+            "validation": f"maxent (C=1) trained on {g['train']} random labelled training "
                           f"codes, error on {g['val']} random validation images; in turn "
                           f"lam_l1 in {g['lam_l1']}; lam_kl in {g['lam_kl']} at p=1/k; p in "
                           f"{g['p_factor']}/k at the best lam_kl; the KL + backprop basis "
                           f"step in {g['bp_learning_rate']} (one head-only and one backprop "
                           "pass over the same labelled images, head refitted on the recoded "
                           "images) at the chosen lam_kl and p",
-            "heads": "L1, KL: sklearn LogisticRegression(C=1, lbfgs, max_iter=1000) on "
-                     "standardised fixed codes. KL + backprop: SparseCodingClassifier("
+            "heads": f"sklearn LogisticRegression(lbfgs, max_iter=1000) on standardised codes, "
+                     f"C chosen among {list(cfg['C'])} at every size by the error on the "
+                     f"{g['val']} validation images (chosen_C). L1, KL: fixed codes on the "
+                     "unlabelled basis. KL + backprop: SparseCodingClassifier("
                      f"gradient='implicit', learning_rate={prm['head_learning_rate']}, "
                      f"backprop_weight={prm['backprop_weight']}) with a KL SparseCoder "
                      f"(learning_rate={prm['bp_learning_rate']}) started from the L1 basis, "
                      "one head-only pass (basis fixed) then "
-                     f"{cfg['bp_epochs']} backprop pass(es) over the labelled subset in random "
-                     "order; "
-                     "its adapted basis recodes the subset and the same LogisticRegression is "
+                     f"{cfg['bp_epochs']} backprop pass(es) over the labelled subset (its "
+                     f"first {cap} labels if larger) in random order; "
+                     "its adapted basis recodes the subset and the LogisticRegression is "
                      "refitted ('KL + backprop'); the streamed SGD head's own error is the "
                      "'streamed head' row",
             "subsets": "nested prefixes of one random permutation of the training pool",
@@ -161,17 +216,23 @@ def _write(out, cfg, prm, grid, err, W_te, space, B, B_last, quick, seed, t_basi
             "deviations": [
                 *([f"{cfg['n_test']} random test digits instead of all 10,000 (compute)"]
                   if cfg["n_test"] < 10000 else []),
-                f"label sizes {sizes} (the paper's go to 50,000; compute)",
-                f"{cfg['n_components']} atoms (the paper does not state its basis size)",
-                f"basis learned on {cfg['n_unlabelled']} unlabelled images, not all 50,000",
+                *([f"label sizes {sizes} (the paper's go to 50,000; compute)"]
+                  if max(sizes) < 50000 else []),
+                *([f"basis learned on {cfg['n_unlabelled']} unlabelled images, not all 50,000"]
+                  if cfg["n_unlabelled"] < 50000 else []),
+                f"basis size chosen on validation among {list(cfg['n_components'])} atoms "
+                "(the paper does not state its basis size)",
                 "a small grid of lambdas, p and backprop steps, validated on a subset",
                 common.BACKPROP_DEVIATION,
+                *([f"KL + backprop streams at most {cap} labels (compute): for larger subsets "
+                   f"the basis adapted on their first {cap} labels recodes the whole subset, "
+                   "the head is refitted on all of it, and the streamed head is that of the "
+                   f"{cap}-label stream"] if cap < max(sizes) else []),
             ],
         },
     }
-    return common.finish_backprop_table(out, "table2", lines, report, prm,
-                                        (timer, t_basis, grid_seconds, bp_seconds),
-                                        "validation")
+    return common.finish_backprop_table(out, "table2", lines, report, prm, timing,
+                                        "validation", phases=phases.seconds)
 
 
 if __name__ == "__main__":
