@@ -1,5 +1,6 @@
 """Shared pieces of the paper's experiments (Section 6): the MNIST PCA space, the unlabelled L1
-basis, batch codes, maxent heads, the streamed KL + backprop model, plots and output files.
+basis (of a given size, or with its size and passes chosen on validation), batch codes,
+maxent heads, the streamed KL + backprop model, plots and output files.
 
 Conventions used by every table:
 
@@ -493,6 +494,10 @@ class Timer:
     def elapsed(self):
         return round(time.perf_counter() - self.t0, 1)
 
+    def restart(self):
+        """Count from now on."""
+        self.t0 = time.perf_counter()
+
 
 class Phases:
     """Wall time of the successive phases of a run: ``done(name)`` records (and prints) the
@@ -514,7 +519,7 @@ class Phases:
         self.seconds[name] = self.timer.elapsed()
         if self.echo:
             print(f"[{self.prefix}] {name}: {self.seconds[name]} s", flush=True)
-        self.timer = Timer()
+        self.timer.restart()
         return self.seconds[name]
 
 
@@ -707,7 +712,7 @@ def select_basis(data, space, cfg, grid, *, seed=0, progress=True, params=DEFAUL
                                "learn_seconds": learn_seconds,
                                "score_seconds": round(clock.elapsed() - learn_seconds, 1)})
             bases[k, epoch] = B
-            clock.t0 = time.perf_counter()
+            clock.restart()
 
         learn_basis(Z, k, lam=params["basis_lam"], learning_rate=params["basis_learning_rate"],
                     epochs=cfg["epochs"], seed=seed, progress=progress,
@@ -765,7 +770,7 @@ def run_doc(number, outputs, key, keys):
     return decorate
 
 
-#: the MNIST basis of Tables 1, 2 and 5 (:func:`table_basis`): full size and quick mode
+#: the MNIST basis of Tables 1 and 5 (:func:`table_basis`): full size and quick mode
 BASIS_SIZES = dict(n_pca_fit=50000, n_unlabelled=20000, n_components=96, epochs=1)
 QUICK_BASIS_SIZES = dict(n_pca_fit=5000, n_unlabelled=2000, n_components=32, epochs=1)
 
