@@ -29,6 +29,12 @@ ADAGRAD_FLOOR = 1e-4
 
 #: weight of example t in the surrogate's statistics: t + SURROGATE_T0 * k
 SURROGATE_T0 = 1.0
+#: a given basis (``basis=``, a pretrained one): the surrogate's statistics start as if
+#: every atom had carried the whole code of this many examples like the first one, so the
+#: first examples refine the basis instead of refitting each atom to them (from zero
+#: statistics, one example's block-coordinate step moves an atom all the way to that
+#: example's residual). ``docs/learning.md``; ``tests/test_sparse_coder.py``.
+PRIOR_EXAMPLES = 10.0
 #: the surrogate's schedules. In blocks (a SparseCoder's learn_one): every atom moves, by one
 #: block-coordinate pass, after every k-th example learned (k the number of atoms), one
 #: matrix-vector product per example on average; between passes an example only adds to
@@ -321,6 +327,21 @@ def _surrogate_atoms(lr, code, gradual):
     return np.array(chosen + extra, dtype=np.int64)
 
 
+def seed_prior(lr, power, c):
+    """If the learner started from a given basis and its statistics have no prior yet,
+    add ``a0 I`` to ``A`` and ``a0 B`` to ``S`` (the basis is then the surrogate's
+    minimiser), ``a0 = PRIOR_EXAMPLES * c * power`` with ``power`` the squared norm of the
+    first code learned (the mean over a mini-batch's codes) and ``c`` its weight; a zero
+    code leaves the prior for a later example."""
+    if not getattr(lr, "prior_pending", False):  # (absent: a model file from before it)
+        return
+    a0 = PRIOR_EXAMPLES * c * power
+    if a0 > 0.0 and math.isfinite(a0):
+        lr.A += a0 * np.eye(lr.A.shape[0])
+        lr.S += a0 * lr.B
+        lr.prior_pending = False
+
+
 def surrogate_step(lr, rows, x, code, weight_=1.0, then=None, gradual=False):
     """``basis_update="surrogate"``: add the example to the running statistics ``A`` and
     ``S`` with weight ``weight_ * c_t``, then block-coordinate descent on the
@@ -338,6 +359,7 @@ def surrogate_step(lr, rows, x, code, weight_=1.0, then=None, gradual=False):
         lr.encoder.update(x, code, rows)
     atoms = _surrogate_atoms(lr, code, gradual or then is not None) if c > 0.0 else None
     if c > 0.0:
+        seed_prior(lr, float(code @ code), c)
         dict_kernels.surrogate_accumulate(lr.A, lr.S, lr.B, r, x, code, c, np.empty(lr.m))
         if atoms is not None:
             dict_kernels.surrogate_atoms(lr.B, lr.S, lr.A, atoms, 0.0, np.empty(lr.m))
@@ -395,6 +417,7 @@ def learn_batch(lr, rows, X):
                 lr.encoder.update(X[i], W[i], rows)
         r = _touched(lr, rows)
         if cfg.basis_update == "surrogate":
+            seed_prior(lr, float(np.einsum("ij,ij->", W, W)) / n, c)
             AW = (c / n) * (W.T @ W)
             lr.A += AW
             lr.S[r] += (c / n) * (X.T @ W)

@@ -169,6 +169,8 @@ class Learner:
         if config.basis_update == "surrogate":
             self.A = np.zeros((k, k))  # sum of c_t w w^T
             self.S = np.zeros((0, k))  # sum of c_t x w^T
+            # a given basis: the statistics get a prior that holds it (at the next step)
+            self.prior_pending = False
         else:
             self.A = self.S = None
         self.candidate = None  # (score, rows, residual): worst-reconstructed recent example
@@ -194,13 +196,17 @@ class Learner:
 
     def start_from(self, positions, rows):
         """Use ``rows`` (placed at ``positions``) as the basis, columns rescaled to unit norm.
-        A given basis is not replaced by data: its atoms count as set."""
+        A given basis is not replaced by data: its atoms count as set, and the surrogate's
+        statistics start from a prior that holds it
+        (:func:`streamsc._basis_steps.seed_prior`)."""
         B = np.empty_like(rows)
         B[positions] = rows
         dict_kernels.normalise_columns(B, np.empty(B.shape[1]))
         self.B = B
-        if self.S is not None:
+        if self.S is not None:  # the surrogate's prior for it is set at the next step
+            self.A = np.zeros_like(self.A)
             self.S = np.zeros_like(B)
+            self.prior_pending = True
         self.n_data_atoms = self.config.n_components
         self.version += 1
         self.cache = None

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 import streamsc
+import streamsc._basis_steps as basis_steps
 from streamsc import SparseCoder
 from streamsc._kernels.dictionary import normalise_columns
 
@@ -29,7 +30,9 @@ def planted(n, seed=0, m=12, k=16, noise=0.01):
 def test_one_frame_is_one_surrogate_pass(prior, signed):
     """A frame adds its average statistics (A = W^T W / n, S = X^T W / n, times c_t) to the
     surrogate's, then every atom in turn moves to the surrogate's minimiser
-    (naive.surrogate_step over all atoms)."""
+    (naive.surrogate_step over all atoms). The basis was given, so the statistics first
+    get the prior that holds it: a I and a B0, a = PRIOR_EXAMPLES times the mean squared
+    norm of the frame's codes (times c_t)."""
     rng = np.random.default_rng(1)
     B0 = rng.standard_normal((12, 16))
     B0 /= np.linalg.norm(B0, axis=0)
@@ -39,11 +42,13 @@ def test_one_frame_is_one_surrogate_pass(prior, signed):
     coder.learn_many(X)
     W = streamsc.encode(X.to_numpy(), B0, prior=prior, signed=signed, lam=0.05, tol=1e-12,
                         p=coder._learner.config.p)
-    A = W.T @ W / len(X)
-    S = X.to_numpy().T @ W / len(X)
+    a = basis_steps.PRIOR_EXAMPLES * np.einsum("ij,ij->", W, W) / len(X)
+    A = W.T @ W / len(X) + a * np.eye(16)
+    S = X.to_numpy().T @ W / len(X) + a * B0
     want = naive.surrogate_step(B0, A, S, range(16))
     np.testing.assert_allclose(coder._learner.B, want, rtol=0, atol=1e-9)
     assert coder._learner.t == 1
+    assert not coder._learner.prior_pending
 
 
 @pytest.mark.parametrize("prior, signed", [("kl", False), ("l1", False)])
