@@ -153,10 +153,8 @@ class SupervisedCoding(_base.StreamscEstimator):
 
     def _inputs(self, x):
         """(code, raw) of x for prediction; nothing is learned."""
-        coder = self._coder
-        example = coder._recall(x)  # (rows, x) of known keys, or None: check x in full
-        rows, xv = example if example is not None else coder._gather(*coder._check_x(x))
-        w = coder._learner.code(rows, xv)
+        rows, xv = self._coder._example(x)
+        w = self._coder._learner.code(rows, xv)
         return w, self._raw(rows, xv)
 
     def _raw(self, rows, xv):
@@ -205,19 +203,6 @@ class SupervisedCoding(_base.StreamscEstimator):
             return 0.0
         eta = rate * d / (d + ff)
         return min(eta, 1.0 / ff) if ff > 0.0 else eta
-
-    def _head_weight(self):
-        """The weight of the head in the prediction, ``1 - `` that of the linear expert on
-        the raw features: the Bayesian mixture of the two, uniform prior,
-        ``1 / (1 + exp(L_head - L_linear))`` with ``L`` each one's cumulative loss on the
-        labelled examples, each scored before learning from it. Its cumulative log-loss is
-        within ``log 2`` of the better one's, so the model is never much worse than the
-        linear model on its inputs, and soon as good as the better of the two. The
-        classifier's (the regressor has no linear expert: in a trial on river's
-        TrumpApproval the mixture by cumulative squared error followed a linear expert whose
-        early errors were the smaller, and its MAE was worse than the head's alone)."""
-        gap = float(self._expert_loss[0] - self._expert_loss[1])
-        return 1.0 / (1.0 + math.exp(min(gap, 700.0)))
 
     # --- one labelled step
 

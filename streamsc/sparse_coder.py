@@ -351,6 +351,12 @@ class SparseCoder(_base.StreamscEstimator, base.MiniBatchTransformer):
             return None
         return self._features.recall(x)
 
+    def _example(self, x):
+        """``(rows, x)`` of an example to code, not to learn (no new feature is added): the
+        recall shortcut, or the full checks and gather."""
+        example = self._recall(x)
+        return example if example is not None else self._gather(*self._check_x(x))
+
     _check_counts_frame = staticmethod(_features.check_frame_counts)
 
     def _dense_frame(self, columns, values):
@@ -423,10 +429,7 @@ class SparseCoder(_base.StreamscEstimator, base.MiniBatchTransformer):
         dict
             Atom name -> coefficient.
         """
-        example = self._recall(x)
-        if example is None:
-            example = self._gather(*self._check_x(x))
-        return self._as_dict(self._learner.code(*example))
+        return self._as_dict(self._learner.code(*self._example(x)))
 
     def learn_many(self, X):
         """Exactly ``learn_one`` on every row of ``X`` in order (same codes, same steps); with
