@@ -41,12 +41,14 @@ __all__ = [
     "relative_l1_change",
     "stream_backprop",
     "backprop_codes",
-    "backprop_predictions",
+    "maxent_by_size",
+    "backprop_by_size",
     "fit_maxent",
     "fit_maxent_on_validation",
     "validation_split",
     "choose_on_validation",
     "select_basis",
+    "selected_basis",
     "write_outputs",
     "TABLES",
     "main",
@@ -268,41 +270,61 @@ def backprop_codes(Z, y, B, prm, rows, *, epochs=1, seed=0, progress=True,
     return streamed, B_bp, codes
 
 
-def backprop_predictions(Z, y, Z_test, B, prm, *, epochs=1, seed=0, progress=True,
-                         desc="KL + backprop"):
-    """The "KL + backprop" rows of Tables 2 and 5: :func:`backprop_codes` of ``Z`` and
-    ``Z_test``, and :func:`fit_maxent` refitted on the recoded ``(Z, y)``. Returns
-    ``(refitted head's test predictions, streamed head's test predictions, adapted basis)``.
+def maxent_by_size(sizes, features, y, y_test, y_val, Cs, *, progress=True):
+    """The fixed-feature rows of Tables 2 and 5: for every labelled size ``n`` of ``sizes``
+    and every name of ``features`` (``name -> (F, F_test, F_val)``, the training rows in
+    the nested order), :func:`fit_maxent_on_validation` on ``F[:n]`` with ``C`` among ``Cs``.
+    Returns ``(test predictions, chosen C, models)``, each ``name -> list by size``."""
+    pred, chosen_C, models = ({n: [] for n in features} for _ in range(3))
+    for n in _tqdm(sizes, desc="label sizes, fixed features", disable=not progress):
+        for name, (F, F_test, F_val) in features.items():
+            model, C, _ = fit_maxent_on_validation(F[:n], y[:n], F_val, y_val, Cs)
+            pred[name].append(model.predict(F_test))
+            chosen_C[name].append(C)
+            models[name].append(model)
+    return pred, chosen_C, models
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> rng = np.random.default_rng(0)
-    >>> Z = rng.normal(size=(60, 5)); y = (Z[:, 0] > 0).astype(int)
-    >>> prm = dict(DEFAULTS, lam_kl=0.05, p_factor=1.0)
-    >>> refit, streamed, B = backprop_predictions(Z[:40], y[:40], Z[40:], np.eye(5)[:, :4],
-    ...                                           prm, progress=False)
-    >>> refit.shape, streamed.shape, B.shape
-    ((20,), (20,), (5, 4))
+
+def backprop_by_size(sizes, Z, y, Z_test, Z_val, y_val, B, prm, cfg, *, seed=0,
+                     progress=True):
+    """The "KL + backprop" rows of Tables 2 and 5: for every labelled size ``n`` of
+    ``sizes`` (``Z``, ``y``: the training rows in the nested order), :func:`backprop_codes`
+    streams the first ``min(n, cfg["bp_max_labels"])`` labels from ``B`` for
+    ``cfg["bp_epochs"]`` backprop pass(es); the adapted basis recodes the subset (from the
+    cap on, the whole of ``Z`` once), the test and the validation rows, and a maxent head
+    is refitted with ``C`` chosen among ``cfg["C"]`` on validation.
+
+    Returns
+    -------
+    pred : dict
+        ``"KL + backprop"`` (the refitted head) and ``"KL + backprop (streamed head)"`` (the
+        streamed model's own head): test predictions by size.
+    chosen_C : list
+        The refitted head's ``C`` by size.
+    seconds : list
+        Wall time by size.
+    B_last : ndarray
+        The basis adapted on the largest stream.
     """
-    streamed, B_bp, (W, W_test) = backprop_codes(Z, y, B, prm, [Z, Z_test], epochs=epochs,
-                                                 seed=seed, progress=progress, desc=desc)
-    pred_streamed = predict_stream(streamed, Z_test, progress=progress)
-    return fit_maxent(W, y).predict(W_test), pred_streamed, B_bp
-
-
-def score_backprop(scores, score, Z, y, Z_test, y_test, B, prm, *, epochs, seed, progress):
-    """One labelled subset size of Tables 2 and 5: :func:`backprop_predictions` on the rows
-    ``(Z, y)``, appending ``score(predictions, y_test)`` of the refitted head to
-    ``scores["KL + backprop"]`` and of the streamed head to
-    ``scores["KL + backprop (streamed head)"]``. Returns ``(adapted basis, seconds)``."""
-    timer = Timer()
-    pred, pred_streamed, B_bp = backprop_predictions(
-        Z, y, Z_test, B, prm, epochs=epochs, seed=seed, progress=progress,
-        desc=f"KL + backprop, {len(y)}")
-    scores["KL + backprop"].append(score(pred, y_test))
-    scores["KL + backprop (streamed head)"].append(score(pred_streamed, y_test))
-    return B_bp, timer.elapsed()
+    cap = cfg["bp_max_labels"] or max(sizes)
+    pred = {"KL + backprop": [], "KL + backprop (streamed head)": []}
+    adapted, chosen_C, seconds = {}, [], []
+    for n in _tqdm(sizes, desc="label sizes, KL + backprop", disable=not progress):
+        clock = Timer()
+        n_bp = min(n, cap)
+        if n_bp not in adapted:  # from the cap on, recode the whole pool once
+            rows = Z[: n if n < cap else len(Z)]
+            streamed, B_bp, codes = backprop_codes(
+                Z[:n_bp], y[:n_bp], B, prm, [rows, Z_test, Z_val], epochs=cfg["bp_epochs"],
+                seed=seed, progress=progress, desc=f"KL + backprop, {n_bp}")
+            adapted[n_bp] = (B_bp, codes, predict_stream(streamed, Z_test, progress=progress))
+        B_last, (W, W_test, W_val), pred_streamed = adapted[n_bp]
+        model, C, _ = fit_maxent_on_validation(W[:n], y[:n], W_val, y_val, cfg["C"])
+        pred["KL + backprop"].append(model.predict(W_test))
+        pred["KL + backprop (streamed head)"].append(pred_streamed)
+        chosen_C.append(C)
+        seconds.append(clock.elapsed())
+    return pred, chosen_C, seconds, B_last
 
 
 def finish_backprop_table(out, name, lines, report, prm, timing, where, phases=None):
@@ -544,7 +566,7 @@ DEFAULTS = dict(basis_lam=0.05, basis_learning_rate=1.0, lam_l1=0.05, lam_kl=0.0
 
 #: the validation grid of :func:`choose_on_validation` (Tables 2 and 5), and its quick version
 GRID = dict(train=2000, val=2000, lam_l1=[0.02, 0.05, 0.1], lam_kl=[0.005, 0.01, 0.02, 0.05],
-            p_factor=[0.1, 1.0], bp_learning_rate=[0.2, 0.5, 1.0])
+            p_factor=[0.1, 1.0], bp_learning_rate=[0.2, 0.5, 1.0, 2.0])
 QUICK_GRID = dict(train=300, val=200, lam_l1=[0.05], lam_kl=[0.01], p_factor=[1.0],
                   bp_learning_rate=[0.2, 0.5])
 
@@ -560,7 +582,7 @@ def validation_split(data, space, grid, *, seed=0):
             space.transform(data["X_va"][va]), data["y_va"][va])
 
 
-def choose_on_validation(data, space, B, grid, *, seed=0, progress=True):
+def choose_on_validation(data, space, B, grid, *, seed=0, progress=True, cache_dir=None):
     """Choose the coding parameters on MNIST's validation set, one after the other: the L1
     lambda; the KL lambda at ``p = 1/k``; ``p`` at that lambda; then the basis step of
     KL + backprop (one head-only and one backprop pass of :func:`stream_backprop`) at the
@@ -588,9 +610,21 @@ def choose_on_validation(data, space, B, grid, *, seed=0, progress=True):
     records : dict
         Every candidate with its validation error, by parameter.
     seconds : float
+        Wall time (of reading the cache, if it was there).
+
+    With ``cache_dir`` the choices are stored in, and read back from, a file there named by
+    a hash of the basis, the grid, the seed and :data:`DEFAULTS`.
     """
+    import hashlib
+
     timer = Timer()
     k = B.shape[1]
+    path = _cache_path(cache_dir, dict(basis=hashlib.sha1(np.ascontiguousarray(B)).hexdigest(),
+                                       grid=grid, seed=seed, defaults=DEFAULTS),
+                       kind="validation", suffix="json")
+    if path is not None and path.exists():
+        cached = json.loads(path.read_text())
+        return cached["params"], cached["records"], timer.elapsed()
     Z_tr, y_tr, Z_va, y_va = validation_split(data, space, grid, seed=seed)
     prm = dict(DEFAULTS)
     records = {"lam_l1": [], "lam_kl": [], "p_factor": [], "bp_learning_rate": []}
@@ -627,6 +661,8 @@ def choose_on_validation(data, space, B, grid, *, seed=0, progress=True):
         records["bp_learning_rate"].append(
             {"bp_learning_rate": lr, "val_error": coded_error(B_bp, "kl", prm["lam_kl"], p)})
     prm["bp_learning_rate"] = best("bp_learning_rate")
+    if path is not None:
+        path.write_text(json.dumps(_jsonable({"params": prm, "records": records})))
     return prm, records, timer.elapsed()
 
 
@@ -652,14 +688,14 @@ def mnist_basis(data_dir, *, n_pca_fit, n_unlabelled, n_components, epochs, seed
     return space, data, B, t.elapsed()
 
 
-def _cache_path(cache_dir, settings):
-    """``<cache_dir>/basis-<hash of settings>.npz`` (None without a cache folder)."""
+def _cache_path(cache_dir, settings, kind="basis", suffix="npz"):
+    """``<cache_dir>/<kind>-<hash of settings>.<suffix>`` (None without a cache folder)."""
     if cache_dir is None:
         return None
     import hashlib
 
     key = hashlib.sha1(json.dumps(_jsonable(settings), sort_keys=True).encode()).hexdigest()
-    return output_dir(cache_dir) / f"basis-{key[:12]}.npz"
+    return output_dir(cache_dir) / f"{kind}-{key[:12]}.{suffix}"
 
 
 def select_basis(data, space, cfg, grid, *, seed=0, progress=True, params=DEFAULTS,
@@ -770,24 +806,29 @@ def run_doc(number, outputs, key, keys):
     return decorate
 
 
-#: the MNIST basis of Tables 1 and 5 (:func:`table_basis`): full size and quick mode
-BASIS_SIZES = dict(n_pca_fit=50000, n_unlabelled=20000, n_components=96, epochs=1)
-QUICK_BASIS_SIZES = dict(n_pca_fit=5000, n_unlabelled=2000, n_components=32, epochs=1)
-
-#: the basis chosen on validation (:func:`select_basis`, Table 2): the candidate sizes, the
-#: most passes over the unlabelled images and the maxent C candidates; and its quick version
+#: the basis chosen on validation (:func:`select_basis`, Tables 1, 2 and 5): the candidate
+#: sizes, the most passes over the unlabelled images and the maxent C candidates; and its
+#: quick version
 BASIS_SELECTION = dict(n_pca_fit=50000, n_unlabelled=50000, n_components=(256, 512, 1024),
                        epochs=3, C=MAXENT_C)
 QUICK_BASIS_SELECTION = dict(n_pca_fit=5000, n_unlabelled=2000, n_components=(16, 32), epochs=2,
                              C=MAXENT_C)
 
 
-def table_basis(data_dir, cfg, *, seed, progress):
-    """:func:`mnist_basis` at the sizes of a table's configuration ``cfg`` (its
-    ``n_pca_fit``, ``n_unlabelled``, ``n_components`` and ``epochs``)."""
-    return mnist_basis(data_dir, n_pca_fit=cfg["n_pca_fit"], n_unlabelled=cfg["n_unlabelled"],
-                       n_components=cfg["n_components"], epochs=cfg["epochs"], seed=seed,
-                       progress=progress)
+def selected_basis(data_dir, out, *, quick, seed, progress):
+    """The basis Tables 1, 2 and 5 share: MNIST in the PCA space (:func:`load_mnist_space`)
+    and :func:`select_basis` at :data:`BASIS_SELECTION` (or its quick version) with the
+    validation split of :data:`GRID`, cached under ``<out>/cache`` (the three tables run
+    with the same ``out`` and ``seed`` learn it once). Returns ``(cfg, space, data, B,
+    selection record, seconds)``, ``cfg`` the basis settings with the ``grid``."""
+    cfg = dict(QUICK_BASIS_SELECTION if quick else BASIS_SELECTION,
+               grid=QUICK_GRID if quick else GRID)
+    timer = Timer()
+    space, data = load_mnist_space(data_dir, n_pca_fit=cfg["n_pca_fit"], seed=seed,
+                                   progress=progress)
+    B, selection, _ = select_basis(data, space, cfg, cfg["grid"], seed=seed, progress=progress,
+                                   cache_dir=output_dir(out) / "cache")
+    return cfg, space, data, B, selection, timer.elapsed()
 
 
 def default_data_dir():

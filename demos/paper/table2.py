@@ -20,8 +20,9 @@ on all 10,000 test digits:
   ``LogisticRegression`` is refitted on those codes (C chosen on validation likewise), so the
   three columns share one kind of head. The streamed model's own SGD head is reported too.
 
-Every phase's wall time is printed as it ends and stored in the JSON. The chosen basis is
-cached under ``<out>/cache`` (keyed by its settings), so a rerun does not relearn it.
+Every phase's wall time is printed as it ends and stored in the JSON. The chosen basis and
+the validation choices are cached under ``<out>/cache`` (keyed by their settings): a rerun,
+and Tables 1 and 5 run with the same ``--out``, do not learn them again.
 """
 
 import sys
@@ -41,10 +42,10 @@ PAPER = {
     "KL (training set)": [0.00, 0.05, 1.01, 1.50, 1.65],
 }
 
-FULL = dict(common.BASIS_SELECTION, sizes=[1000, 2000, 10000, 20000, 50000], n_test=10000,
-            bp_epochs=1, bp_max_labels=10000, grid=common.GRID)
-QUICK = dict(common.QUICK_BASIS_SELECTION, sizes=[100, 300], n_test=300, bp_epochs=1,
-             bp_max_labels=200, grid=common.QUICK_GRID)
+#: the sizes of the run (the basis: :func:`common.selected_basis`)
+FULL = dict(sizes=[1000, 2000, 10000, 20000, 50000], n_test=10000, bp_epochs=1,
+            bp_max_labels=10000)
+QUICK = dict(sizes=[100, 300], n_test=300, bp_epochs=1, bp_max_labels=200)
 
 #: the columns of the table, then the extra rows
 FIXED = ("L1", "KL")
@@ -58,21 +59,17 @@ def _error(pred, y):
 @common.run_doc(2, ['atoms', 'figure1', 'curves'], 'test_error',
                 ['KL', 'KL + backprop', 'KL + backprop (streamed head)', 'L1'])
 def run(data_dir=None, out="reproduce-out", *, quick=False, seed=0, progress=True):
-    from tqdm.auto import tqdm
-
-    cfg = QUICK if quick else FULL
     timer = common.Timer()
     phases = common.Phases("table2")
-    space, data = common.load_mnist_space(data_dir, n_pca_fit=cfg["n_pca_fit"], seed=seed,
-                                          progress=progress)
-    phases.done("data and PCA")
-    # --- the basis (size and passes), then lambda, p and the backprop step, on validation
-    B, selection, t_basis = common.select_basis(data, space, cfg, cfg["grid"], seed=seed,
-                                                progress=progress,
-                                                cache_dir=common.output_dir(out) / "cache")
-    phases.done("basis selection")
-    prm, grid, grid_seconds = common.choose_on_validation(data, space, B, cfg["grid"],
-                                                          seed=seed, progress=progress)
+    # --- the basis (size and passes, shared with Tables 1 and 5), then lambda, p and the
+    # backprop step, on validation
+    basis_cfg, space, data, B, selection, t_basis = common.selected_basis(
+        data_dir, out, quick=quick, seed=seed, progress=progress)
+    cfg = dict(basis_cfg, **(QUICK if quick else FULL))
+    phases.done("data, PCA and basis selection")
+    prm, grid, grid_seconds = common.choose_on_validation(
+        data, space, B, cfg["grid"], seed=seed, progress=progress,
+        cache_dir=common.output_dir(out) / "cache")
     phases.done("validation grid")
     _, _, Z_va, y_va = common.validation_split(data, space, cfg["grid"], seed=seed)
     kw = {"L1": dict(prior="l1", lam=prm["lam_l1"]),
@@ -87,46 +84,25 @@ def run(data_dir=None, out="reproduce-out", *, quick=False, seed=0, progress=Tru
     Z_te, y_te = space.transform(data["X_te"][te]), data["y_te"][te]
 
     # --- fixed-basis codes (nested subsets: code the largest once)
-    W, W_te, W_va = ({name: common.encode_rows(Z, B, progress=progress,
-                                               desc=f"{name} codes, {what}", **kw[name])
-                      for name in FIXED}
-                     for Z, what in ((Z_tr, "labelled pool"), (Z_te, "test"),
-                                     (Z_va, "validation")))
+    feats = {name: tuple(common.encode_rows(Z, B, progress=progress,
+                                            desc=f"{name} codes, {what}", **kw[name])
+                         for Z, what in ((Z_tr, "labelled pool"), (Z_te, "test"),
+                                         (Z_va, "validation")))
+             for name in FIXED}
     phases.done("fixed-basis codes")
-    err = {n: [] for n in NAMES}
-    chosen_C = {n: [] for n in ("L1", "KL", "KL + backprop")}
-    for n in tqdm(cfg["sizes"], desc="label sizes, fixed codes", disable=not progress):
-        for name in FIXED:
-            model, C, _ = common.fit_maxent_on_validation(W[name][:n], y_tr[:n], W_va[name],
-                                                          y_va, cfg["C"])
-            err[name].append(_error(model.predict(W_te[name]), y_te))
-            chosen_C[name].append(C)
-            if name == "KL":
-                err["KL (training set)"].append(_error(model.predict(W[name][:n]), y_tr[:n]))
+    pred, chosen_C, models = common.maxent_by_size(cfg["sizes"], feats, y_tr, y_te, y_va,
+                                                   cfg["C"], progress=progress)
+    err = {n: [_error(q, y_te) for q in pred[n]] for n in FIXED}
+    err["KL (training set)"] = [_error(m.predict(feats["KL"][0][:n]), y_tr[:n])
+                                for m, n in zip(models["KL"], cfg["sizes"])]
     phases.done("maxent on fixed codes")
 
     # --- KL + backprop: one adapted basis per subset, up to bp_max_labels streamed labels
-    cap = cfg["bp_max_labels"]
-    adapted, bp_seconds = {}, []
-    for n in tqdm(cfg["sizes"], desc="label sizes, KL + backprop", disable=not progress):
-        clock = common.Timer()
-        n_bp = min(n, cap)
-        if n_bp not in adapted:  # from the cap on, recode the whole pool once
-            rows = Z_tr[: n if n < cap else n_max]
-            streamed, B_bp, codes = common.backprop_codes(
-                Z_tr[:n_bp], y_tr[:n_bp], B, prm, [rows, Z_te, Z_va], epochs=cfg["bp_epochs"],
-                seed=seed, progress=progress, desc=f"KL + backprop, {n_bp}")
-            adapted[n_bp] = (B_bp, codes, common.predict_stream(streamed, Z_te,
-                                                                progress=progress))
-        B_last, (W_bp, W_bp_te, W_bp_va), pred_streamed = adapted[n_bp]
-        model, C, _ = common.fit_maxent_on_validation(W_bp[:n], y_tr[:n], W_bp_va, y_va,
-                                                      cfg["C"])
-        err["KL + backprop"].append(_error(model.predict(W_bp_te), y_te))
-        err["KL + backprop (streamed head)"].append(_error(pred_streamed, y_te))
-        chosen_C["KL + backprop"].append(C)
-        bp_seconds.append(clock.elapsed())
+    bp_pred, chosen_C["KL + backprop"], bp_seconds, B_last = common.backprop_by_size(
+        cfg["sizes"], Z_tr, y_tr, Z_te, Z_va, y_va, B, prm, cfg, seed=seed, progress=progress)
+    err.update({n: [_error(q, y_te) for q in v] for n, v in bp_pred.items()})
     phases.done("KL + backprop")
-
+    W_te = {n: f[1] for n, f in feats.items()}
     return _write(out, cfg, prm, grid, selection, chosen_C, err, W_te, space, B, B_last, quick,
                   seed, (timer, t_basis, grid_seconds, bp_seconds), phases)
 

@@ -2,15 +2,19 @@
 
 Protocol: Taskar's 16x8 letters are padded and scaled to 28x28
 (:func:`streamsc.datasets.load_ocr_letters` with ``framing="mnist"``), projected on the MNIST
-PCA basis (180-D, the same scaling as the digits) and coded with the basis learned on MNIST
-digits by online L1 sparse coding. Letters of folds 0-6 form the labelled pool, folds 8-9 the
-test set (:func:`streamsc.datasets.ocr_letters_split`). For every labelled subset size
-(nested prefixes of one random permutation of the pool) a maxent head (scikit-learn
-``LogisticRegression``, standardised features, C=1) is trained on: the raw 784 pixels; the
+PCA basis (180-D, the same scaling as the digits) and coded with Table 2's basis, learned on
+all 50,000 unlabelled MNIST training digits by online L1 sparse coding, its size and passes
+chosen on MNIST validation (:func:`common.selected_basis`; run with Table 2's ``--out`` it is
+read from the cache). Letters of folds 0-6 form the labelled pool, fold 7 the validation
+set, folds 8-9 the test set (:func:`streamsc.datasets.ocr_letters_split`). For every labelled
+subset size (nested prefixes of one random permutation of the pool) a maxent head
+(scikit-learn ``LogisticRegression``, standardised features, C chosen among
+:data:`common.MAXENT_C` on the validation letters) is trained on: the raw 784 pixels; the
 180-D PCA projection; the L1 codes and the KL codes on the MNIST basis. For **KL + backprop**
 the MNIST basis keeps adapting as the labelled letters arrive
-(:class:`streamsc.SparseCodingClassifier`, ``gradient="implicit"``, one pass); the subset is then
-recoded with the adapted basis and the same head refitted. Accuracy on the test letters.
+(:class:`streamsc.SparseCodingClassifier`, ``gradient="implicit"``, one pass over the whole
+subset); the subset is then recoded with the adapted basis and the head refitted (C chosen
+likewise). Accuracy on the test letters.
 """
 
 import sys
@@ -31,69 +35,64 @@ PAPER = {
     "KL + backprop": [50.7, 69.9, 76.4, 84.2, 89.1],
 }
 
-FULL = dict(common.BASIS_SIZES, sizes=[100, 500, 1000, 5000, 20000], n_test=None,
-            bp_epochs=1, framing="mnist", grid=common.GRID)
-QUICK = dict(common.QUICK_BASIS_SIZES, sizes=[50, 200], n_test=300, bp_epochs=1,
-             framing="mnist", grid=common.QUICK_GRID)
+#: the sizes of the run (the basis: :func:`common.selected_basis`, Table 2's); ``None``: all
+#: the letters of the folds
+FULL = dict(sizes=[100, 500, 1000, 5000, 20000], n_test=None, n_val=None, bp_epochs=1,
+            bp_max_labels=None, framing="mnist")
+QUICK = dict(sizes=[50, 200], n_test=300, n_val=200, bp_epochs=1, bp_max_labels=None,
+             framing="mnist")
 
 METHODS = ["Raw", "PCA", "L1", "KL", "KL + backprop"]
-
-
-def _acc(model, X, y):
-    return float(np.mean(model.predict(X) == y))
 
 
 @common.run_doc(5, ['atoms', 'figure1', 'curves'], 'accuracy',
                 ['KL', 'KL + backprop', 'KL + backprop (streamed head)', 'L1', 'PCA', 'Raw'])
 def run(data_dir=None, out="reproduce-out", *, quick=False, seed=0, progress=True):
-    from tqdm.auto import tqdm
-
     from streamsc import datasets
 
-    cfg = QUICK if quick else FULL
     timer = common.Timer()
-    space, data, B, t_basis = common.table_basis(data_dir, cfg, seed=seed, progress=progress)
+    basis_cfg, space, data, B, selection, t_basis = common.selected_basis(
+        data_dir, out, quick=quick, seed=seed, progress=progress)
+    cfg = dict(basis_cfg, **(QUICK if quick else FULL))
     k = B.shape[1]
     # lambda, p and the backprop step: chosen on MNIST's validation digits, as in Table 2
-    prm, grid, grid_seconds = common.choose_on_validation(data, space, B, cfg["grid"],
-                                                          seed=seed, progress=progress)
+    prm, grid, grid_seconds = common.choose_on_validation(
+        data, space, B, cfg["grid"], seed=seed, progress=progress,
+        cache_dir=common.output_dir(out) / "cache")
     del data
     p = prm["p_factor"] / k
     X, y, fold, _ = datasets.load_ocr_letters(data_dir, size=28, framing=cfg["framing"])
-    pool, _, test = datasets.ocr_letters_split(fold)
+    pool, val, test = datasets.ocr_letters_split(fold)
     rng = np.random.default_rng(seed + 5)
     n_max = max(cfg["sizes"])
     tr = rng.permutation(pool)[:n_max]
-    n_test = test.size if cfg["n_test"] is None else min(cfg["n_test"], test.size)
-    te = np.sort(rng.choice(test, n_test, replace=False))
-    X_tr, y_tr, X_te, y_te = X[tr], y[tr], X[te], y[te]
-    Z_tr, Z_te = space.transform(X_tr), space.transform(X_te)
-    feats = {"Raw": (X_tr, X_te), "PCA": (Z_tr, Z_te)}
+    te, va = (np.sort(rng.choice(rows, rows.size if n is None else min(n, rows.size),
+                                 replace=False))
+              for rows, n in ((test, cfg["n_test"]), (val, cfg["n_val"])))
+    Z_tr, Z_te, Z_va = (space.transform(X[rows]) for rows in (tr, te, va))
+    y_tr, y_te, y_va = y[tr], y[te], y[va]
+    feats = {"Raw": (X[tr], X[te], X[va]), "PCA": (Z_tr, Z_te, Z_va)}
     for name, kw in (("L1", dict(prior="l1", lam=prm["lam_l1"])),
                      ("KL", dict(prior="kl", lam=prm["lam_kl"], p=p))):
-        feats[name] = (
-            common.encode_rows(Z_tr, B, progress=progress, desc=f"{name} codes, letters", **kw),
-            common.encode_rows(Z_te, B, progress=progress, desc=f"{name} codes, test", **kw))
-    acc = {n: [] for n in METHODS + ["KL + backprop (streamed head)"]}
-    bp_seconds = []
-    B_last = B
-    for n in tqdm(cfg["sizes"], desc="label sizes", disable=not progress):
-        for name in ("Raw", "PCA", "L1", "KL"):
-            Ftr, Fte = feats[name]
-            acc[name].append(_acc(common.fit_maxent(Ftr[:n], y_tr[:n]), Fte, y_te))
-        B_last, seconds = common.score_backprop(
-            acc, lambda pred, y: float(np.mean(pred == y)), Z_tr[:n], y_tr[:n], Z_te, y_te,
-            B, prm, epochs=cfg["bp_epochs"], seed=seed, progress=progress)
-        bp_seconds.append(seconds)
-    return _write(out, cfg, prm, grid, acc, feats, space, B, B_last, quick, seed, t_basis,
-                  grid_seconds, bp_seconds, timer)
+        feats[name] = tuple(common.encode_rows(Z, B, progress=progress,
+                                               desc=f"{name} codes, {what}", **kw)
+                            for Z, what in ((Z_tr, "letters"), (Z_te, "test"),
+                                            (Z_va, "validation")))
+    pred, chosen_C, _ = common.maxent_by_size(cfg["sizes"], feats, y_tr, y_te, y_va, cfg["C"],
+                                              progress=progress)
+    bp_pred, chosen_C["KL + backprop"], bp_seconds, B_last = common.backprop_by_size(
+        cfg["sizes"], Z_tr, y_tr, Z_te, Z_va, y_va, B, prm, cfg, seed=seed, progress=progress)
+    pred.update(bp_pred)
+    acc = {n: [float(np.mean(q == y_te)) for q in v] for n, v in pred.items()}
+    return _write(out, cfg, prm, grid, selection, chosen_C, acc, feats, space, B, B_last,
+                  quick, seed, t_basis, grid_seconds, bp_seconds, timer)
 
 
-def _write(out, cfg, prm, grid, acc, feats, space, B, B_last, quick, seed, t_basis,
-           grid_seconds, bp_seconds, timer):
+def _write(out, cfg, prm, grid, selection, chosen_C, acc, feats, space, B, B_last, quick,
+           seed, t_basis, grid_seconds, bp_seconds, timer):
     out = common.output_dir(out)
     sizes = cfg["sizes"]
-    n_test = len(feats["PCA"][1])
+    n_test, n_val = len(feats["PCA"][1]), len(feats["PCA"][2])
     g = cfg["grid"]
     common.plot_atoms(space.back_project(B), out / "table5_atoms.png",
                       f"MNIST basis ({B.shape[1]} atoms), back-projected")
@@ -118,6 +117,8 @@ def _write(out, cfg, prm, grid, acc, feats, space, B, B_last, quick, seed, t_bas
             cells.append(f"{pct[m][i]:.1f} / {paper}")
         cells.append(f"{pct['KL + backprop (streamed head)'][i]:.1f}")
         lines.append(f"| {s} | " + " | ".join(cells) + " |")
+    lines += ["", f"Maxent C chosen on {n_val} validation letters (fold 7) per size: "
+              + "; ".join(f"{n} {chosen_C[n]}" for n in chosen_C) + "."]
     report = {
         "table": "table5",
         "quick": quick,
@@ -126,38 +127,47 @@ def _write(out, cfg, prm, grid, acc, feats, space, B, B_last, quick, seed, t_bas
         "paper_percent": PAPER,
         "chosen": {"lam_l1": prm["lam_l1"], "lam_kl": prm["lam_kl"],
                    "p": f"{prm['p_factor']}/k", "bp_learning_rate": prm["bp_learning_rate"]},
+        "chosen_C": chosen_C,
+        "basis_selection": selection,
         "validation_grid": grid,
         "protocol": {
             "letters": f"load_ocr_letters(size=28, framing={cfg['framing']!r}); pool = folds "
-                       "0-6, test = folds 8-9 (ocr_letters_split); labelled subsets are nested "
-                       "prefixes of one random permutation of the pool",
+                       f"0-6, validation = fold 7 ({n_val} letters), test = folds 8-9 "
+                       "(ocr_letters_split); labelled subsets are nested prefixes of one "
+                       "random permutation of the pool",
             "input": "letters projected on the MNIST PCA basis (180-D, fitted on the first "
                      f"{cfg['n_pca_fit']} MNIST training images) and divided by the MNIST "
                      f"mean training norm {space.scale:.4f}",
-            "basis": f"{cfg['n_components']} atoms learned on {cfg['n_unlabelled']} random "
-                     f"unlabelled MNIST training digits by online L1 sparse coding (signed, "
-                     f"lam={prm['basis_lam']}, learning_rate={prm['basis_learning_rate']}), "
-                     f"{cfg['epochs']} pass(es)",
+            "basis": f"Table 2's: {selection['n_components']} atoms, "
+                     f"{selection['epochs']} pass(es) over {cfg['n_unlabelled']} unlabelled "
+                     f"MNIST training digits by online L1 sparse coding (signed, "
+                     f"lam={prm['basis_lam']}), size among {list(cfg['n_components'])} and "
+                     f"passes 1 to {cfg['epochs']} chosen on MNIST validation "
+                     "(common.select_basis)",
             "codes": f"signed L1 lam={prm['lam_l1']}; signed KL lam={prm['lam_kl']}, "
                      f"p={prm['p_factor']}/k",
             "validation": "lam_l1, lam_kl, p and the KL + backprop basis step chosen on "
                           "MNIST's validation digits by the procedure and grid of Table 2 "
                           f"(same seed, same choices; {g['train']} labelled training "
                           f"digits, {g['val']} validation digits), not on letters",
-            "heads": "Raw, PCA, L1, KL: sklearn LogisticRegression(C=1, lbfgs, max_iter=1000) "
-                     "on standardised features. KL + backprop: SparseCodingClassifier("
+            "heads": "Raw, PCA, L1, KL: sklearn LogisticRegression(lbfgs, max_iter=1000) on "
+                     f"standardised features, C among {list(cfg['C'])} chosen at every size "
+                     "on the validation letters (chosen_C). KL + backprop: "
+                     "SparseCodingClassifier("
                      f"gradient='implicit', learning_rate={prm['head_learning_rate']}, "
                      f"backprop_weight={prm['backprop_weight']}) with a KL SparseCoder "
                      f"(learning_rate={prm['bp_learning_rate']}) started from the MNIST basis, "
                      "one head-only pass (basis fixed) then "
                      f"{cfg['bp_epochs']} backprop pass(es) over the labelled letters; the "
-                     "adapted basis recodes them and the same LogisticRegression is refitted",
+                     "adapted basis recodes them and a LogisticRegression is refitted (C "
+                     "chosen likewise)",
             "test_letters": n_test,
             "seed": seed,
             "deviations": [
                 f"{n_test} test letters: folds 8-9 (the paper does not say which letters it "
                 "tested on)",
-                f"{cfg['n_components']} atoms; basis from {cfg['n_unlabelled']} digits",
+                f"basis size chosen on MNIST validation among {list(cfg['n_components'])} "
+                "atoms (the paper does not state its basis size)",
                 "lambda, p and the backprop step chosen on MNIST digits (as in Table 2), "
                 "not on letters",
                 common.BACKPROP_DEVIATION,
