@@ -18,7 +18,9 @@ a time) behind a ``StandardScaler``, with its defaults (only ``seed`` given):
 
 Run ``python demos/river_streams.py`` (about a minute); ``--out DIR`` writes
 ``river_streams.json`` and the learning curves ``river_streams.png`` there, ``--quick``
-streams the first 600 examples of each.
+streams the first 600 examples of each. The transfer's stream is short (about 900 labelled
+digits: a point is 9 digits), so ``--transfer-seeds N`` prints the default model's transfer
+alone at seeds 0 to N-1 with the mean gain of the pretrained basis.
 """
 
 import argparse
@@ -108,7 +110,7 @@ def progressive(model, data, kind, every=25):
 
 
 def run(seed=0, limit=None, progress=True):
-    from river import compose, feature_extraction, linear_model, preprocessing
+    from river import feature_extraction, linear_model, preprocessing
 
     from streamsc import SparseCoder, SparseCodingClassifier, SparseCodingRegressor
 
@@ -139,42 +141,7 @@ def run(seed=0, limit=None, progress=True):
                              streamsc_rate=r_ours, baseline_rate=r_theirs,
                              curves={"streamsc": c_ours, "baseline": c_theirs})
 
-    # digits 0-4 without labels -> labelled stream of 5-9
-    old, new = _digits_split(seed)
-    if limit:
-        new = new[:limit]
-    say(f"digits transfer: {len(old)} unlabelled 0-4, {len(new)} labelled 5-9")
-    pre = compose.Pipeline(preprocessing.StandardScaler(), SparseCoder(seed=seed))
-    for _ in range(3):
-        for x in old:
-            pre.learn_one(x)
-    basis = pre["SparseCoder"].basis_
-    pretrained = preprocessing.StandardScaler() | SparseCodingClassifier(basis=basis, seed=seed)
-    fresh = preprocessing.StandardScaler() | SparseCodingClassifier(seed=seed)
-    from river import multiclass
-    softmax = preprocessing.StandardScaler() | multiclass.OneVsRestClassifier(
-        linear_model.LogisticRegression())
-    s_pre, c_pre, r_pre = progressive(pretrained, new, "accuracy")
-    s_fresh, c_fresh, _ = progressive(fresh, new, "accuracy")
-    s_lr, c_lr, r_lr = progressive(softmax, new, "accuracy")
-    results["digits 0-4 -> 5-9"] = dict(
-        metric="accuracy", streamsc=s_pre, fresh_basis=s_fresh, baseline=s_lr,
-        baseline_model="StandardScaler | OneVsRest(LogisticRegression)", n=len(new),
-        streamsc_rate=r_pre, baseline_rate=r_lr,
-        curves={"pretrained basis": c_pre, "fresh basis": c_fresh, "baseline": c_lr})
-    # the same transfer, the head on the codes alone: what the pretrained basis itself adds
-    codes_pre, codes_fresh = (
-        preprocessing.StandardScaler() | SparseCodingClassifier(**start, seed=seed,
-                                                                raw_features=False)
-        for start in ({"basis": basis}, {}))
-    s_cpre, c_cpre, r_cpre = progressive(codes_pre, new, "accuracy")
-    s_cfresh, c_cfresh, _ = progressive(codes_fresh, new, "accuracy")
-    results["digits 0-4 -> 5-9, codes only"] = dict(
-        metric="accuracy", streamsc=s_cpre, fresh_basis=s_cfresh, baseline=s_lr,
-        streamsc_model="SparseCodingClassifier(basis=..., raw_features=False)",
-        baseline_model="StandardScaler | OneVsRest(LogisticRegression)", n=len(new),
-        streamsc_rate=r_cpre, baseline_rate=r_lr,
-        curves={"pretrained basis": c_cpre, "fresh basis": c_cfresh, "baseline": c_lr})
+    results.update(digits_transfer(seed, limit, progress=progress))
 
     # text: KL-loss codes downstream of BagOfWords, a river head after them
     docs = _text_stream(seed, limit or 2000)
@@ -191,6 +158,69 @@ def run(seed=0, limit=None, progress=True):
         streamsc_rate=r_ours, baseline_rate=r_theirs,
         curves={"streamsc": c_ours, "baseline": c_theirs})
     return results
+
+
+def digits_transfer(seed=0, limit=None, *, codes_only=True, progress=False):
+    """The digits transfer (digits 0-4 without labels, then a labelled stream of 5-9): the
+    default model from the pretrained basis and from a fresh one, river's softmax
+    regression, and (``codes_only``) the same two with the head on the codes alone.
+    Returns the two result rows, by name, as :func:`run` does."""
+    from river import compose, linear_model, multiclass, preprocessing
+
+    from streamsc import SparseCoder, SparseCodingClassifier
+
+    old, new = _digits_split(seed)
+    if limit:
+        new = new[:limit]
+    if progress:
+        print(f"digits transfer: {len(old)} unlabelled 0-4, {len(new)} labelled 5-9",
+              file=sys.stderr, flush=True)
+    pre = compose.Pipeline(preprocessing.StandardScaler(), SparseCoder(seed=seed))
+    for _ in range(3):
+        for x in old:
+            pre.learn_one(x)
+    basis = pre["SparseCoder"].basis_
+    softmax = preprocessing.StandardScaler() | multiclass.OneVsRestClassifier(
+        linear_model.LogisticRegression())
+    s_lr, c_lr, r_lr = progressive(softmax, new, "accuracy")
+    baseline = "StandardScaler | OneVsRest(LogisticRegression)"
+    rows = {}
+    for name, extra in (("digits 0-4 -> 5-9", {}),
+                        ("digits 0-4 -> 5-9, codes only", {"raw_features": False}))[
+                            : 2 if codes_only else 1]:
+        pretrained, fresh = (
+            preprocessing.StandardScaler() | SparseCodingClassifier(**start, **extra,
+                                                                    seed=seed)
+            for start in ({"basis": basis}, {}))
+        s_pre, c_pre, r_pre = progressive(pretrained, new, "accuracy")
+        s_fresh, c_fresh, _ = progressive(fresh, new, "accuracy")
+        rows[name] = dict(
+            metric="accuracy", streamsc=s_pre, fresh_basis=s_fresh, baseline=s_lr,
+            **({"streamsc_model": "SparseCodingClassifier(basis=..., raw_features=False)"}
+               if extra else {}),
+            baseline_model=baseline, n=len(new), streamsc_rate=r_pre, baseline_rate=r_lr,
+            curves={"pretrained basis": c_pre, "fresh basis": c_fresh, "baseline": c_lr})
+    return rows
+
+
+def transfer_table(seeds):
+    """The default model's digits transfer at every seed of ``seeds``: pretrained basis,
+    fresh basis, their difference and river's softmax regression, in points, with the
+    mean. Returns ``(markdown, rows)``."""
+    rows = []
+    for seed in seeds:
+        r = digits_transfer(seed, codes_only=False)["digits 0-4 -> 5-9"]
+        rows.append((seed, 100 * r["streamsc"], 100 * r["fresh_basis"], 100 * r["baseline"]))
+    arr = np.array([r[1:] for r in rows])
+    gain = arr[:, 0] - arr[:, 1]
+    lines = ["| seed | pretrained basis | fresh basis | pretrained - fresh | river |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {s} | {p:.2f} % | {f:.2f} % | {p - f:+.2f} | {b:.2f} % |"
+              for s, p, f, b in rows]
+    lines.append(f"| mean | {arr[:, 0].mean():.2f} % | {arr[:, 1].mean():.2f} % | "
+                 f"{gain.mean():+.2f} ({(gain > 0).sum()} above, {(gain < 0).sum()} below) | "
+                 f"{arr[:, 2].mean():.2f} % |")
+    return "\n".join(lines), rows
 
 
 def table(results, seed=0):
@@ -235,7 +265,12 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="the first 600 examples of each")
     parser.add_argument("--out", type=Path, help="directory for river_streams.json and .png")
+    parser.add_argument("--transfer-seeds", type=int, metavar="N",
+                        help="only the digits transfer of the default model, at seeds 0..N-1")
     args = parser.parse_args(argv)
+    if args.transfer_seeds:
+        print(transfer_table(range(args.transfer_seeds))[0])
+        return
     results = run(args.seed, 600 if args.quick else None)
     print(table(results, args.seed))
     if args.out:
