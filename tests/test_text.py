@@ -165,6 +165,61 @@ def test_vjp_matches_finite_differences(signed):
     assert grad_lam == pytest.approx(fd_lam, rel=1e-6)
 
 
+@pytest.mark.parametrize("signed", [False, True])
+def test_vjp_over_many_words_by_conjugate_gradients(signed):
+    """A document over many words: the KL-loss direction takes the conjugate-gradient path
+    (its system is near the identity; at the 12 words above it falls back to the dense
+    factor) and equals the dense solve of ``H v = g``, ``H = B^T S B + diag(1/d)``, in
+    grad_B, grad_x and grad_lam."""
+    from streamsc._kernels import vjp as vjp_kernels
+
+    m, k = 3000, 64
+    B = basis(m, k, 6)
+    x = counts(m, 7)
+    xn = x / x.sum()
+    g = np.random.default_rng(8).standard_normal(k)
+    kw = dict(loss="kl", lam=LAM, signed=signed)
+    if signed:
+        w, (wp, wm) = streamsc.encode(x, B, **kw, tol=1e-12, return_halves=True)
+        extra = dict(halves=(wp, wm))
+    else:
+        w, extra = streamsc.encode(x, B, **kw, tol=1e-12), {}
+    grad_B, grad_x, grad_lam = streamsc.encode_vjp(x, B, w, g, **kw, **extra,
+                                                   return_grad_lam=True)
+    # the dense reference, in numpy
+    p = 1.0 / k
+    if signed:
+        c, d = wp - wm, (wp + wm) / LAM
+        phi = (wp * np.log(wp / p) - wm * np.log(wm / p)) / (wp + wm)
+    else:
+        c, d, phi = w, w / LAM, np.log(w / p)
+    z = B @ c
+    q = np.exp(z - z.max())
+    q /= q.sum()
+    S = np.diag(q) - np.outer(q, q)
+    v = np.linalg.solve(B.T @ S @ B + np.diag(1.0 / d), g)
+    assert np.allclose(grad_B, np.outer(xn - q, v) - np.outer(S @ (B @ v), c),
+                       rtol=0, atol=1e-10 * np.abs(grad_B).max())
+    # grad_x is with respect to the counts as given (encode renormalises them)
+    Bv = B @ v
+    assert np.allclose(grad_x, (Bv - xn @ Bv) / x.sum(), rtol=0,
+                       atol=1e-10 * np.abs(grad_x).max())
+    assert grad_lam == pytest.approx(-(v @ phi), rel=1e-9)
+    # the path taken: conjugate gradients converge here within k/8 iterations ...
+    f = np.sqrt(d)
+    y = np.empty(k)
+    assert vjp_kernels._kl_cg(B, f, q, f * g, k // 8, vjp_kernels.KL_CG_RTOL, y)
+    # ... and not at the 12 words of the finite-difference test (the dense factor's case)
+    B12, x12 = basis(12, 5, 2), counts(12, 3)
+    w12 = streamsc.encode(x12, B12, loss="kl", lam=LAM, tol=1e-12)
+    z12 = B12 @ w12
+    q12 = np.exp(z12 - z12.max())
+    q12 /= q12.sum()
+    f12 = np.sqrt(w12 / LAM)
+    assert not vjp_kernels._kl_cg(B12, f12, q12, f12 * g[:5], 1, vjp_kernels.KL_CG_RTOL,
+                                  np.empty(5))
+
+
 def test_vjp_batch_is_the_sum_of_rows():
     m, k = 20, 6
     B = basis(m, k, 5)

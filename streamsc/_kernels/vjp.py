@@ -36,8 +36,8 @@ costs no extra product with B. With at most m active atoms the s x s system ``I 
 
 For the KL loss with softmax transfer (:func:`kl_loss_direction`) the loss curvature is
 ``B^T S B`` with the softmax Jacobian ``S = diag(q) - q q^T`` instead of ``B^T B``: the k x k
-system is formed and factored (k is small for text), and the B-gradient gains the
-transfer's own derivative, ``dLoss/dB = (x - q) v^T - (S B v) c^T``.
+system is solved by conjugate gradients, or formed and factored if they stall, and the
+B-gradient gains the transfer's own derivative, ``dLoss/dB = (x - q) v^T - (S B v) c^T``.
 
 No kernel here calls BLAS: OpenBLAS threads products of these sizes, and inside a
 per-example kernel (or one thread of a batch) those threads only contend for the cores
@@ -440,6 +440,57 @@ def vjp_direction_batch(B, prior, signed, lam, p, W, Wm, G, method, rtol, max_it
 # ---------------------------------------------------------------------------------------
 
 
+#: relative residual at which :func:`_kl_cg` stops (K's eigenvalues are >= 1, so the error
+#: of y is at most the residual)
+KL_CG_RTOL = 1e-12
+
+
+@njit(**NJIT)
+def _kl_cg(B, f, q, rhs, max_iter, rtol, y):
+    """Conjugate gradients on ``K y = rhs``, ``K = I + F B^T S B F`` (``F = diag(f)``, ``S =
+    diag(q) - q q^T``), from y = 0, each product with K one product with B and one with
+    B^T (2 m k flops against the m k^2 / 2 of forming K). K's eigenvalues are >= 1 and, for
+    documents over many words, near 1 (the softmax spreads q thin, so ``B^T S B`` is small
+    next to the prior's curvature): a few iterations reach ``rtol``. Returns whether
+    ``||K y - rhs|| <= rtol ||rhs||`` within ``max_iter`` iterations."""
+    m, k = B.shape
+    r = rhs.copy()
+    pdir = rhs.copy()
+    Kp = np.empty(k)
+    t = np.empty(k)
+    z = np.empty(m)
+    y[:] = 0.0
+    rr = dot(r, r)
+    stop = rtol * rtol * rr
+    if rr == 0.0:
+        return True
+    for _ in range(max_iter):
+        for j in range(k):
+            t[j] = f[j] * pdir[j]
+        matvec(B, t, z)
+        qz = dot(q, z)
+        for i in range(m):
+            z[i] = q[i] * (z[i] - qz)
+        rmatvec(B, z, Kp)
+        for j in range(k):
+            Kp[j] = pdir[j] + f[j] * Kp[j]
+        pkp = dot(pdir, Kp)
+        if not pkp > 0.0:
+            return False
+        alpha = rr / pkp
+        for j in range(k):
+            y[j] += alpha * pdir[j]
+            r[j] -= alpha * Kp[j]
+        rr_new = dot(r, r)
+        if rr_new <= stop:
+            return True
+        beta = rr_new / rr
+        rr = rr_new
+        for j in range(k):
+            pdir[j] = r[j] + beta * pdir[j]
+    return False
+
+
 @njit(**NJIT)
 def kl_loss_direction(B, signed, lam, p, w, wm, g, q, v, Bv, SBv):
     """v = H^{-1} g for the code of one document under the KL loss with softmax transfer
@@ -453,10 +504,13 @@ def kl_loss_direction(B, signed, lam, p, w, wm, g, q, v, Bv, SBv):
 
         dLoss/dB = (x - q) v^T - (S B v) c^T,    dLoss/dx = B v,    dLoss/dlam = -v . phi
 
-    H is solved densely in the scaled form ``v = D^{1/2} (I + D^{1/2} B^T S B D^{1/2})^{-1}
-    D^{1/2} g`` (eigenvalues >= 1 however small d gets), with ``B^T S B`` accumulated as
-    ``sum_i q_i (b_i - u)(b_i - u)^T``, ``u = B^T q``, ``b_i`` the i-th row of B: exactly
-    positive semi-definite, O(m k^2 / 2) work, O(k^2) memory (k is small for text).
+    H is solved in the scaled form ``v = D^{1/2} K^{-1} D^{1/2} g``, ``K = I + D^{1/2} B^T S
+    B D^{1/2}`` (eigenvalues >= 1 however small d gets): first by conjugate gradients
+    (:func:`_kl_cg`, at most k/8 iterations of O(m k) each, to ``KL_CG_RTOL``), which a
+    document over many words needs only a few of (K is then near the identity); if they do
+    not converge, densely, with ``B^T S B`` accumulated as ``sum_i q_i (b_i - u)(b_i -
+    u)^T``, ``u = B^T q``, ``b_i`` the i-th row of B: exactly positive semi-definite,
+    O(m k^2 / 2) work, O(k^2) memory.
 
     Parameters
     ----------
@@ -496,33 +550,34 @@ def kl_loss_direction(B, signed, lam, p, w, wm, g, q, v, Bv, SBv):
         total += q[i]
     for i in range(m):
         q[i] /= total
-    u = np.empty(k)
-    rmatvec(B, q, u)
-    # K = I + F (sum_i q_i (b_i - u)(b_i - u)^T) F, lower triangle
-    K = np.zeros((k, k))
-    t = np.empty(k)
-    for i in range(m):
-        qi = q[i]
-        for j in range(k):
-            t[j] = f[j] * (B[i, j] - u[j])
-        for a in range(k):
-            ta = qi * t[a]
-            for b in range(a + 1):
-                K[a, b] += ta * t[b]
-    for a in range(k):
-        for b in range(a):
-            K[b, a] = K[a, b]
-        K[a, a] += 1.0
-    if not cholesky_inplace(K):
-        v[:] = np.nan
-        Bv[:] = np.nan
-        SBv[:] = np.nan
-        return np.nan
     rhs = np.empty(k)
     for j in range(k):
         rhs[j] = f[j] * g[j]
     y = np.empty(k)
-    chol_solve(K, rhs, y)
+    if not _kl_cg(B, f, q, rhs, max(k // 8, 1), KL_CG_RTOL, y):
+        u = np.empty(k)
+        rmatvec(B, q, u)
+        # K = I + F (sum_i q_i (b_i - u)(b_i - u)^T) F, lower triangle
+        K = np.zeros((k, k))
+        t = np.empty(k)
+        for i in range(m):
+            qi = q[i]
+            for j in range(k):
+                t[j] = f[j] * (B[i, j] - u[j])
+            for a in range(k):
+                ta = qi * t[a]
+                for b in range(a + 1):
+                    K[a, b] += ta * t[b]
+        for a in range(k):
+            for b in range(a):
+                K[b, a] = K[a, b]
+            K[a, a] += 1.0
+        if not cholesky_inplace(K):
+            v[:] = np.nan
+            Bv[:] = np.nan
+            SBv[:] = np.nan
+            return np.nan
+        chol_solve(K, rhs, y)
     grad_lam = 0.0
     for j in range(k):
         v[j] = f[j] * y[j]
