@@ -191,6 +191,13 @@ def test_table6_quick(tmp_path):
     assert _finite(list(scores.values())) and all(v <= 1.0 for v in scores.values())
     for values in report["r2_per_fold"].values():
         assert len(values) == 2 and _finite(values)
+    # lambda, then the backprop step, chosen on validation: every candidate scored, the best
+    grid = report["validation_grid"]
+    assert [r["lam"] for r in grid["lam"]] == [0.2, 0.05]
+    assert [r["bp_learning_rate"] for r in grid["bp_learning_rate"]] == [0.2, 1.0]
+    for name in ("lam", "bp_learning_rate"):
+        best = max(grid[name], key=lambda r: r["val_r2"])[name]
+        assert report["chosen"][name] == best
 
 
 # ------------------------------------------------------------------------------------------
